@@ -1,0 +1,259 @@
+//! A TCP stream with one large input buffer, shared by the client and the
+//! server: lines (bounded, so a peer cannot make us grow without limit) and
+//! exact-length bodies streamed through the same buffer with no further
+//! allocation.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Size of the input buffer; bodies move through it in chunks of this size.
+pub const BUFFER_SIZE: usize = 256 * 1024;
+
+/// The result of [`Conn::read_line`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line, without its LF.
+    Complete(Vec<u8>),
+    /// The peer closed the connection between lines.
+    Eof,
+    /// The peer closed the connection in the middle of a line.
+    Truncated,
+    /// No LF within the allowed length.
+    TooLong,
+}
+
+/// A connected socket with buffered input.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Conn {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: vec![0; BUFFER_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The underlying stream (for timeouts, shutdown, peer address).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The bytes received but not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether the buffer has no free space left.
+    pub fn is_full(&self) -> bool {
+        self.start == 0 && self.end == self.buf.len()
+    }
+
+    /// Reads more bytes from the socket, after those already buffered.
+    /// Returns how many arrived; 0 means the peer closed its side.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(io::Error::other("input buffer is full"));
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads one LF-terminated line of at most `max` bytes, LF included.
+    pub fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut scanned = 0;
+        loop {
+            let buffered = self.buffered();
+            if let Some(i) = buffered[scanned..].iter().position(|&b| b == b'\n') {
+                let lf = scanned + i;
+                if lf + 1 > max {
+                    return Ok(Line::TooLong);
+                }
+                let line = buffered[..lf].to_vec();
+                self.consume(lf + 1);
+                return Ok(Line::Complete(line));
+            }
+            scanned = buffered.len();
+            if scanned >= max {
+                return Ok(Line::TooLong);
+            }
+            if self.fill()? == 0 {
+                return Ok(if self.buffered().is_empty() {
+                    Line::Eof
+                } else {
+                    Line::Truncated
+                });
+            }
+        }
+    }
+
+    /// Passes exactly `n` body bytes to `sink`, chunk by chunk. Returns the
+    /// number of bytes received when the peer closed early, or the first
+    /// error of the socket. `sink` errors do not stop the reading (so the
+    /// stream stays in sync): the first one is returned once all `n` bytes
+    /// have been read.
+    pub fn read_body(
+        &mut self,
+        n: u64,
+        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Result<(), io::Error>, BodyError> {
+        let mut remaining = n;
+        let mut sink_error = None;
+        while remaining > 0 {
+            if self.buffered().is_empty() {
+                match self.fill() {
+                    Ok(0) => {
+                        return Err(BodyError::Eof {
+                            received: n - remaining,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(BodyError::Io(e)),
+                }
+            }
+            let take = self
+                .buffered()
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            if sink_error.is_none()
+                && let Err(e) = sink(&self.buffered()[..take])
+            {
+                sink_error = Some(e);
+            }
+            self.consume(take);
+            remaining -= take as u64;
+        }
+        Ok(sink_error.map_or(Ok(()), Err))
+    }
+
+    /// Writes all of `bytes` to the socket.
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sets the socket's read timeout.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+}
+
+/// Why [`Conn::read_body`] stopped before the end of the body.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The peer closed the connection after `received` bytes.
+    Eof { received: u64 },
+    /// The socket failed (reset, timeout, shut down by a cancel).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Eof { received } => {
+                write!(f, "connection closed after {received} bytes of the body")
+            }
+            BodyError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for data"),
+            BodyError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Whether an I/O error is a socket timeout (Linux says `WouldBlock`).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn pair(data: Vec<Vec<u8>>) -> Conn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for chunk in data {
+                s.write_all(&chunk).unwrap();
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Conn::new(listener.accept().unwrap().0)
+    }
+
+    #[test]
+    fn lines_split_across_reads_and_bodies_after_them() {
+        let mut c = pair(vec![
+            b"LI".to_vec(),
+            b"ST\nWRITE,a,3\nab".to_vec(),
+            b"cBYE\n".to_vec(),
+        ]);
+        assert_eq!(c.read_line(4096).unwrap(), Line::Complete(b"LIST".to_vec()));
+        assert_eq!(
+            c.read_line(4096).unwrap(),
+            Line::Complete(b"WRITE,a,3".to_vec())
+        );
+        let mut body = Vec::new();
+        c.read_body(3, |b| {
+            body.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(body, b"abc");
+        assert_eq!(c.read_line(4096).unwrap(), Line::Complete(b"BYE".to_vec()));
+        assert_eq!(c.read_line(4096).unwrap(), Line::Eof);
+    }
+
+    #[test]
+    fn long_lines_and_truncated_input_are_reported() {
+        let mut c = pair(vec![vec![b'x'; 5000]]);
+        assert_eq!(c.read_line(4096).unwrap(), Line::TooLong);
+        let mut c = pair(vec![b"LIS".to_vec()]);
+        assert_eq!(c.read_line(4096).unwrap(), Line::Truncated);
+    }
+
+    #[test]
+    fn short_bodies_report_what_arrived() {
+        let mut c = pair(vec![b"abc".to_vec()]);
+        match c.read_body(10, |_| Ok(())) {
+            Err(BodyError::Eof { received }) => assert_eq!(received, 3),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

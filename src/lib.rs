@@ -1,0 +1,22 @@
+//! `ioe`: a scriptable client and a server for the IOE/1 file-transfer
+//! protocol. The layers, bottom up:
+//!
+//! - [`protocol`]: requests, replies, names and limits on byte slices;
+//! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
+//! - [`root`]: names → files under the server's root, whole-file uploads;
+//! - [`server`]: `ioe serve`, a thread per connection;
+//! - [`session`]: the client API (`list`, `read`, `write`, `bye`), with its
+//!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars.
+
+pub mod cancel;
+pub mod conn;
+pub mod error;
+pub mod partial;
+pub mod progress;
+pub mod protocol;
+pub mod root;
+pub mod server;
+pub mod session;
+
+pub use error::{Error, ErrorKind};
+pub use session::Session;

@@ -1,0 +1,92 @@
+//! The `ioe` command line: parses arguments, runs a subcommand, and maps
+//! failures to exit codes in one place.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ioe::server::{Config, Server};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A scriptable client and server for the IOE/1 file-transfer protocol.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a folder over IOE/1.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Folder to serve.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Address to listen on; a non-loopback address exposes the folder to
+    /// the network.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: String,
+    /// Accept the original design's requests with no LF.
+    #[arg(long)]
+    legacy: bool,
+    /// Refuse every upload.
+    #[arg(long)]
+    read_only: bool,
+    /// Refuse uploads larger than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Connections served at once; further ones get `ERROR: server busy`.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_connections: usize,
+    /// Close connections idle for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    idle_timeout: u64,
+    /// No log line per request on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ioe: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let config = Config {
+        root: args.root,
+        read_only: args.read_only,
+        max_size: args.max_size,
+        max_connections: args.max_connections.max(1),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        legacy: args.legacy,
+        quiet: args.quiet,
+        ..Config::default()
+    };
+    let root = config.root.clone();
+    let server = Server::bind(args.listen.as_str(), config)
+        .with_context(|| format!("cannot serve `{}` on {}", root.display(), args.listen))?;
+    let handle = server.shutdown_handle()?;
+    ctrlc::set_handler(move || handle.shutdown()).context("cannot install the signal handler")?;
+    // the address line is how scripts and tests learn a port chosen by the OS
+    println!(
+        "ioe: serving {} on {}",
+        root.display(),
+        server.local_addr()?
+    );
+    server.run()?;
+    Ok(ExitCode::SUCCESS)
+}

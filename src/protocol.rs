@@ -1,0 +1,553 @@
+//! IOE/1 on byte slices: requests, status lines, entry lines, names and
+//! limits. Nothing here touches a socket, so every rule is unit-testable.
+//! `docs/protocol.md` is the prose version of this module.
+
+use std::fmt;
+
+/// Longest request line, LF included.
+pub const MAX_LINE: usize = 4096;
+/// Longest name, in bytes.
+pub const MAX_NAME: usize = 1024;
+/// Most digits a number may have.
+pub const MAX_DIGITS: usize = 19;
+/// Prefix of the server's and the client's temporary files. Such names are
+/// never listed, and requests naming them are refused.
+pub const TEMP_PREFIX: &str = ".ioe-tmp-";
+/// Start of the server's reply when a file does not exist; the client maps it
+/// to [`crate::ErrorKind::NotFound`].
+pub const NOT_FOUND: &str = "no such file or folder";
+
+/// One parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `LIST` (root) or `LIST,<dir>`.
+    List(Option<String>),
+    /// `READ,<name>`.
+    Read(String),
+    /// `WRITE,<name>,<size>`; `size` body bytes follow the line.
+    Write { name: String, size: u64 },
+    /// `BYE`.
+    Bye,
+}
+
+impl Request {
+    /// The request line, LF included.
+    pub fn to_line(&self) -> String {
+        match self {
+            Request::List(None) => "LIST\n".to_string(),
+            Request::List(Some(dir)) => format!("LIST,{dir}\n"),
+            Request::Read(name) => format!("READ,{name}\n"),
+            Request::Write { name, size } => format!("WRITE,{name},{size}\n"),
+            Request::Bye => "BYE\n".to_string(),
+        }
+    }
+}
+
+/// What the server must do after refusing a request, to stay in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterError {
+    /// Go on reading the next request.
+    Continue,
+    /// Read and discard this many body bytes, then go on.
+    SkipBody(u64),
+    /// The stream cannot be resynchronised: close the connection.
+    Close,
+}
+
+/// A request the server refuses, with the `ERROR:` text to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    pub message: String,
+    pub then: AfterError,
+}
+
+impl BadRequest {
+    fn new(message: impl Into<String>, then: AfterError) -> Self {
+        BadRequest {
+            message: message.into(),
+            then,
+        }
+    }
+}
+
+/// Parses one request line (without its LF; a trailing CR is ignored).
+pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (word, rest) = match line.iter().position(|&b| b == b',') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    match (word, rest) {
+        (b"LIST", None) => Ok(Request::List(None)),
+        (b"LIST", Some(dir)) => {
+            let dir = checked_name(dir).map_err(|e| BadRequest::new(e, AfterError::Continue))?;
+            Ok(Request::List(Some(dir)))
+        }
+        (b"READ", Some(name)) => {
+            let name = checked_name(name).map_err(|e| BadRequest::new(e, AfterError::Continue))?;
+            Ok(Request::Read(name))
+        }
+        (b"WRITE", Some(rest)) => parse_write(rest),
+        (b"BYE", None) => Ok(Request::Bye),
+        (b"READ", None) => Err(BadRequest::new(
+            "READ needs a name: READ,<name>",
+            AfterError::Continue,
+        )),
+        (b"WRITE", None) => Err(BadRequest::new(
+            "WRITE needs a name and a size: WRITE,<name>,<size>",
+            AfterError::Close,
+        )),
+        (b"BYE", Some(_)) => Err(BadRequest::new("BYE takes no fields", AfterError::Continue)),
+        _ => Err(BadRequest::new(
+            format!(
+                "unknown command `{}` (expected LIST, READ, WRITE or BYE)",
+                printable(word)
+            ),
+            AfterError::Continue,
+        )),
+    }
+}
+
+fn parse_write(rest: &[u8]) -> Result<Request, BadRequest> {
+    let Some(comma) = rest.iter().rposition(|&b| b == b',') else {
+        return Err(BadRequest::new(
+            "WRITE needs a name and a size: WRITE,<name>,<size>",
+            AfterError::Close,
+        ));
+    };
+    let size = parse_number(&rest[comma + 1..]).map_err(|e| {
+        BadRequest::new(
+            format!("WRITE size {e}; closing, since the body cannot be skipped"),
+            AfterError::Close,
+        )
+    })?;
+    let name =
+        checked_name(&rest[..comma]).map_err(|e| BadRequest::new(e, AfterError::SkipBody(size)))?;
+    Ok(Request::Write { name, size })
+}
+
+/// Parses an IOE/1 number: 1 to 19 ASCII digits, at most `i64::MAX`.
+pub fn parse_number(digits: &[u8]) -> Result<u64, String> {
+    if digits.is_empty() {
+        return Err("is missing".into());
+    }
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(format!("`{}` is not a decimal number", printable(digits)));
+    }
+    if digits.len() > MAX_DIGITS {
+        return Err(format!(
+            "has {} digits (at most {MAX_DIGITS})",
+            digits.len()
+        ));
+    }
+    let value: u64 = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "does not fit in 64 bits".to_string())?;
+    if value > i64::MAX as u64 {
+        return Err("is larger than 9223372036854775807".into());
+    }
+    Ok(value)
+}
+
+fn checked_name(raw: &[u8]) -> Result<String, String> {
+    let name = std::str::from_utf8(raw).map_err(|_| "name is not valid UTF-8".to_string())?;
+    validate_name(name).map_err(|e| e.to_string())?;
+    Ok(name.to_string())
+}
+
+/// Why a name is refused by the lexical rules of IOE/1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Empty,
+    TooLong(usize),
+    Absolute,
+    Backslash,
+    ControlChar,
+    EmptyComponent,
+    DotComponent,
+    Temporary,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => write!(f, "name is empty"),
+            NameError::TooLong(n) => write!(f, "name is {n} bytes long (at most {MAX_NAME})"),
+            NameError::Absolute => write!(f, "name must be relative (no leading `/`)"),
+            NameError::Backslash => write!(f, "name must not contain a backslash"),
+            NameError::ControlChar => write!(f, "name must not contain NUL, CR or LF"),
+            NameError::EmptyComponent => {
+                write!(f, "name has an empty component (`//` or a trailing `/`)")
+            }
+            NameError::DotComponent => write!(f, "name must not contain `.` or `..` components"),
+            NameError::Temporary => write!(
+                f,
+                "names starting with `{TEMP_PREFIX}` are reserved for temporary files"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Checks a name against the lexical rules of IOE/1 (the server also checks
+/// where symbolic links lead).
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME {
+        return Err(NameError::TooLong(name.len()));
+    }
+    if name.starts_with('/') {
+        return Err(NameError::Absolute);
+    }
+    if name.contains('\\') {
+        return Err(NameError::Backslash);
+    }
+    if name.contains(['\0', '\r', '\n']) {
+        return Err(NameError::ControlChar);
+    }
+    for component in name.split('/') {
+        match component {
+            "" => return Err(NameError::EmptyComponent),
+            "." | ".." => return Err(NameError::DotComponent),
+            c if c.starts_with(TEMP_PREFIX) => return Err(NameError::Temporary),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A status line as the client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// `OK` or `OK <text>`.
+    Ok(String),
+    /// `ERROR: <message>`.
+    Error(String),
+    /// The bare size that answers a `READ`.
+    Size(u64),
+}
+
+/// Parses a status line (without its LF; a trailing CR is ignored).
+pub fn parse_status(line: &[u8]) -> Result<Status, String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text =
+        std::str::from_utf8(line).map_err(|_| "status line is not valid UTF-8".to_string())?;
+    if text == "OK" {
+        return Ok(Status::Ok(String::new()));
+    }
+    if let Some(rest) = text.strip_prefix("OK ") {
+        return Ok(Status::Ok(rest.to_string()));
+    }
+    if let Some(rest) = text.strip_prefix("ERROR:") {
+        return Ok(Status::Error(rest.trim_start().to_string()));
+    }
+    parse_number(line)
+        .map(Status::Size)
+        .map_err(|_| format!("unexpected status line `{}`", printable(line)))
+}
+
+/// The kind of a listed entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+impl EntryKind {
+    /// The one-letter wire form, `f` or `d`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "f",
+            EntryKind::Dir => "d",
+        }
+    }
+}
+
+/// One line of a `LIST` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: u64,
+    /// Full name relative to the server's root.
+    pub name: String,
+}
+
+impl Entry {
+    /// The entry line, LF included.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{},{},{},{}\n",
+            self.kind.as_str(),
+            self.size,
+            self.mtime,
+            self.name
+        )
+    }
+
+    /// Parses an entry line (without its LF). The name must pass
+    /// [`validate_name`], so a hostile server cannot steer a download outside
+    /// the folder it is meant for.
+    pub fn parse(line: &[u8]) -> Result<Entry, String> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let bad = || format!("malformed entry line `{}`", printable(line));
+        let mut fields = line.splitn(4, |&b| b == b',');
+        let kind = match fields.next() {
+            Some(b"f") => EntryKind::File,
+            Some(b"d") => EntryKind::Dir,
+            _ => return Err(bad()),
+        };
+        let size = parse_number(fields.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let mtime = parse_number(fields.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let name = std::str::from_utf8(fields.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        validate_name(name).map_err(|e| {
+            format!(
+                "server listed an unsafe name `{}`: {e}",
+                printable(name.as_bytes())
+            )
+        })?;
+        Ok(Entry {
+            kind,
+            size,
+            mtime,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Where a legacy (unterminated) `WRITE,<name>,<size>` header ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyWriteHeader {
+    /// Bytes of the header; the body starts right after them.
+    pub len: usize,
+    pub size: u64,
+}
+
+/// Finds the end of a legacy `WRITE` header at the start of `buffered`, which
+/// holds everything the client sent so far. The original design sends the
+/// header and its body back to back, so the split is a guess, resolved so:
+/// 1. a split after which exactly `size` bytes follow (the client sent the
+///    whole upload and is waiting for the reply) wins; among several, the one
+///    with the longest name;
+/// 2. otherwise (the body is still arriving) the header ends with the digits
+///    after the first comma that is followed by a digit.
+///
+/// Returns `None` when no comma is followed by a digit.
+pub fn split_legacy_write(buffered: &[u8]) -> Option<LegacyWriteHeader> {
+    const WORD: &[u8] = b"WRITE,";
+    if !buffered.starts_with(WORD) {
+        return None;
+    }
+    let search_end = buffered.len().min(WORD.len() + MAX_NAME + 1);
+    let mut first = None;
+    let mut exact = None;
+    for comma in WORD.len() + 1..search_end {
+        if buffered[comma] != b',' {
+            continue;
+        }
+        let digits = buffered[comma + 1..]
+            .iter()
+            .take(MAX_DIGITS)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            continue;
+        }
+        if first.is_none() {
+            let len = comma + 1 + digits;
+            let size = parse_number(&buffered[comma + 1..len]).ok()?;
+            first = Some(LegacyWriteHeader { len, size });
+        }
+        for k in 1..=digits {
+            let len = comma + 1 + k;
+            if let Ok(size) = parse_number(&buffered[comma + 1..len])
+                && (len as u64).checked_add(size) == Some(buffered.len() as u64)
+            {
+                exact = Some(LegacyWriteHeader { len, size });
+            }
+        }
+    }
+    exact.or(first)
+}
+
+/// A byte string shown to a person: UTF-8 where it is, escapes elsewhere,
+/// cut at 80 characters.
+pub fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(80).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_request_form() {
+        assert_eq!(parse_request(b"LIST"), Ok(Request::List(None)));
+        assert_eq!(parse_request(b"LIST\r"), Ok(Request::List(None)));
+        assert_eq!(
+            parse_request(b"LIST,a/b"),
+            Ok(Request::List(Some("a/b".into())))
+        );
+        assert_eq!(
+            parse_request(b"READ,a, b.txt"),
+            Ok(Request::Read("a, b.txt".into()))
+        );
+        assert_eq!(
+            parse_request(b"WRITE,x,y,12"),
+            Ok(Request::Write {
+                name: "x,y".into(),
+                size: 12
+            })
+        );
+        assert_eq!(parse_request(b"BYE"), Ok(Request::Bye));
+    }
+
+    #[test]
+    fn request_lines_round_trip() {
+        for request in [
+            Request::List(None),
+            Request::List(Some("d".into())),
+            Request::Read("a,b c/é".into()),
+            Request::Write {
+                name: "w,1".into(),
+                size: 0,
+            },
+            Request::Bye,
+        ] {
+            let line = request.to_line();
+            assert_eq!(
+                parse_request(line.trim_end_matches('\n').as_bytes()),
+                Ok(request)
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_say_how_to_resync() {
+        let then = |line: &[u8]| parse_request(line).unwrap_err().then;
+        assert_eq!(then(b"NOPE"), AfterError::Continue);
+        assert_eq!(then(b"list"), AfterError::Continue);
+        assert_eq!(then(b"READ,../x"), AfterError::Continue);
+        assert_eq!(then(b"READ,\xff"), AfterError::Continue);
+        assert_eq!(then(b"WRITE,../x,5"), AfterError::SkipBody(5));
+        assert_eq!(then(b"WRITE,\xfe,7"), AfterError::SkipBody(7));
+        assert_eq!(then(b"WRITE,x,-5"), AfterError::Close);
+        assert_eq!(then(b"WRITE,x,+5"), AfterError::Close);
+        assert_eq!(
+            then(b"WRITE,x,123456789012345678901234567890"),
+            AfterError::Close
+        );
+        assert_eq!(then(b"WRITE,x,9223372036854775808"), AfterError::Close);
+        assert_eq!(then(b"WRITE,x"), AfterError::Close);
+        assert_eq!(then(b"WRITE"), AfterError::Close);
+    }
+
+    #[test]
+    fn names_follow_the_protocol_rules() {
+        for good in ["a", "a b,c.txt", "dir/sub/ä.bin", ".hidden", "x..y"] {
+            assert_eq!(validate_name(good), Ok(()), "{good}");
+        }
+        let long = "a".repeat(MAX_NAME + 1);
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            "./a",
+            "a/../b",
+            "..",
+            "a\\b",
+            "a\0b",
+            "a\rb",
+            "a\nb",
+            &long,
+            ".ioe-tmp-x",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn numbers_are_strict() {
+        assert_eq!(parse_number(b"0"), Ok(0));
+        assert_eq!(parse_number(b"9223372036854775807"), Ok(i64::MAX as u64));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1.0",
+            b"9999999999999999999",
+            b"00000000000000000001",
+        ] {
+            assert!(parse_number(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status(b"OK"), Ok(Status::Ok(String::new())));
+        assert_eq!(parse_status(b"OK 3"), Ok(Status::Ok("3".into())));
+        assert_eq!(
+            parse_status(b"ERROR: nope"),
+            Ok(Status::Error("nope".into()))
+        );
+        assert_eq!(parse_status(b"42\r"), Ok(Status::Size(42)));
+        assert!(parse_status(b"what").is_err());
+    }
+
+    #[test]
+    fn entries_round_trip_and_refuse_unsafe_names() {
+        let entry = Entry {
+            kind: EntryKind::File,
+            size: 5,
+            mtime: 17,
+            name: "a,b/c d".into(),
+        };
+        let line = entry.to_line();
+        assert_eq!(Entry::parse(line.trim_end().as_bytes()), Ok(entry));
+        assert!(Entry::parse(b"f,1,2,../escape").is_err());
+        assert!(Entry::parse(b"f,1,2,/abs").is_err());
+        assert!(Entry::parse(b"x,1,2,a").is_err());
+        assert!(Entry::parse(b"f,1,a").is_err());
+    }
+
+    #[test]
+    fn legacy_write_prefers_the_split_that_accounts_for_every_byte() {
+        // name with a comma and a digit: only the last split fits the length
+        let h = split_legacy_write(b"WRITE,a,1b,5hello").unwrap();
+        assert_eq!((h.len, h.size), (12, 5));
+        // a body that begins with digits
+        let h = split_legacy_write(b"WRITE,n,3123").unwrap();
+        assert_eq!((h.len, h.size), (9, 3));
+        // header alone, body not there yet: the whole digit run
+        let h = split_legacy_write(b"WRITE,n,25").unwrap();
+        assert_eq!((h.len, h.size), (10, 25));
+        // ambiguous by design: "1" + body "0" accounts for every byte
+        let h = split_legacy_write(b"WRITE,n,10").unwrap();
+        assert_eq!((h.len, h.size), (9, 1));
+        // body still arriving: first comma with digits, whole digit run
+        let h = split_legacy_write(b"WRITE,n,100abc").unwrap();
+        assert_eq!((h.len, h.size), (11, 100));
+        assert_eq!(split_legacy_write(b"WRITE,name"), None);
+        assert_eq!(split_legacy_write(b"READ,x,1"), None);
+    }
+
+    #[test]
+    fn legacy_split_never_panics_on_any_prefix() {
+        let input = b"WRITE,a,1,22,333\n4444,55555";
+        for end in 0..=input.len() {
+            let _ = split_legacy_write(&input[..end]);
+            let _ = parse_request(&input[..end]);
+        }
+    }
+}

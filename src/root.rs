@@ -1,0 +1,213 @@
+//! The server's side of the file system: names → paths confined to one root
+//! folder (symbolic links followed and checked), listings, and uploads that
+//! become visible only once complete (temporary file + rename).
+
+use crate::partial;
+use crate::protocol::{Entry, EntryKind, NOT_FOUND, validate_name};
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use tempfile::NamedTempFile;
+
+/// Why a name cannot be served; `Display` is the text after `ERROR: `.
+#[derive(Debug)]
+pub enum FsError {
+    NotFound(String),
+    Outside(String),
+    NotAFile(String),
+    NotAFolder(String),
+    IsAFolder(String),
+    Io(String, io::Error),
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsError::NotFound(name) => write!(f, "{NOT_FOUND}: `{name}`"),
+            FsError::Outside(name) => write!(f, "`{name}` leads outside the server's root"),
+            FsError::NotAFile(name) => write!(f, "`{name}` is not a regular file"),
+            FsError::NotAFolder(name) => write!(f, "`{name}` is not a folder"),
+            FsError::IsAFolder(name) => write!(f, "`{name}` is a folder"),
+            FsError::Io(name, e) => write!(f, "`{name}`: {e}"),
+        }
+    }
+}
+
+/// The folder a server serves, canonicalised once at start.
+#[derive(Debug, Clone)]
+pub struct Root {
+    dir: PathBuf,
+}
+
+/// An upload in progress: a temporary file beside its target. Dropping it
+/// removes the temporary file; [`Upload::commit`] renames it over the target.
+pub struct Upload {
+    pub file: NamedTempFile,
+    target: PathBuf,
+    name: String,
+}
+
+impl Upload {
+    /// Makes the upload visible under its name, atomically.
+    pub fn commit(self) -> Result<(), FsError> {
+        let name = self.name;
+        self.file
+            .persist(&self.target)
+            .map(drop)
+            .map_err(|e| FsError::Io(name, e.error))
+    }
+}
+
+impl Root {
+    /// Opens `dir` as a root; it must be an existing folder.
+    pub fn new(dir: &Path) -> io::Result<Root> {
+        let dir = dir.canonicalize().map_err(|e| {
+            io::Error::new(e.kind(), format!("root folder `{}`: {e}", dir.display()))
+        })?;
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("root `{}` is not a folder", dir.display()),
+            ));
+        }
+        Ok(Root { dir })
+    }
+
+    /// The canonical root folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Opens a regular file for reading, with its size at opening time.
+    pub fn open_file(&self, name: &str) -> Result<(File, u64), FsError> {
+        let path = self.resolve_existing(name)?;
+        let file = File::open(&path).map_err(|e| io_error(name, e))?;
+        let meta = file.metadata().map_err(|e| io_error(name, e))?;
+        if !meta.is_file() {
+            return Err(FsError::NotAFile(name.to_string()));
+        }
+        Ok((file, meta.len()))
+    }
+
+    /// Lists the root or one of its folders, sorted by name. Entries that
+    /// cannot be requested (temporary files, names IOE/1 refuses, links
+    /// leading outside the root, sockets and the like) are left out.
+    pub fn list(&self, dir: Option<&str>) -> Result<Vec<Entry>, FsError> {
+        let (path, prefix) = match dir {
+            Some(name) => (self.resolve_existing(name)?, format!("{name}/")),
+            None => (self.dir.clone(), String::new()),
+        };
+        let label = dir.unwrap_or(".");
+        let reader = fs::read_dir(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory => FsError::NotAFolder(label.to_string()),
+            _ => io_error(label, e),
+        })?;
+        let mut entries = Vec::new();
+        for item in reader {
+            let item = item.map_err(|e| io_error(label, e))?;
+            let Ok(file_name) = item.file_name().into_string() else {
+                continue;
+            };
+            let name = format!("{prefix}{file_name}");
+            if validate_name(&name).is_err() {
+                continue;
+            }
+            let Ok(file_type) = item.file_type() else {
+                continue;
+            };
+            if file_type.is_symlink() && !self.is_inside(&item.path()) {
+                continue;
+            }
+            let Ok(meta) = fs::metadata(item.path()) else {
+                continue;
+            };
+            let kind = if meta.is_file() {
+                EntryKind::File
+            } else if meta.is_dir() {
+                EntryKind::Dir
+            } else {
+                continue;
+            };
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let size = if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            };
+            entries.push(Entry {
+                kind,
+                size,
+                mtime,
+                name,
+            });
+        }
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Starts an upload of `name`: checks where it leads, creates missing
+    /// parent folders and a temporary file beside the target.
+    pub fn create_upload(&self, name: &str) -> Result<Upload, FsError> {
+        let target = self.dir.join(name);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_symlink() && !self.is_inside(&target) => {
+                return Err(FsError::Outside(name.to_string()));
+            }
+            Ok(meta) if meta.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
+            _ => {}
+        }
+        let parent = target.parent().unwrap_or(&self.dir);
+        let existing = parent.ancestors().find(|p| p.exists()).unwrap_or(&self.dir);
+        if !self.is_inside(existing) {
+            return Err(FsError::Outside(name.to_string()));
+        }
+        fs::create_dir_all(parent).map_err(|e| FsError::Io(name.to_string(), e))?;
+        // check again: a link could have appeared while folders were made
+        let parent = parent.canonicalize().map_err(|e| io_error(name, e))?;
+        if !parent.starts_with(&self.dir) {
+            return Err(FsError::Outside(name.to_string()));
+        }
+        let file = partial::create_in(&parent).map_err(|e| io_error(name, e))?;
+        let file_name = target
+            .file_name()
+            .expect("validated names end in a component");
+        Ok(Upload {
+            file,
+            target: parent.join(file_name),
+            name: name.to_string(),
+        })
+    }
+
+    /// The canonical path of an existing name, if it stays inside the root.
+    fn resolve_existing(&self, name: &str) -> Result<PathBuf, FsError> {
+        let path = self
+            .dir
+            .join(name)
+            .canonicalize()
+            .map_err(|e| io_error(name, e))?;
+        if path.starts_with(&self.dir) {
+            Ok(path)
+        } else {
+            Err(FsError::Outside(name.to_string()))
+        }
+    }
+
+    /// Whether `path`, with every link followed, exists inside the root.
+    fn is_inside(&self, path: &Path) -> bool {
+        path.canonicalize().is_ok_and(|p| p.starts_with(&self.dir))
+    }
+}
+
+fn io_error(name: &str, e: io::Error) -> FsError {
+    match e.kind() {
+        io::ErrorKind::NotFound => FsError::NotFound(name.to_string()),
+        io::ErrorKind::NotADirectory => FsError::NotFound(name.to_string()),
+        _ => FsError::Io(name.to_string(), e),
+    }
+}

@@ -1,0 +1,646 @@
+//! `ioe serve`: IOE/1 requests → the file system under a [`Root`]. One
+//! thread per connection; a bounded number of connections; graceful stop.
+
+use crate::conn::{BodyError, Conn, Line, is_timeout};
+use crate::protocol::{self, AfterError, MAX_LINE, Request, split_legacy_write};
+use crate::root::Root;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// In legacy mode, how long a client must send nothing before buffered bytes
+/// with no LF count as a whole request; also the pause after a legacy `READ`
+/// reply's size line.
+pub const LEGACY_GAP: Duration = Duration::from_millis(40);
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The folder served.
+    pub root: PathBuf,
+    /// Refuse every `WRITE`.
+    pub read_only: bool,
+    /// Refuse uploads larger than this many bytes.
+    pub max_size: Option<u64>,
+    /// Connections served at once; more are told `ERROR: server busy`.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Accept the original design's unterminated requests.
+    pub legacy: bool,
+    /// No log line per request.
+    pub quiet: bool,
+    /// On shutdown, how long transfers in flight may go on.
+    pub grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            root: PathBuf::from("."),
+            read_only: false,
+            max_size: None,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(300),
+            legacy: false,
+            quiet: false,
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A bound server, ready to [`run`](Server::run) or [`spawn`](Server::spawn).
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    root: Root,
+    stopping: AtomicBool,
+    live: Mutex<HashMap<u64, Live>>,
+    next_id: AtomicU64,
+}
+
+/// A connection being served, as seen by the shutdown code.
+struct Live {
+    stream: TcpStream,
+    busy: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn log(&self, args: std::fmt::Arguments<'_>) {
+        if !self.config.quiet {
+            eprintln!("{args}");
+        }
+    }
+}
+
+/// Stops a server from another thread (a signal handler, a test).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+    wake: SocketAddr,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting; connections finish within the grace period.
+    pub fn shutdown(&self) {
+        if !self.shared.stopping.swap(true, Ordering::SeqCst) {
+            // wake the accept loop
+            let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
+        }
+    }
+}
+
+impl Server {
+    /// Binds `addr` and opens the root.
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        Server::new(TcpListener::bind(addr)?, config)
+    }
+
+    /// Serves on an already bound listener (tests bind `127.0.0.1:0` first).
+    pub fn new(listener: TcpListener, config: Config) -> io::Result<Server> {
+        let root = Root::new(&config.root)?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                root,
+                stopping: AtomicBool::new(false),
+                live: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
+        let mut wake = self.local_addr()?;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Ok(ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+            wake,
+        })
+    }
+
+    /// Serves until shut down, then lets connections finish (see
+    /// [`Config::grace`]).
+    pub fn run(self) -> io::Result<()> {
+        let shared = &self.shared;
+        for incoming in self.listener.incoming() {
+            if shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match incoming {
+                Ok(stream) => accept(shared, stream),
+                Err(e) => {
+                    shared.log(format_args!("accept failed: {e}"));
+                    // out of file descriptors and the like: do not spin
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        drop(self.listener);
+        drain(shared);
+        Ok(())
+    }
+
+    /// Runs the server on its own thread; dropping the result stops it.
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let addr = self.local_addr()?;
+        let handle = self.shutdown_handle()?;
+        let thread = thread::Builder::new()
+            .name("ioe-serve".into())
+            .spawn(move || self.run())?;
+        Ok(RunningServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server running on a background thread.
+pub struct RunningServer {
+    addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it and waits for it to finish.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn accept(shared: &Arc<Shared>, mut stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let open = shared.live().len();
+    if open >= shared.config.max_connections {
+        shared.log(format_args!("{peer} refused: {open} connections open"));
+        let _ = writeln!(
+            stream,
+            "ERROR: server busy ({open} connections open); try again later"
+        );
+        return;
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let busy = Arc::new(AtomicBool::new(false));
+    match stream.try_clone() {
+        Ok(clone) => {
+            shared.live().insert(
+                id,
+                Live {
+                    stream: clone,
+                    busy: Arc::clone(&busy),
+                },
+            );
+        }
+        Err(e) => {
+            shared.log(format_args!("{peer} dropped: {e}"));
+            return;
+        }
+    }
+    let thread_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("ioe-conn".into())
+        .spawn(move || {
+            let _registered = Registered {
+                shared: &thread_shared,
+                id,
+            };
+            let mut session = Connection {
+                shared: &thread_shared,
+                conn: Conn::new(stream),
+                peer,
+                busy,
+            };
+            if let Err(e) = session.serve() {
+                thread_shared.log(format_args!("{} closed: {e}", session.peer));
+            }
+        });
+    if let Err(e) = spawned {
+        shared.log(format_args!("cannot start a thread for a connection: {e}"));
+        shared.live().remove(&id);
+    }
+}
+
+/// Removes a connection from the live set when its thread ends, panics
+/// included.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared.live().remove(&self.id);
+    }
+}
+
+/// After the accept loop stops: idle connections are closed now, busy ones
+/// get the grace period, then every socket is shut down so each thread
+/// unwinds (removing its temporary file).
+fn drain(shared: &Shared) {
+    for live in shared.live().values() {
+        if !live.busy.load(Ordering::SeqCst) {
+            let _ = live.stream.shutdown(Shutdown::Read);
+        }
+    }
+    wait_until_idle(shared, shared.config.grace);
+    for live in shared.live().values() {
+        let _ = live.stream.shutdown(Shutdown::Both);
+    }
+    wait_until_idle(shared, Duration::from_secs(2));
+}
+
+fn wait_until_idle(shared: &Shared, limit: Duration) {
+    let start = Instant::now();
+    while !shared.live().is_empty() && start.elapsed() < limit {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What to do after a request.
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// A request as it came off the wire.
+enum Incoming {
+    /// A request line; `terminated` is false for a legacy request that ended
+    /// with an idle gap instead of a LF.
+    Line {
+        line: Vec<u8>,
+        terminated: bool,
+    },
+    Eof,
+    Truncated,
+    TooLong,
+    IdleTimeout,
+}
+
+/// One client connection on the server.
+struct Connection<'a> {
+    shared: &'a Shared,
+    conn: Conn,
+    peer: String,
+    busy: Arc<AtomicBool>,
+}
+
+impl Connection<'_> {
+    fn serve(&mut self) -> io::Result<()> {
+        let config = &self.shared.config;
+        let stream = self.conn.stream();
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(config.idle_timeout))?;
+        stream.set_write_timeout(Some(config.idle_timeout))?;
+        while !self.shared.stopping.load(Ordering::SeqCst) {
+            let incoming = if config.legacy {
+                self.read_legacy_request()?
+            } else {
+                match self.conn.read_line(MAX_LINE) {
+                    Ok(Line::Complete(line)) => Incoming::Line {
+                        line,
+                        terminated: true,
+                    },
+                    Ok(Line::Eof) => Incoming::Eof,
+                    Ok(Line::Truncated) => Incoming::Truncated,
+                    Ok(Line::TooLong) => Incoming::TooLong,
+                    Err(e) if is_timeout(&e) => Incoming::IdleTimeout,
+                    Err(e) => return Err(e),
+                }
+            };
+            let flow = match incoming {
+                Incoming::Line { line, terminated } => {
+                    self.busy.store(true, Ordering::SeqCst);
+                    let flow = self.handle(&line, terminated);
+                    self.busy.store(false, Ordering::SeqCst);
+                    flow?
+                }
+                Incoming::Eof => Flow::Close,
+                Incoming::Truncated => {
+                    self.log("sent an incomplete request and closed");
+                    Flow::Close
+                }
+                Incoming::TooLong => {
+                    self.log("request line too long");
+                    self.close_with_error(&format!(
+                        "request line longer than {MAX_LINE} bytes; closing"
+                    ));
+                    Flow::Close
+                }
+                Incoming::IdleTimeout => {
+                    self.log("idle timeout");
+                    let _ = self.conn.write_all(
+                        format!(
+                            "ERROR: idle for {} s; closing\n",
+                            config.idle_timeout.as_secs()
+                        )
+                        .as_bytes(),
+                    );
+                    Flow::Close
+                }
+            };
+            if let Flow::Close = flow {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one request line.
+    fn handle(&mut self, line: &[u8], terminated: bool) -> io::Result<Flow> {
+        let request = match protocol::parse_request(line) {
+            Ok(request) => request,
+            Err(bad) => {
+                let refused = format!("{} -> refused: {}", protocol::printable(line), bad.message);
+                return Ok(match bad.then {
+                    AfterError::Continue => {
+                        self.log(&refused);
+                        self.reply_error(&bad.message)?;
+                        Flow::Continue
+                    }
+                    AfterError::SkipBody(size) => self.refuse_upload(size, &bad.message)?,
+                    AfterError::Close => {
+                        self.log(&refused);
+                        self.close_with_error(&bad.message);
+                        Flow::Close
+                    }
+                });
+            }
+        };
+        match request {
+            Request::List(dir) => self.list(dir.as_deref()),
+            Request::Read(name) => self.read(&name, terminated),
+            Request::Write { name, size } => self.write(&name, size),
+            Request::Bye => {
+                self.log("BYE");
+                self.conn.write_all(b"OK bye\n")?;
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    fn list(&mut self, dir: Option<&str>) -> io::Result<Flow> {
+        let shown = dir.unwrap_or(".");
+        match self.shared.root.list(dir) {
+            Ok(entries) => {
+                let mut reply = format!("OK {}\n", entries.len());
+                for entry in &entries {
+                    reply.push_str(&entry.to_line());
+                }
+                self.log(&format!("LIST {shown} -> {} entries", entries.len()));
+                self.conn.write_all(reply.as_bytes())?;
+            }
+            Err(e) => {
+                self.log(&format!("LIST {shown} -> {e}"));
+                self.reply_error(&e.to_string())?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn read(&mut self, name: &str, terminated: bool) -> io::Result<Flow> {
+        let (file, size) = match self.shared.root.open_file(name) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.log(&format!("READ {name} -> {e}"));
+                self.reply_error(&e.to_string())?;
+                return Ok(Flow::Continue);
+            }
+        };
+        self.conn.write_all(format!("{size}\n").as_bytes())?;
+        if !terminated {
+            // the original client reads the size with one recv()
+            thread::sleep(LEGACY_GAP);
+        }
+        let mut stream = self.conn.stream();
+        let sent = io::copy(&mut (&file).take(size), &mut stream)?;
+        if sent < size {
+            self.log(&format!(
+                "READ {name} -> file shrank to {sent} of {size} bytes; closing"
+            ));
+            return Ok(Flow::Close);
+        }
+        self.log(&format!("READ {name} -> {size} bytes"));
+        Ok(Flow::Continue)
+    }
+
+    fn write(&mut self, name: &str, size: u64) -> io::Result<Flow> {
+        let config = &self.shared.config;
+        if config.read_only {
+            return self.refuse_upload(size, "server is read-only");
+        }
+        if let Some(max) = config.max_size.filter(|&max| size > max) {
+            return self.refuse_upload(
+                size,
+                &format!("`{name}` is {size} bytes, over the server's limit of {max}"),
+            );
+        }
+        let mut upload = match self.shared.root.create_upload(name) {
+            Ok(upload) => upload,
+            Err(e) => return self.refuse_upload(size, &e.to_string()),
+        };
+        match self
+            .conn
+            .read_body(size, |chunk| upload.file.write_all(chunk))
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                drop(upload);
+                let message = format!("cannot store `{name}`: {e}");
+                self.log(&format!("WRITE {name} -> {message}"));
+                self.reply_error(&message)?;
+                return Ok(Flow::Continue);
+            }
+            Err(e) => {
+                self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+                return Ok(Flow::Close);
+            }
+        }
+        match upload.commit() {
+            Ok(()) => {
+                self.log(&format!("WRITE {name} -> {size} bytes"));
+                self.conn.write_all(format!("OK {size}\n").as_bytes())?;
+            }
+            Err(e) => {
+                self.log(&format!("WRITE {name} -> {e}"));
+                self.reply_error(&e.to_string())?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Refuses an upload after reading and discarding its body.
+    fn refuse_upload(&mut self, size: u64, message: &str) -> io::Result<Flow> {
+        self.log(&format!("WRITE refused: {message}"));
+        match self.conn.read_body(size, |_| Ok(())) {
+            Ok(_) => {
+                self.reply_error(message)?;
+                Ok(Flow::Continue)
+            }
+            Err(BodyError::Eof { .. }) => Ok(Flow::Close),
+            Err(BodyError::Io(e)) => Err(e),
+        }
+    }
+
+    fn reply_error(&mut self, message: &str) -> io::Result<()> {
+        self.conn
+            .write_all(format!("ERROR: {message}\n").as_bytes())
+    }
+
+    /// Sends a last `ERROR:` and closes politely: our side first, then we
+    /// read (bounded) what the client still sends, so the error is not lost
+    /// to a reset.
+    fn close_with_error(&mut self, message: &str) {
+        if self.reply_error(message).is_err() {
+            return;
+        }
+        let stream = self.conn.stream();
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let start = Instant::now();
+        let mut discarded = 0;
+        while discarded < 8 * 1024 * 1024 && start.elapsed() < Duration::from_secs(2) {
+            self.conn.consume(self.conn.buffered().len());
+            match self.conn.fill() {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    }
+
+    /// Reads one request in legacy mode: a LF ends it as usual; bytes with
+    /// no LF end it after [`LEGACY_GAP`] of silence; a `WRITE` header with
+    /// no LF ends where its size digits end.
+    fn read_legacy_request(&mut self) -> io::Result<Incoming> {
+        let config = &self.shared.config;
+        let incoming = loop {
+            let buffered = self.conn.buffered();
+            let lf = buffered.iter().take(MAX_LINE).position(|&b| b == b'\n');
+            if let Some(lf) = lf {
+                let line = &buffered[..lf];
+                if !line.starts_with(b"WRITE,") || is_framed_write(line) {
+                    let line = line.to_vec();
+                    self.conn.consume(lf + 1);
+                    break Incoming::Line {
+                        line,
+                        terminated: true,
+                    };
+                }
+            }
+            let is_write = buffered.starts_with(b"WRITE,");
+            if buffered.is_empty() {
+                self.conn.set_read_timeout(Some(config.idle_timeout))?;
+            } else if (!is_write && buffered.len() >= MAX_LINE) || self.conn.is_full() {
+                break self.take_legacy_request()?;
+            } else {
+                self.conn.set_read_timeout(Some(LEGACY_GAP))?;
+            }
+            let waited_for_gap = !buffered.is_empty();
+            match self.conn.fill() {
+                Ok(0) if waited_for_gap => break Incoming::Truncated,
+                Ok(0) => break Incoming::Eof,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) && waited_for_gap => {
+                    break self.take_legacy_request()?;
+                }
+                Err(e) if is_timeout(&e) => break Incoming::IdleTimeout,
+                Err(e) => return Err(e),
+            }
+        };
+        self.conn.set_read_timeout(Some(config.idle_timeout))?;
+        Ok(incoming)
+    }
+
+    /// Takes everything buffered as one unterminated legacy request.
+    fn take_legacy_request(&mut self) -> io::Result<Incoming> {
+        let buffered = self.conn.buffered();
+        if buffered.starts_with(b"WRITE,") {
+            if let Some(header) = split_legacy_write(buffered) {
+                let line = buffered[..header.len].to_vec();
+                self.conn.consume(header.len);
+                return Ok(Incoming::Line {
+                    line,
+                    terminated: false,
+                });
+            }
+            // no size: parse_request refuses it and closes
+            let line = buffered[..buffered.len().min(MAX_LINE)].to_vec();
+            self.conn.consume(buffered.len());
+            return Ok(Incoming::Line {
+                line,
+                terminated: false,
+            });
+        }
+        if buffered.len() >= MAX_LINE {
+            return Ok(Incoming::TooLong);
+        }
+        let mut line = buffered.to_vec();
+        self.conn.consume(line.len());
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(Incoming::Line {
+            line,
+            terminated: false,
+        })
+    }
+
+    fn log(&self, what: &str) {
+        self.shared.log(format_args!("{} {what}", self.peer));
+    }
+}
+
+/// Whether a line is a whole framed header `WRITE,<name>,<digits>`.
+fn is_framed_write(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.iter()
+        .rposition(|&b| b == b',')
+        .filter(|&comma| comma > "WRITE".len())
+        .is_some_and(|comma| protocol::parse_number(&line[comma + 1..]).is_ok())
+}

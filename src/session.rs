@@ -1,0 +1,390 @@
+//! The client: IOE/1 requests behind a [`Session`] API. Downloads go to a
+//! temporary file beside their target and are renamed only once every byte
+//! arrived; uploads stream from the file with `sendfile`. An `ERROR:` reply
+//! leaves the session usable; a broken transfer closes it.
+
+use crate::cancel::CancelToken;
+use crate::conn::{Conn, Line};
+use crate::error::{Error, ErrorKind, Result};
+use crate::partial;
+use crate::progress::Meter;
+use crate::protocol::{self, Entry, MAX_LINE, Request, Status};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long `connect` waits for each address of a host.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a read or write on an open session may stall.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest piece handed to one `sendfile` call during uploads.
+const UPLOAD_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// A connection to an IOE/1 server.
+pub struct Session {
+    conn: Option<Conn>,
+    addr: String,
+    cancel: CancelToken,
+    progress: bool,
+}
+
+impl Session {
+    /// Connects to `addr` (`host:port`), with [`CONNECT_TIMEOUT`] per address.
+    pub fn connect(addr: &str) -> Result<Session> {
+        let op = format!("connect to `{addr}`");
+        let candidates = addr.to_socket_addrs().map_err(|e| {
+            Error::new(
+                ErrorKind::ConnectFailed,
+                &op,
+                format!("cannot resolve it: {e}"),
+            )
+        })?;
+        let mut last = None;
+        for candidate in candidates {
+            match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    let setup = stream
+                        .set_nodelay(true)
+                        .and_then(|()| stream.set_read_timeout(Some(IO_TIMEOUT)))
+                        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)));
+                    if let Err(e) = setup {
+                        return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
+                    }
+                    return Ok(Session {
+                        conn: Some(Conn::new(stream)),
+                        addr: addr.to_string(),
+                        cancel: CancelToken::new(),
+                        progress: false,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let cause = match last {
+            Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                "connection refused; is `ioe serve` running there?".to_string()
+            }
+            Some(e) => e.to_string(),
+            None => "the name resolved to no address".to_string(),
+        };
+        Err(Error::new(ErrorKind::ConnectFailed, op, cause))
+    }
+
+    /// Makes transfers fail promptly when `token` is cancelled.
+    pub fn set_cancel(&mut self, token: CancelToken) {
+        self.cancel = token;
+    }
+
+    /// Shows a progress bar for long transfers (see [`crate::progress`]).
+    pub fn set_progress(&mut self, enabled: bool) {
+        self.progress = enabled;
+    }
+
+    /// The `host:port` this session was opened with.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the session can still send requests.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Lists the root (`None`) or a folder, sorted by name.
+    pub fn list(&mut self, dir: Option<&str>) -> Result<Vec<Entry>> {
+        let op = match dir {
+            Some(dir) => format!("list `{dir}`"),
+            None => "list".to_string(),
+        };
+        if let Some(dir) = dir {
+            check_name(&op, dir)?;
+        }
+        self.send(
+            &op,
+            Request::List(dir.map(str::to_string)).to_line().as_bytes(),
+        )?;
+        let count = match self.status(&op)? {
+            Status::Ok(text) => protocol::parse_number(text.as_bytes())
+                .map_err(|e| self.broken(&op, format!("entry count {e}")))?,
+            Status::Error(message) => return Err(server_refusal(op, message)),
+            Status::Size(_) => return Err(self.broken(&op, "a size where `OK <n>` was expected")),
+        };
+        let mut entries = Vec::with_capacity(count.min(4096) as usize);
+        for _ in 0..count {
+            let line = self.line(&op)?;
+            let entry = Entry::parse(&line).map_err(|e| self.broken(&op, e))?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Downloads `remote` to `local`, creating missing parent folders.
+    /// Returns the number of bytes received.
+    pub fn read(&mut self, remote: &str, local: &Path) -> Result<u64> {
+        let op = format!("read `{remote}`");
+        check_name(&op, remote)?;
+        self.conn_mut(&op)?;
+        let local_err = |e: io::Error| {
+            Error::new(
+                ErrorKind::LocalIo,
+                &op,
+                format!("`{}`: {e}", local.display()),
+            )
+        };
+        let parent = match local.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(local_err)?;
+        let mut part = partial::create_in(parent).map_err(local_err)?;
+
+        self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
+        let size = match self.status(&op)? {
+            Status::Size(size) => size,
+            Status::Error(message) => return Err(server_refusal(op, message)),
+            Status::Ok(_) => return Err(self.broken(&op, "`OK` where a size was expected")),
+        };
+
+        if self.cancel.is_cancelled() {
+            return Err(self.lost(&op, "cancelled"));
+        }
+        let mut meter = Meter::start(self.progress, remote, size);
+        let conn = self.conn.as_mut().expect("checked above");
+        let received = {
+            let _in_flight = self.cancel.guard(conn.stream());
+            conn.read_body(size, |chunk| {
+                part.write_all(chunk)?;
+                meter.advance(chunk.len() as u64);
+                Ok(())
+            })
+        };
+        match received {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(local_err(e)),
+            Err(e) => return Err(self.lost(&op, e.to_string())),
+        }
+        part.persist(local).map_err(|e| local_err(e.error))?;
+        Ok(size)
+    }
+
+    /// Uploads `local` as `remote`. Returns the number of bytes sent.
+    pub fn write(&mut self, local: &Path, remote: &str) -> Result<u64> {
+        let op = format!("write `{remote}`");
+        check_name(&op, remote)?;
+        self.conn_mut(&op)?;
+        let file = File::open(local).map_err(|e| local_open_error(&op, local, e))?;
+        let meta = file.metadata().map_err(|e| {
+            Error::new(
+                ErrorKind::LocalIo,
+                &op,
+                format!("`{}`: {e}", local.display()),
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(Error::new(
+                ErrorKind::LocalIo,
+                &op,
+                format!(
+                    "`{}` is not a regular file (use walk() to upload a folder)",
+                    local.display()
+                ),
+            ));
+        }
+        let size = meta.len();
+        let header = Request::Write {
+            name: remote.to_string(),
+            size,
+        };
+        self.send(&op, header.to_line().as_bytes())?;
+
+        let mut meter = Meter::start(self.progress, remote, size);
+        let conn = self.conn.as_mut().expect("checked above");
+        let sent = {
+            let _in_flight = self.cancel.guard(conn.stream());
+            send_file(&file, conn.stream(), size, &self.cancel, &mut meter)
+        };
+        match sent {
+            Ok(n) if n == size => {}
+            Ok(n) => {
+                self.conn = None;
+                return Err(Error::new(
+                    ErrorKind::LocalIo,
+                    &op,
+                    format!(
+                        "`{}` shrank while being sent ({n} of {size} bytes); the session was closed",
+                        local.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(self.lost(&op, e.to_string())),
+        }
+        match self.status(&op)? {
+            Status::Ok(_) => Ok(size),
+            Status::Error(message) => Err(server_refusal(op, message)),
+            Status::Size(_) => Err(self.broken(&op, "a size where `OK` was expected")),
+        }
+    }
+
+    /// Ends the session politely. Closing a closed session does nothing.
+    pub fn bye(&mut self) -> Result<()> {
+        if self.conn.is_none() {
+            return Ok(());
+        }
+        let op = "bye";
+        self.send(op, Request::Bye.to_line().as_bytes())?;
+        let status = self.status(op);
+        self.conn = None;
+        match status? {
+            Status::Ok(_) => Ok(()),
+            Status::Error(message) => Err(server_refusal(op.to_string(), message)),
+            Status::Size(_) => Err(Error::new(
+                ErrorKind::ConnectionLost,
+                op,
+                "unexpected reply to BYE",
+            )),
+        }
+    }
+
+    fn conn_mut(&mut self, op: &str) -> Result<&mut Conn> {
+        self.conn.as_mut().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotConnected,
+                op,
+                "not connected; connect to a server first",
+            )
+        })
+    }
+
+    fn send(&mut self, op: &str, bytes: &[u8]) -> Result<()> {
+        let result = self.conn_mut(op)?.write_all(bytes);
+        result.map_err(|e| self.lost(op, e.to_string()))
+    }
+
+    fn line(&mut self, op: &str) -> Result<Vec<u8>> {
+        let line = self.conn_mut(op)?.read_line(MAX_LINE);
+        match line {
+            Ok(Line::Complete(line)) => Ok(line),
+            Ok(Line::Eof | Line::Truncated) => {
+                Err(self.lost(op, "the server closed the connection"))
+            }
+            Ok(Line::TooLong) => Err(self.broken(op, "reply line too long")),
+            Err(e) if crate::conn::is_timeout(&e) => {
+                Err(self.lost(op, "timed out waiting for the server"))
+            }
+            Err(e) => Err(self.lost(op, e.to_string())),
+        }
+    }
+
+    fn status(&mut self, op: &str) -> Result<Status> {
+        let line = self.line(op)?;
+        protocol::parse_status(&line).map_err(|e| self.broken(op, e))
+    }
+
+    /// Closes the session after a transport failure.
+    fn lost(&mut self, op: &str, cause: impl std::fmt::Display) -> Error {
+        self.conn = None;
+        if self.cancel.is_cancelled() {
+            Error::new(
+                ErrorKind::Cancelled,
+                op,
+                "cancelled; nothing partial was kept and the session was closed",
+            )
+        } else {
+            Error::new(
+                ErrorKind::ConnectionLost,
+                op,
+                format!(
+                    "connection to {} lost: {cause}; nothing partial was kept, reconnect to go on",
+                    self.addr
+                ),
+            )
+        }
+    }
+
+    /// Closes the session after the server broke the protocol.
+    fn broken(&mut self, op: &str, cause: impl std::fmt::Display) -> Error {
+        self.conn = None;
+        Error::new(
+            ErrorKind::ConnectionLost,
+            op,
+            format!(
+                "server {} broke the protocol ({cause}); the session was closed",
+                self.addr
+            ),
+        )
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.write_all(Request::Bye.to_line().as_bytes());
+        }
+    }
+}
+
+/// Streams `size` bytes of `file` to `stream` in `sendfile`-sized pieces.
+/// Returns how many bytes went out (fewer if the file shrank).
+fn send_file(
+    file: &File,
+    mut stream: &TcpStream,
+    size: u64,
+    cancel: &CancelToken,
+    meter: &mut Meter,
+) -> io::Result<u64> {
+    let mut sent = 0;
+    while sent < size {
+        if cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        let n = io::copy(&mut file.take(UPLOAD_CHUNK.min(size - sent)), &mut stream)?;
+        if n == 0 {
+            break;
+        }
+        sent += n;
+        meter.advance(n);
+    }
+    Ok(sent)
+}
+
+fn check_name(op: &str, name: &str) -> Result<()> {
+    protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
+}
+
+fn server_refusal(op: String, message: String) -> Error {
+    let kind = if message.starts_with(protocol::NOT_FOUND) {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Refused
+    };
+    Error::new(kind, op, format!("server said: {message}"))
+}
+
+fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        let folder = std::env::current_dir()
+            .map(|d| {
+                d.join(local)
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        Error::new(
+            ErrorKind::LocalMissing,
+            op,
+            format!(
+                "local file `{}` does not exist (looked in {folder})",
+                local.display()
+            ),
+        )
+    } else {
+        Error::new(
+            ErrorKind::LocalIo,
+            op,
+            format!("cannot open `{}`: {e}", local.display()),
+        )
+    }
+}
