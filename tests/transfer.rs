@@ -1,0 +1,763 @@
+//! The IOE/1 core over real TCP: whole files in both directions, names,
+//! confinement to the root, failures that keep nothing partial, concurrent
+//! writers, pipelining and refused uploads.
+
+mod common;
+
+use common::{Raw, TestServer, pseudo_random, put, temp_files, wait_until};
+use ioe::protocol::EntryKind;
+use ioe::server::Config;
+use ioe::{ErrorKind, Session};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// How long the server thread may take to notice a vanished client.
+const NOTICE: Duration = Duration::from_secs(10);
+
+#[test]
+fn files_of_every_size_round_trip_byte_for_byte() {
+    let server = TestServer::start();
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    for (seed, len) in [(1, 0), (2, 1), (3, 10 * 1024 * 1024)] {
+        let name = format!("up-{len}.bin");
+        let original = pseudo_random(seed, len);
+
+        // client → server
+        let source = put(local.path(), &format!("source-{len}"), &original);
+        assert_eq!(session.write(&source, &name).unwrap(), len as u64);
+        assert!(
+            fs::read(server.root().join(&name)).unwrap() == original,
+            "uploaded {name} differs"
+        );
+
+        // server → client, of the file just uploaded
+        let back = local.path().join(format!("back-{len}"));
+        assert_eq!(session.read(&name, &back).unwrap(), len as u64);
+        assert!(
+            fs::read(&back).unwrap() == original,
+            "{name} came back different"
+        );
+
+        // server → client, of a file put there by someone else
+        let other = pseudo_random(seed + 100, len);
+        put(server.root(), &format!("down-{len}.bin"), &other);
+        let down = local.path().join(format!("down-{len}"));
+        assert_eq!(
+            session.read(&format!("down-{len}.bin"), &down).unwrap(),
+            len as u64
+        );
+        assert!(
+            fs::read(&down).unwrap() == other,
+            "download of {len} differs"
+        );
+    }
+    assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+    session.bye().unwrap();
+    assert!(!session.is_open());
+}
+
+#[test]
+fn downloads_create_missing_local_folders_and_replace_old_files() {
+    let server = TestServer::start();
+    put(server.root(), "f.txt", b"new contents");
+    let local = TempDir::new().unwrap();
+    let target = put(local.path(), "a/b/f.txt", b"old");
+    let mut session = server.session();
+    session.read("f.txt", &target).unwrap();
+    assert_eq!(fs::read(&target).unwrap(), b"new contents");
+    let deeper = local.path().join("x/y/z.txt");
+    session.read("f.txt", &deeper).unwrap();
+    assert_eq!(fs::read(&deeper).unwrap(), b"new contents");
+}
+
+const ODD_NAMES: [&str; 5] = [
+    "a,b c.txt",
+    "comma, at, end,",
+    "dir/sub, x/ünï çødé 1,2.bin",
+    "dir/top.txt",
+    "日本語/ファイル 名,1",
+];
+
+#[test]
+fn names_with_commas_spaces_non_ascii_and_folders_work() {
+    let server = TestServer::start();
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    for (i, name) in ODD_NAMES.iter().enumerate() {
+        let contents = pseudo_random(i as u64, 100 + i);
+        let source = put(local.path(), &format!("src{i}"), &contents);
+        session.write(&source, name).unwrap();
+        assert_eq!(fs::read(server.root().join(name)).unwrap(), contents);
+        let back = local.path().join(format!("back{i}"));
+        session.read(name, &back).unwrap();
+        assert_eq!(fs::read(&back).unwrap(), contents, "{name}");
+    }
+
+    let root: Vec<(EntryKind, u64, String)> = session
+        .list(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.size, e.name))
+        .collect();
+    assert_eq!(
+        root,
+        vec![
+            (EntryKind::File, 100, "a,b c.txt".to_string()),
+            (EntryKind::File, 101, "comma, at, end,".to_string()),
+            (EntryKind::Dir, 0, "dir".to_string()),
+            (EntryKind::Dir, 0, "日本語".to_string()),
+        ]
+    );
+    let dir: Vec<(EntryKind, String)> = session
+        .list(Some("dir"))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.name))
+        .collect();
+    assert_eq!(
+        dir,
+        vec![
+            (EntryKind::Dir, "dir/sub, x".to_string()),
+            (EntryKind::File, "dir/top.txt".to_string()),
+        ]
+    );
+    let sub = session.list(Some("dir/sub, x")).unwrap();
+    assert_eq!(sub.len(), 1);
+    assert_eq!(sub[0].name, "dir/sub, x/ünï çødé 1,2.bin");
+    assert_eq!(sub[0].size, 102);
+
+    // listed names go straight back into READ
+    for entry in session.list(Some("日本語")).unwrap() {
+        let back = local.path().join("listed");
+        session.read(&entry.name, &back).unwrap();
+        assert_eq!(fs::read(&back).unwrap(), pseudo_random(4, 104));
+    }
+}
+
+#[test]
+fn list_replies_are_framed_sorted_full_names() {
+    let server = TestServer::start();
+    put(server.root(), "b.txt", b"12345");
+    put(server.root(), "a, b/inner.txt", b"x");
+    put(server.root(), "a, b/deeper/z", b"");
+    put(server.root(), "C", b"cc");
+    fs::create_dir(server.root().join("empty")).unwrap();
+
+    let mut raw = server.raw();
+    raw.send(b"LIST\n");
+    let lines = raw.list_reply();
+    let shapes: Vec<(String, String, String)> = lines.iter().map(|l| shape(l)).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("f".into(), "2".into(), "C".into()),
+            ("d".into(), "0".into(), "a, b".into()),
+            ("f".into(), "5".into(), "b.txt".into()),
+            ("d".into(), "0".into(), "empty".into()),
+        ]
+    );
+
+    raw.send(b"LIST,a, b\r\n");
+    let shapes: Vec<_> = raw.list_reply().iter().map(|l| shape(l)).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("d".into(), "0".into(), "a, b/deeper".into()),
+            ("f".into(), "1".into(), "a, b/inner.txt".into()),
+        ]
+    );
+    raw.send(b"LIST,empty\n");
+    assert_eq!(raw.line(), "OK 0\n");
+    raw.send(b"LIST,b.txt\n");
+    assert!(raw.line().starts_with("ERROR: "), "LIST of a file");
+    raw.send(b"LIST,nothing\n");
+    assert_eq!(raw.line(), "ERROR: no such file or folder: `nothing`\n");
+    raw.send(b"BYE\n");
+    assert_eq!(raw.line(), "OK bye\n");
+    raw.expect_closed();
+}
+
+/// Splits an entry line into kind, size and name, checking the mtime is a
+/// plausible number of seconds.
+fn shape(line: &str) -> (String, String, String) {
+    let line = line.strip_suffix('\n').expect("entry line ends in LF");
+    let fields: Vec<&str> = line.splitn(4, ',').collect();
+    assert_eq!(fields.len(), 4, "entry line {line:?}");
+    let mtime: u64 = fields[2].parse().expect("mtime is a number");
+    assert!(mtime > 1_500_000_000, "mtime {mtime} is not recent");
+    (fields[0].into(), fields[1].into(), fields[3].into())
+}
+
+/// Names the protocol refuses and that can be sent on one request line.
+fn refused_names() -> Vec<(String, &'static str)> {
+    vec![
+        (String::new(), "empty"),
+        ("a//b".into(), "empty component"),
+        ("a/".into(), "trailing slash"),
+        (".".into(), "dot"),
+        ("..".into(), "dot dot"),
+        ("a/./b".into(), "inner dot"),
+        ("../escape".into(), "leading dot dot"),
+        ("a/../../escape".into(), "inner dot dot"),
+        ("/etc/passwd".into(), "leading slash"),
+        ("a\\b".into(), "backslash"),
+        ("..\\escape".into(), "backslash dot dot"),
+        ("a\0b".into(), "NUL"),
+        ("a\rb".into(), "CR"),
+        ("a".repeat(1025), "too long"),
+        (".ioe-tmp-x".into(), "temporary"),
+    ]
+}
+
+#[test]
+fn server_refuses_bad_names_and_the_session_goes_on() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    for (name, why) in refused_names() {
+        raw.send(format!("READ,{name}\n").as_bytes());
+        let reply = raw.line();
+        assert!(reply.starts_with("ERROR: "), "READ {why}: {reply:?}");
+
+        if !name.is_empty() {
+            raw.send(format!("LIST,{name}\n").as_bytes());
+            let reply = raw.line();
+            assert!(reply.starts_with("ERROR: "), "LIST {why}: {reply:?}");
+        }
+
+        // the body is a request of its own: if the server did not skip it,
+        // an extra reply would come back
+        raw.send(format!("WRITE,{name},5\nLIST\n").as_bytes());
+        let reply = raw.line();
+        assert!(reply.starts_with("ERROR: "), "WRITE {why}: {reply:?}");
+
+        raw.send(b"LIST\n");
+        assert_eq!(raw.line(), "OK 0\n", "after {why}, nothing was created");
+    }
+    raw.send(b"LIST,\n");
+    assert!(raw.line().starts_with("ERROR: "), "LIST with an empty name");
+    raw.send(b"BYE\n");
+    assert_eq!(raw.line(), "OK bye\n");
+    raw.expect_closed();
+
+    let outside: Vec<_> = fs::read_dir(server.outside())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec!["root"], "nothing escaped the root");
+}
+
+#[test]
+fn bad_name_replies_say_what_is_wrong() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let cases: [(&[u8], &str); 5] = [
+        (b"READ,../x\n", "`.` or `..`"),
+        (b"READ,/x\n", "leading `/`"),
+        (b"READ,a\\b\n", "backslash"),
+        (b"READ,a\0b\n", "NUL, CR or LF"),
+        (b"READ,\xff\n", "UTF-8"),
+    ];
+    for (request, words) in cases {
+        raw.send(request);
+        let reply = raw.line();
+        assert!(
+            reply.starts_with("ERROR: ") && reply.contains(words),
+            "{request:?}: {reply:?}"
+        );
+    }
+}
+
+#[test]
+fn the_client_refuses_bad_names_before_sending() {
+    let server = TestServer::start();
+    let local = TempDir::new().unwrap();
+    let source = put(local.path(), "source", b"data");
+    let mut session = server.session();
+    let mut names = refused_names();
+    names.push(("a\nb".into(), "LF"));
+    for (name, why) in names {
+        let e = session.read(&name, &local.path().join("t")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadName, "read {why}: {e}");
+        let e = session.write(&source, &name).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadName, "write {why}: {e}");
+        assert!(e.to_string().contains("name"), "write {why}: {e}");
+        let e = session.list(Some(&name)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadName, "list {why}: {e}");
+        assert!(session.is_open(), "{why}");
+    }
+    assert!(session.list(None).unwrap().is_empty());
+    assert!(!local.path().join("t").exists());
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+}
+
+/// A root with links out of it (to a file and to a folder), links inside
+/// it, and a dangling link.
+fn linked_server() -> TestServer {
+    use std::os::unix::fs::symlink;
+    let server = TestServer::start();
+    let outside = server.outside();
+    put(outside, "secret.txt", b"secret");
+    put(outside, "secretdir/inner.txt", b"inner secret");
+    let root = server.root();
+    put(root, "real.txt", b"real");
+    put(root, "realdir/r.txt", b"in realdir");
+    symlink(outside.join("secret.txt"), root.join("out_file")).unwrap();
+    symlink(outside.join("secretdir"), root.join("out_dir")).unwrap();
+    symlink("../secret.txt", root.join("relative_out")).unwrap();
+    symlink("real.txt", root.join("in_file")).unwrap();
+    symlink(root.join("realdir"), root.join("in_dir")).unwrap();
+    symlink("nowhere", root.join("dangling")).unwrap();
+    server
+}
+
+#[test]
+fn links_out_of_the_root_cannot_be_read_listed_or_written() {
+    let server = linked_server();
+    let mut raw = server.raw();
+    for request in [
+        "READ,out_file",
+        "READ,relative_out",
+        "READ,out_dir/inner.txt",
+        "LIST,out_dir",
+        "READ,dangling",
+    ] {
+        raw.send(format!("{request}\n").as_bytes());
+        let reply = raw.line();
+        assert!(reply.starts_with("ERROR: "), "{request}: {reply:?}");
+        assert!(!reply.contains("secret"), "{request} leaked: {reply:?}");
+    }
+    for name in [
+        "out_file",
+        "relative_out",
+        "out_dir/inner.txt",
+        "out_dir/new.txt",
+        "out_dir/deeper/new.txt",
+        "dangling",
+    ] {
+        raw.send(format!("WRITE,{name},6\nLIST\n\n").as_bytes());
+        let reply = raw.line();
+        assert!(reply.starts_with("ERROR: "), "WRITE {name}: {reply:?}");
+    }
+    raw.send(b"LIST\n");
+    let names: Vec<String> = raw.list_reply().iter().map(|l| shape(l).2).collect();
+    assert_eq!(names, vec!["in_dir", "in_file", "real.txt", "realdir"]);
+
+    let outside = server.outside();
+    assert_eq!(fs::read(outside.join("secret.txt")).unwrap(), b"secret");
+    assert_eq!(
+        fs::read(outside.join("secretdir/inner.txt")).unwrap(),
+        b"inner secret"
+    );
+    assert!(!outside.join("secretdir/new.txt").exists());
+    assert!(!outside.join("secretdir/deeper").exists());
+    assert!(!outside.join("root/nowhere").exists());
+    assert_eq!(temp_files(outside), Vec::<std::path::PathBuf>::new());
+
+    // the client sees the same refusals
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    let e = session
+        .read("out_file", &local.path().join("got"))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("outside"), "{e}");
+    assert!(!local.path().join("got").exists());
+    assert_eq!(
+        session.list(Some("out_dir")).unwrap_err().kind,
+        ErrorKind::Refused
+    );
+    assert!(session.is_open());
+}
+
+#[test]
+fn links_inside_the_root_work() {
+    let server = linked_server();
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+
+    let got = local.path().join("got");
+    session.read("in_file", &got).unwrap();
+    assert_eq!(fs::read(&got).unwrap(), b"real");
+    session.read("in_dir/r.txt", &got).unwrap();
+    assert_eq!(fs::read(&got).unwrap(), b"in realdir");
+
+    let listed: Vec<(EntryKind, String)> = session
+        .list(Some("in_dir"))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.name))
+        .collect();
+    assert_eq!(listed, vec![(EntryKind::File, "in_dir/r.txt".to_string())]);
+    let root = session.list(None).unwrap();
+    let in_file = root.iter().find(|e| e.name == "in_file").unwrap();
+    assert_eq!((in_file.kind, in_file.size), (EntryKind::File, 4));
+    let in_dir = root.iter().find(|e| e.name == "in_dir").unwrap();
+    assert_eq!(in_dir.kind, EntryKind::Dir);
+
+    // writing into a linked folder lands in the folder it points to
+    let source = put(local.path(), "source", b"via link");
+    session.write(&source, "in_dir/new.txt").unwrap();
+    assert_eq!(
+        fs::read(server.root().join("realdir/new.txt")).unwrap(),
+        b"via link"
+    );
+    // writing to a name that is a link replaces the link (docs/protocol.md)
+    session.write(&source, "in_file").unwrap();
+    let in_file = server.root().join("in_file");
+    assert!(!fs::symlink_metadata(&in_file).unwrap().is_symlink());
+    assert_eq!(fs::read(&in_file).unwrap(), b"via link");
+    assert_eq!(fs::read(server.root().join("real.txt")).unwrap(), b"real");
+}
+
+/// Starts a raw upload of `name` announcing `size` bytes, sends the first
+/// `sent` of `body`, waits until the server has its temporary file, then
+/// vanishes.
+fn abandon_upload(server: &TestServer, name: &str, body: &[u8], sent: usize) {
+    let mut raw = server.raw();
+    raw.send(format!("WRITE,{name},{}\n", body.len()).as_bytes());
+    raw.send(&body[..sent]);
+    assert!(
+        wait_until(NOTICE, || !temp_files(server.root()).is_empty()),
+        "the server never started the upload"
+    );
+    drop(raw);
+    assert!(
+        wait_until(NOTICE, || temp_files(server.root()).is_empty()),
+        "temporary files left: {:?}",
+        temp_files(server.root())
+    );
+}
+
+#[test]
+fn a_client_vanishing_mid_upload_leaves_nothing() {
+    let server = TestServer::start();
+    let body = pseudo_random(7, 1_000_000);
+    abandon_upload(&server, "big.bin", &body, 300_000);
+    abandon_upload(&server, "deep/er/big.bin", &body, 1);
+    assert!(!server.root().join("big.bin").exists());
+    assert!(!server.root().join("deep/er/big.bin").exists());
+
+    // the server goes on serving
+    let mut session = server.session();
+    let names: Vec<String> = session
+        .list(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    // the folders were made before the body arrived; no file is in them
+    assert_eq!(names, vec!["deep"]);
+    assert!(session.list(Some("deep/er")).unwrap().is_empty());
+}
+
+#[test]
+fn a_client_vanishing_mid_overwrite_keeps_the_old_file() {
+    let server = TestServer::start();
+    let old = pseudo_random(8, 5000);
+    put(server.root(), "keep.bin", &old);
+    let body = pseudo_random(9, 1_000_000);
+    abandon_upload(&server, "keep.bin", &body, 500_000);
+    assert!(fs::read(server.root().join("keep.bin")).unwrap() == old);
+}
+
+/// A fake server that answers one `READ` with `announced` as its size, then
+/// sends `body` and closes. Returns its address.
+fn short_body_server(announced: u64, body: Vec<u8>) -> (String, thread::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0];
+        while !request.ends_with(b"\n") {
+            if stream.read(&mut byte).unwrap() == 0 {
+                break;
+            }
+            request.push(byte[0]);
+        }
+        stream
+            .write_all(format!("{announced}\n").as_bytes())
+            .unwrap();
+        stream.write_all(&body).unwrap();
+        request
+    });
+    (addr, thread)
+}
+
+#[test]
+fn a_server_vanishing_mid_download_leaves_no_local_file() {
+    let (addr, fake) = short_body_server(100_000, pseudo_random(10, 4000));
+    let local = TempDir::new().unwrap();
+    let target = local.path().join("sub/report.pdf");
+    let mut session = Session::connect(&addr).unwrap();
+    let e = session.read("remote report.pdf", &target).unwrap_err();
+    assert_eq!(fake.join().unwrap(), b"READ,remote report.pdf\n");
+
+    assert_eq!(e.kind, ErrorKind::ConnectionLost, "{e}");
+    let message = e.to_string();
+    assert!(message.contains("remote report.pdf"), "{message}");
+    assert!(message.contains("lost"), "{message}");
+    assert!(!session.is_open());
+    assert!(!target.exists());
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        session.list(None).unwrap_err().kind,
+        ErrorKind::NotConnected
+    );
+}
+
+#[test]
+fn a_server_vanishing_mid_download_keeps_the_old_local_file() {
+    let (addr, fake) = short_body_server(10, b"12345".to_vec());
+    let local = TempDir::new().unwrap();
+    let target = put(local.path(), "kept.txt", b"old local");
+    let mut session = Session::connect(&addr).unwrap();
+    let e = session.read("kept.txt", &target).unwrap_err();
+    fake.join().unwrap();
+    assert_eq!(e.kind, ErrorKind::ConnectionLost, "{e}");
+    assert_eq!(fs::read(&target).unwrap(), b"old local");
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn error_replies_leave_the_session_usable() {
+    let server = TestServer::start();
+    put(server.root(), "there.txt", b"here");
+    fs::create_dir(server.root().join("folder")).unwrap();
+    let local = TempDir::new().unwrap();
+    let target = local.path().join("missing.txt");
+    let mut session = server.session();
+
+    let e = session.read("missing.txt", &target).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("missing.txt"), "{e}");
+    assert!(!target.exists());
+    let e = session.list(Some("nope")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    let e = session.read("folder", &target).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let source = put(local.path(), "source", b"abc");
+    let e = session.write(&source, "folder").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    let e = session.write(&source, "there.txt/below").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+
+    assert!(session.is_open());
+    session.read("there.txt", &target).unwrap();
+    assert_eq!(fs::read(&target).unwrap(), b"here");
+    session.write(&source, "folder/new.txt").unwrap();
+    assert_eq!(session.list(Some("folder")).unwrap().len(), 1);
+}
+
+#[test]
+fn concurrent_writers_leave_one_whole_version_and_readers_see_no_part() {
+    const ROUNDS: usize = 6;
+    const SIZE: usize = 2 * 1024 * 1024;
+    let server = TestServer::start();
+    let initial = pseudo_random(20, SIZE);
+    put(server.root(), "shared.bin", &initial);
+    let versions: Arc<Vec<Vec<u8>>> = Arc::new(vec![
+        initial,
+        pseudo_random(21, SIZE),
+        pseudo_random(22, SIZE),
+    ]);
+    let local = TempDir::new().unwrap();
+    let sources: Vec<_> = (1..=2)
+        .map(|i| put(local.path(), &format!("v{i}"), &versions[i]))
+        .collect();
+
+    let round_start = Arc::new(Barrier::new(3));
+    let round_end = Arc::new(Barrier::new(3));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = sources
+        .into_iter()
+        .map(|source| {
+            let mut session = server.session();
+            let (start, end) = (Arc::clone(&round_start), Arc::clone(&round_end));
+            thread::spawn(move || {
+                // no unwrap between the barriers: a panic would hang the others
+                let mut failures = Vec::new();
+                for _ in 0..ROUNDS {
+                    start.wait();
+                    if let Err(e) = session.write(&source, "shared.bin") {
+                        failures.push(e.to_string());
+                    }
+                    end.wait();
+                }
+                failures
+            })
+        })
+        .collect();
+    let reader = {
+        let mut session = server.session();
+        let versions = Arc::clone(&versions);
+        let done = Arc::clone(&done);
+        let target = local.path().join("seen.bin");
+        thread::spawn(move || {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && reads < 200 {
+                session.read("shared.bin", &target).unwrap();
+                let seen = fs::read(&target).unwrap();
+                assert!(
+                    versions.contains(&seen),
+                    "read {reads} saw a file that is no whole version ({} bytes)",
+                    seen.len()
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for _ in 0..ROUNDS {
+        round_start.wait();
+        round_end.wait();
+        let now = fs::read(server.root().join("shared.bin")).unwrap();
+        assert!(
+            now == versions[1] || now == versions[2],
+            "after a round the file is no whole version"
+        );
+        assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for writer in writers {
+        assert_eq!(writer.join().unwrap(), Vec::<String>::new());
+    }
+    assert!(reader.join().unwrap() > 0);
+    let names: Vec<_> = fs::read_dir(server.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec!["shared.bin"]);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = TestServer::start();
+    put(server.root(), "old.txt", b"old!");
+    let mut raw = server.raw();
+    let body = pseudo_random(30, 300_000);
+    let mut requests = Vec::new();
+    requests.extend_from_slice(b"LIST\nWRITE,p,1.txt,5\nhelloREAD,p,1.txt\nREAD,missing\n");
+    requests.extend_from_slice(format!("WRITE,dir/big,{}\n", body.len()).as_bytes());
+    requests.extend_from_slice(&body);
+    requests.extend_from_slice(b"READ,old.txt\r\nLIST,dir\nWRITE,empty,0\nREAD,empty\nBYE\n");
+    raw.send(&requests);
+
+    let listed: Vec<_> = raw.list_reply().iter().map(|l| shape(l)).collect();
+    assert_eq!(listed, vec![("f".into(), "4".into(), "old.txt".into())]);
+    assert_eq!(raw.line(), "OK 5\n");
+    assert_eq!(raw.line(), "5\n");
+    assert_eq!(raw.bytes(5), b"hello");
+    assert_eq!(raw.line(), "ERROR: no such file or folder: `missing`\n");
+    assert_eq!(raw.line(), format!("OK {}\n", body.len()));
+    assert_eq!(raw.line(), "4\n");
+    assert_eq!(raw.bytes(4), b"old!");
+    let listed: Vec<_> = raw.list_reply().iter().map(|l| shape(l)).collect();
+    assert_eq!(
+        listed,
+        vec![("f".into(), body.len().to_string(), "dir/big".into())]
+    );
+    assert_eq!(raw.line(), "OK 0\n");
+    assert_eq!(raw.line(), "0\n");
+    assert_eq!(raw.line(), "OK bye\n");
+    raw.expect_closed();
+    assert!(fs::read(server.root().join("dir/big")).unwrap() == body);
+    assert_eq!(fs::read(server.root().join("p,1.txt")).unwrap(), b"hello");
+}
+
+/// Checks that a refused upload of `len` bytes keeps the raw session in sync.
+fn refused_raw_upload_stays_in_sync(raw: &mut Raw, len: usize, words: &str) {
+    let mut request = format!("WRITE,x.bin,{len}\n").into_bytes();
+    // a body full of requests: any not skipped would be answered
+    request.extend(b"LIST\n".iter().cycle().take(len));
+    raw.send(&request);
+    let reply = raw.line();
+    assert!(
+        reply.starts_with("ERROR: ") && reply.contains(words),
+        "{reply:?}"
+    );
+    raw.send(b"LIST\n");
+    assert_eq!(raw.line(), "OK 0\n");
+}
+
+#[test]
+fn a_read_only_server_refuses_uploads_and_stays_in_sync() {
+    let server = TestServer::start_with(|c: &mut Config| c.read_only = true);
+    let local = TempDir::new().unwrap();
+    let source = put(local.path(), "source", &pseudo_random(40, 1_000_000));
+    let mut session = server.session();
+    let e = session.write(&source, "x.bin").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(e.to_string().contains("x.bin"), "{e}");
+    assert!(session.is_open());
+    assert!(session.list(None).unwrap().is_empty());
+
+    let mut raw = server.raw();
+    refused_raw_upload_stays_in_sync(&mut raw, 100_000, "read-only");
+    refused_raw_upload_stays_in_sync(&mut raw, 0, "read-only");
+    assert!(fs::read_dir(server.root()).unwrap().next().is_none());
+}
+
+#[test]
+fn uploads_over_the_size_limit_are_refused_and_the_session_stays_in_sync() {
+    let server = TestServer::start_with(|c: &mut Config| c.max_size = Some(1000));
+    let local = TempDir::new().unwrap();
+    let too_big = put(local.path(), "big", &pseudo_random(41, 1001));
+    let just_fits = put(local.path(), "fits", &pseudo_random(42, 1000));
+    let mut session = server.session();
+    let e = session.write(&too_big, "big.bin").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("1001") && message.contains("1000") && message.contains("big.bin"),
+        "{message}"
+    );
+    assert!(!server.root().join("big.bin").exists());
+    assert_eq!(session.write(&just_fits, "fits.bin").unwrap(), 1000);
+    assert_eq!(session.list(None).unwrap().len(), 1);
+
+    let mut raw = server.raw();
+    let mut request = b"WRITE,x.bin,5000\n".to_vec();
+    request.extend(b"LIST\n".iter().cycle().take(5000));
+    raw.send(&request);
+    let reply = raw.line();
+    assert!(reply.contains("limit of 1000"), "{reply:?}");
+    raw.send(b"READ,fits.bin\n");
+    assert_eq!(raw.line(), "1000\n");
+    assert!(raw.bytes(1000) == pseudo_random(42, 1000));
+    assert!(!server.root().join("x.bin").exists());
+    assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn uploading_a_missing_local_file_sends_nothing() {
+    let server = TestServer::start();
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    let e = session
+        .write(&local.path().join("absent.txt"), "absent.txt")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalMissing, "{e}");
+    assert!(e.to_string().contains("absent.txt"), "{e}");
+    assert!(session.is_open());
+    assert!(session.list(None).unwrap().is_empty());
+    let e = session.write(local.path(), "folder").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+    assert!(session.list(None).unwrap().is_empty());
+    assert!(!Path::new(&server.root().join("absent.txt")).exists());
+}
