@@ -6,7 +6,8 @@
 //! - [`root`]: names → files under the server's root, whole-file uploads;
 //! - [`server`]: `ioe serve`, a thread per connection;
 //! - [`session`]: the client API (`list`, `read`, `write`, `bye`), with its
-//!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars.
+//!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
+//! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine).
 
 pub mod cancel;
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod partial;
 pub mod progress;
 pub mod protocol;
 pub mod root;
+pub mod script;
 pub mod server;
 pub mod session;
 

@@ -3,6 +3,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use ioe::progress::ProgressMode;
+use ioe::script::{self, RunOptions, ScriptSource};
 use ioe::server::{Config, Server};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +22,31 @@ struct Cli {
 enum Command {
     /// Serve a folder over IOE/1.
     Serve(ServeArgs),
+    /// Run a Rhai script (see docs/scripting.md).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("bars").multiple(false))]
+struct RunArgs {
+    /// Run CODE instead of a script file; every following word goes to ARGS.
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    eval: Option<String>,
+    /// Always draw progress bars for long transfers.
+    #[arg(long, group = "bars")]
+    progress: bool,
+    /// Never draw progress bars (by default: only when stderr is a terminal).
+    #[arg(long, group = "bars")]
+    no_progress: bool,
+    /// The script file (`-` reads it from stdin), then the script's
+    /// arguments (ARGS). Options for `ioe run` go before the script.
+    #[arg(
+        value_name = "SCRIPT [ARGS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "eval"
+    )]
+    words: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Run(args) => Ok(run(args)),
     };
     match result {
         Ok(code) => code,
@@ -63,6 +91,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let progress = if args.progress {
+        ProgressMode::Always
+    } else if args.no_progress {
+        ProgressMode::Never
+    } else {
+        ProgressMode::Auto
+    };
+    let mut words = args.words.into_iter();
+    let source = match args.eval {
+        Some(code) => ScriptSource::Inline(code),
+        None => ScriptSource::File(words.next().unwrap_or_default().into()),
+    };
+    ExitCode::from(script::run(RunOptions {
+        source,
+        args: words.collect(),
+        progress,
+    }))
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {

@@ -1,0 +1,148 @@
+//! The local half of the script API, kept to what a batch job plainly
+//! needs: `walk`, `exists`, `file_size`, `mkdir`, `remove`, `read_text`,
+//! `write_text`, `temp_dir` and `env`.
+
+use super::api::to_int;
+use super::report::throw;
+use super::{Registry, State};
+use crate::error::ErrorKind;
+use rhai::{Array, Dynamic, EvalAltResult, INT};
+use std::cell::RefCell;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// Registers the local helpers.
+pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
+    reg.func("walk", walk);
+    reg.func("exists", |path: &str| Path::new(path).exists());
+    reg.func("file_size", file_size);
+    reg.func("mkdir", mkdir);
+    reg.func("remove", remove);
+    reg.func("read_text", read_text);
+    reg.func("write_text", write_text);
+    let st = Rc::clone(state);
+    reg.func("temp_dir", move || temp_dir(&st));
+    reg.func("env", |name: &str| {
+        std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
+    });
+}
+
+/// A Rhai error for a failed local operation: `local_missing` when the path
+/// does not exist, `local_io` otherwise.
+fn local_error(op: &str, path: &str, e: &io::Error) -> Box<EvalAltResult> {
+    if e.kind() == io::ErrorKind::NotFound {
+        throw(
+            ErrorKind::LocalMissing.as_str(),
+            format!("{op}: `{path}` does not exist"),
+        )
+    } else {
+        throw(ErrorKind::LocalIo.as_str(), format!("{op}: `{path}`: {e}"))
+    }
+}
+
+/// Every file under `dir` (following symbolic links), sorted, each path
+/// beginning with `dir` as given.
+fn walk(dir: &str) -> Fallible<Array> {
+    let op = format!("walk `{dir}`");
+    if let Err(e) = fs::metadata(dir) {
+        return Err(local_error(&op, dir, &e));
+    }
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        let entry = entry.map_err(|e| {
+            let path = e
+                .path()
+                .map_or_else(|| dir.to_string(), |p| p.display().to_string());
+            throw(ErrorKind::LocalIo.as_str(), format!("{op}: `{path}`: {e}"))
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path().to_str().ok_or_else(|| {
+            throw(
+                ErrorKind::LocalIo.as_str(),
+                format!(
+                    "{op}: `{}` is not valid UTF-8, so scripts cannot name it",
+                    entry.path().display()
+                ),
+            )
+        })?;
+        files.push(path.to_string());
+    }
+    files.sort();
+    Ok(files.into_iter().map(Dynamic::from).collect())
+}
+
+fn file_size(path: &str) -> Fallible<INT> {
+    let op = "file_size";
+    let meta = fs::metadata(path).map_err(|e| local_error(op, path, &e))?;
+    if meta.is_dir() {
+        return Err(throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{path}` is a folder"),
+        ));
+    }
+    Ok(to_int(meta.len()))
+}
+
+/// Creates a folder and its missing parents; an existing folder is fine.
+fn mkdir(path: &str) -> Fallible<()> {
+    fs::create_dir_all(path).map_err(|e| local_error("mkdir", path, &e))
+}
+
+/// Removes a file or an empty folder (never a whole tree, by design).
+fn remove(path: &str) -> Fallible<()> {
+    let op = "remove";
+    let meta = fs::symlink_metadata(path).map_err(|e| local_error(op, path, &e))?;
+    let removed = if meta.is_dir() {
+        fs::remove_dir(path)
+    } else {
+        fs::remove_file(path)
+    };
+    removed.map_err(|e| local_error(op, path, &e))
+}
+
+fn read_text(path: &str) -> Fallible<String> {
+    let op = "read_text";
+    let bytes = fs::read(path).map_err(|e| local_error(op, path, &e))?;
+    String::from_utf8(bytes).map_err(|_| {
+        throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{path}` is not UTF-8 text"),
+        )
+    })
+}
+
+/// Writes `text` to `path` (replacing it), creating missing parent folders.
+fn write_text(path: &str, text: &str) -> Fallible<INT> {
+    let op = "write_text";
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        fs::create_dir_all(parent).map_err(|e| local_error(op, path, &e))?;
+    }
+    fs::write(path, text).map_err(|e| local_error(op, path, &e))?;
+    Ok(to_int(text.len() as u64))
+}
+
+/// A new empty folder under the system's temporary folder, removed with
+/// everything in it when the script ends.
+fn temp_dir(state: &Rc<RefCell<State>>) -> Fallible<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("ioe-script-")
+        .tempdir()
+        .map_err(|e| throw(ErrorKind::LocalIo.as_str(), format!("temp_dir: {e}")))?;
+    let path = dir.path().to_str().map(str::to_string).ok_or_else(|| {
+        throw(
+            ErrorKind::LocalIo.as_str(),
+            "temp_dir: the temporary folder's path is not valid UTF-8",
+        )
+    })?;
+    state.borrow_mut().temp_dirs.push(dir);
+    Ok(path)
+}

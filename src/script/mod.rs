@@ -1,0 +1,233 @@
+//! Rhai scripting: the [`Host`] owns one Rhai `Engine` and one `Scope` with
+//! the `ioe` functions registered (see `docs/scripting.md`), evaluates
+//! whole scripts (`ioe run`) or one entry at a time (the REPL), and turns
+//! failures into [`Report`]s.
+//!
+//! - `api`: `connect`, `Session`, the transfer functions, `serve`;
+//! - `local`: the local file helpers;
+//! - `report`: error maps for `catch`, and the report for uncaught errors;
+//! - `run`: the `ioe run` command (sources, Ctrl-C, exit statuses).
+
+mod api;
+mod local;
+mod report;
+mod run;
+
+pub use api::{DEFAULT_PORT, ScriptSession, ServerHandle};
+pub use report::{BAD_ARGUMENT, Exit, Location, Phase, Report, Stop, kinds};
+pub use run::{RunOptions, ScriptSource, run};
+
+use crate::cancel::CancelToken;
+use crate::server::RunningServer;
+use rhai::{AST, Array, Dynamic, Engine, RhaiNativeFunc, Scope};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+use tempfile::TempDir;
+
+/// Limits set explicitly so that debug and release builds behave alike
+/// (Rhai's debug defaults are much lower).
+mod limits {
+    /// Nested calls of script functions.
+    pub const CALL_LEVELS: usize = 64;
+    /// Nesting of expressions at global level.
+    pub const EXPR_DEPTH: usize = 64;
+    /// Nesting of expressions inside functions.
+    pub const FUNCTION_EXPR_DEPTH: usize = 64;
+    /// Longest string (`read_text` of a bigger file fails).
+    pub const STRING_SIZE: usize = 64 * 1024 * 1024;
+    /// Largest array (a `walk` or a listing with more entries fails).
+    pub const ARRAY_SIZE: usize = 10_000_000;
+    /// Largest object map.
+    pub const MAP_SIZE: usize = 1_000_000;
+}
+
+/// What the script functions share: the current session, what `serve` and
+/// `temp_dir` made, and the settings every new session gets.
+pub(crate) struct State {
+    current: Option<ScriptSession>,
+    servers: Vec<RunningServer>,
+    temp_dirs: Vec<TempDir>,
+    cancel: CancelToken,
+    progress: bool,
+}
+
+/// Registers functions and remembers their names (for completion).
+pub(crate) struct Registry<'a> {
+    engine: &'a mut Engine,
+    names: &'a mut Vec<&'static str>,
+}
+
+impl Registry<'_> {
+    fn func<A: 'static, const N: usize, const X: bool, R: Any + Clone, const F: bool>(
+        &mut self,
+        name: &'static str,
+        func: impl RhaiNativeFunc<A, N, X, R, F> + 'static,
+    ) {
+        self.engine.register_fn(name, func);
+        self.names.push(name);
+    }
+
+    fn getter<T: Any + Clone, R: Any + Clone>(
+        &mut self,
+        name: &'static str,
+        get: impl Fn(&mut T) -> R + 'static,
+    ) {
+        self.engine.register_get(name, get);
+        self.names.push(name);
+    }
+}
+
+/// How a [`Host`] starts.
+#[derive(Clone, Default)]
+pub struct HostOptions {
+    /// The script's command-line arguments, the `ARGS` array.
+    pub args: Vec<String>,
+    /// Whether sessions draw progress bars ([`crate::progress::ProgressMode::enabled`]).
+    pub progress: bool,
+    /// Cancels the transfer in flight and stops the script (Ctrl-C).
+    pub cancel: CancelToken,
+}
+
+/// One scripting session: an `Engine` with the `ioe` API, one `Scope`, and
+/// the functions defined so far. Dropping it closes its sessions, then
+/// stops the servers started by `serve` and removes `temp_dir` folders.
+pub struct Host {
+    scope: Scope<'static>,
+    engine: Engine,
+    /// Script functions defined by earlier entries (statements cleared).
+    functions: AST,
+    state: Rc<RefCell<State>>,
+    /// Source text by name, to quote the offending line in reports.
+    sources: HashMap<String, String>,
+    names: Vec<&'static str>,
+}
+
+impl Host {
+    /// A host with the whole API registered and `ARGS` in scope.
+    pub fn new(options: HostOptions) -> Host {
+        let state = Rc::new(RefCell::new(State {
+            current: None,
+            servers: Vec::new(),
+            temp_dirs: Vec::new(),
+            cancel: options.cancel.clone(),
+            progress: options.progress,
+        }));
+        let mut engine = Engine::new();
+        engine
+            .set_max_call_levels(limits::CALL_LEVELS)
+            .set_max_expr_depths(limits::EXPR_DEPTH, limits::FUNCTION_EXPR_DEPTH)
+            .set_max_string_size(limits::STRING_SIZE)
+            .set_max_array_size(limits::ARRAY_SIZE)
+            .set_max_map_size(limits::MAP_SIZE)
+            .set_max_operations(0)
+            .set_strict_variables(true)
+            .set_fail_on_invalid_map_property(true);
+        let cancel = options.cancel.clone();
+        // between operations: stop the script once Ctrl-C was pressed
+        engine.on_progress(move |_| {
+            cancel
+                .is_cancelled()
+                .then(|| Dynamic::from("stopped by Ctrl-C"))
+        });
+        engine.on_print(|text| {
+            // a closed pipe (`ioe run job.rhai | head`) must not panic
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        });
+        engine.on_debug(|text, source, pos| match (source, pos.line()) {
+            (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
+            _ => eprintln!("{text}"),
+        });
+
+        let mut names = Vec::new();
+        let mut registry = Registry {
+            engine: &mut engine,
+            names: &mut names,
+        };
+        registry.func("exit", || -> Result<(), _> {
+            Err(report::exit_request(Dynamic::UNIT))
+        });
+        registry.func("exit", |value: Dynamic| -> Result<(), _> {
+            Err(report::exit_request(value))
+        });
+        api::register(&mut registry, &state);
+        local::register(&mut registry, &state);
+        names.sort_unstable();
+        names.dedup();
+
+        let mut scope = Scope::new();
+        let args: Array = options.args.into_iter().map(Dynamic::from).collect();
+        scope.push("ARGS", args);
+        Host {
+            scope,
+            engine,
+            functions: AST::empty(),
+            state,
+            sources: HashMap::new(),
+            names,
+        }
+    }
+
+    /// Compiles `source` (named `name` in reports) against the current
+    /// scope, keeps the functions it defines for later entries, and runs it.
+    /// Variables it declares at top level stay in scope.
+    pub fn eval(&mut self, name: &str, source: &str) -> Result<Dynamic, Stop> {
+        self.sources.insert(name.to_string(), source.to_string());
+        let mut ast = self
+            .engine
+            .compile_with_scope(&self.scope, source)
+            .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))?;
+        ast.set_source(name);
+        self.functions += ast;
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.functions);
+        self.functions.clear_statements();
+        result.map_err(|e| Report::runtime(*e, name, &self.sources))
+    }
+
+    /// The token that interrupts this host's transfers and scripts.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.state.borrow().cancel.clone()
+    }
+
+    /// The address of the current session, if it is open.
+    pub fn current_addr(&self) -> Option<String> {
+        let state = self.state.borrow();
+        let session = state.current.as_ref()?;
+        session.is_open().then(|| session.addr())
+    }
+
+    /// Names in `dir` (the root when `None`) on the current session, for
+    /// completion; empty when not connected.
+    pub fn remote_names(&self, dir: Option<&str>) -> Result<Vec<String>, crate::Error> {
+        let current = self.state.borrow().current.clone();
+        match current {
+            Some(session) if session.is_open() => Ok(session
+                .list(dir)?
+                .into_iter()
+                .map(|entry| entry.name)
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Every function and property name the `ioe` API registers, sorted.
+    pub fn function_names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // sessions first (they say BYE), then the servers they talk to
+        self.scope.clear();
+        self.functions = AST::empty();
+        let mut state = self.state.borrow_mut();
+        state.current = None;
+        state.servers.clear();
+        state.temp_dirs.clear();
+    }
+}

@@ -1,0 +1,300 @@
+//! Failures as scripts and users see them: the `#{kind, message}` maps that
+//! `try … catch` receives, and the report `ioe run` prints on stderr for an
+//! error nobody caught (message, `file:LINE:COL`, the source line, a caret).
+
+use crate::error::{Error, ErrorKind};
+use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The kind of a script-level misuse the client library cannot know about,
+/// such as a port number out of range.
+pub const BAD_ARGUMENT: &str = "bad_argument";
+
+/// Every `e.kind` a script can see, in documentation order.
+pub fn kinds() -> Vec<&'static str> {
+    let mut kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    kinds.push(BAD_ARGUMENT);
+    kinds
+}
+
+/// A Rhai error carrying `#{kind, message}`, which `catch (e)` receives.
+pub(crate) fn throw(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(error_map(kind, message.into()), Position::NONE).into()
+}
+
+fn error_map(kind: &str, message: String) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.into());
+    map.insert("message".into(), message.into());
+    map.into()
+}
+
+/// Turns a client error into a Rhai error. A cancelled transfer (Ctrl-C)
+/// terminates the script instead: `try … catch` must not swallow it.
+pub(crate) fn from_client(err: Error) -> Box<EvalAltResult> {
+    let map = error_map(err.kind.as_str(), err.to_string());
+    if err.kind == ErrorKind::Cancelled {
+        EvalAltResult::ErrorTerminated(map, Position::NONE).into()
+    } else {
+        EvalAltResult::ErrorRuntime(map, Position::NONE).into()
+    }
+}
+
+/// Why evaluation stopped early.
+#[derive(Debug)]
+pub enum Stop {
+    /// The script called `exit(…)`; [`Exit::code`] is the status to exit with.
+    Exit(Exit),
+    /// The script failed to compile, failed at run time or was interrupted.
+    Failed(Box<Report>),
+}
+
+impl Stop {
+    /// The process exit status this stop calls for.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Stop::Exit(exit) => exit.code,
+            Stop::Failed(report) => report.exit_code(),
+        }
+    }
+}
+
+/// What `exit(…)` asked for: `exit()` and `exit(n)` give a status;
+/// `exit("text")` prints the text on stderr and exits 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The process exit status.
+    pub code: u8,
+    /// Text for stderr (from `exit("text")` or an out-of-range status).
+    pub message: Option<String>,
+}
+
+/// The value `exit(…)` carries out of the script. Rhai's own `exit` cannot
+/// be told apart from a script's last value at top level, so `ioe`
+/// registers its own, which stops the script as an uncatchable
+/// termination carrying this.
+#[derive(Debug, Clone)]
+pub(crate) struct ExitRequest(pub Dynamic);
+
+/// The error `exit(value)` raises.
+pub(crate) fn exit_request(value: Dynamic) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(ExitRequest(value)), Position::NONE).into()
+}
+
+impl Exit {
+    fn from_value(value: &Dynamic) -> Exit {
+        if value.is_unit() {
+            return Exit {
+                code: 0,
+                message: None,
+            };
+        }
+        if let Ok(n) = value.as_int() {
+            return match u8::try_from(n) {
+                Ok(code) => Exit {
+                    code,
+                    message: None,
+                },
+                Err(_) => Exit {
+                    code: 1,
+                    message: Some(format!(
+                        "exit({n}): an exit status is 0 to 255; exiting with 1"
+                    )),
+                },
+            };
+        }
+        Exit {
+            code: 1,
+            message: Some(value.to_string()),
+        }
+    }
+}
+
+/// At which stage a script failed; decides the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The script does not compile (exit 2); nothing ran.
+    Compile,
+    /// An error nobody caught (exit 1).
+    Runtime,
+    /// Ctrl-C (exit 130).
+    Interrupted,
+}
+
+/// A place in a script's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The script's name as the user gave it (`-e` and `<stdin>` for the
+    /// other sources).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The text of that line, if the source is known.
+    pub text: Option<String>,
+}
+
+impl Location {
+    fn find(sources: &HashMap<String, String>, file: &str, pos: Position) -> Option<Location> {
+        let line = pos.line()?;
+        let column = pos.position().unwrap_or(1);
+        let text = sources
+            .get(file)
+            .and_then(|source| source.lines().nth(line - 1))
+            .map(str::to_string);
+        Some(Location {
+            file: file.to_string(),
+            line,
+            column,
+            text,
+        })
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A failure described for a person: printed by `ioe run` on stderr and by
+/// the REPL after a failed line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Compile, run time or interrupted.
+    pub phase: Phase,
+    /// The `e.kind` word, for errors raised by the `ioe` functions.
+    pub kind: Option<String>,
+    /// What failed and why, e.g. ``read `a.txt`: server said: …``.
+    pub message: String,
+    /// Where it failed (the innermost place, inside a script function if
+    /// it failed there).
+    pub location: Option<Location>,
+    /// The calls that led there, innermost first: "in `f`, called at …".
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    /// 2 for a script that does not compile, 130 after Ctrl-C, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self.phase {
+            Phase::Compile => 2,
+            Phase::Runtime => 1,
+            Phase::Interrupted => 130,
+        }
+    }
+
+    pub(crate) fn compile(
+        err: &ParseError,
+        file: &str,
+        sources: &HashMap<String, String>,
+    ) -> Report {
+        Report {
+            phase: Phase::Compile,
+            kind: None,
+            message: format!("the script does not compile: {}", err.err_type()),
+            location: Location::find(sources, file, err.position()),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Describes a run-time error of the script named `file`; `exit(…)`
+    /// comes back as [`Stop::Exit`].
+    pub(crate) fn runtime(
+        err: EvalAltResult,
+        file: &str,
+        sources: &HashMap<String, String>,
+    ) -> Stop {
+        let mut trace = Vec::new();
+        let mut file = file.to_string();
+        let mut err = err;
+        // walk into script function calls, noting each call site
+        while let EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) = err {
+            let site =
+                Location::find(sources, &file, pos).map_or_else(|| file.clone(), |l| l.to_string());
+            trace.push(format!("in `{name}`, called at {site}"));
+            if !fn_source.is_empty() {
+                file = fn_source;
+            }
+            err = *inner;
+        }
+        trace.reverse();
+        let pos = err.position();
+        let (phase, kind, message) = match err {
+            EvalAltResult::ErrorTerminated(value, _) if value.is::<ExitRequest>() => {
+                let ExitRequest(value) = value.cast::<ExitRequest>();
+                return Stop::Exit(Exit::from_value(&value));
+            }
+            EvalAltResult::ErrorTerminated(value, _) => {
+                let message = value
+                    .read_lock::<Map>()
+                    .and_then(|m| m.get("message").map(|v| v.to_string()))
+                    .unwrap_or_else(|| "stopped by Ctrl-C".to_string());
+                (Phase::Interrupted, None, message)
+            }
+            EvalAltResult::ErrorRuntime(value, _) => match kind_and_message(&value) {
+                Some((kind, message)) => (Phase::Runtime, Some(kind), message),
+                None => (Phase::Runtime, None, value.to_string()),
+            },
+            mut other => {
+                other.clear_position();
+                (Phase::Runtime, None, other.to_string())
+            }
+        };
+        Stop::Failed(Box::new(Report {
+            phase,
+            kind,
+            message,
+            location: Location::find(sources, &file, pos),
+            trace,
+        }))
+    }
+}
+
+/// The `kind` and `message` of a thrown `#{kind, message}` map.
+fn kind_and_message(value: &Dynamic) -> Option<(String, String)> {
+    let map = value.read_lock::<Map>()?;
+    let kind = map.get("kind")?.clone().into_string().ok()?;
+    let message = map.get("message")?.clone().into_string().ok()?;
+    Some((kind, message))
+}
+
+impl fmt::Display for Report {
+    /// ```text
+    /// error[not_found]: read `a.txt`: server said: no such file or folder: `a.txt`
+    ///   --> job.rhai:3:7
+    ///    |
+    ///  3 | let n = s.read("a.txt");
+    ///    |          ^
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.phase {
+            Phase::Interrupted => "interrupted",
+            Phase::Compile | Phase::Runtime => "error",
+        };
+        match &self.kind {
+            Some(kind) => write!(f, "{label}[{kind}]: {}", self.message)?,
+            None => write!(f, "{label}: {}", self.message)?,
+        }
+        if let Some(location) = &self.location {
+            let number = location.line.to_string();
+            let pad = " ".repeat(number.len());
+            write!(f, "\n{pad}--> {location}")?;
+            if let Some(text) = &location.text {
+                // keep tabs so that the caret lines up under the same glyph
+                let lead: String = text
+                    .chars()
+                    .take(location.column.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                write!(f, "\n{pad} |\n{number} | {text}\n{pad} | {lead}^")?;
+            }
+        }
+        for call in &self.trace {
+            write!(f, "\n  {call}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! `ioe run`: loads a script (a file, stdin or `-e` text), runs it in a
+//! [`Host`] with Ctrl-C wired to cancellation, prints an uncaught error's
+//! report on stderr, and decides the exit status: 0 when the script ends,
+//! `n` after `exit(n)`, 1 for an uncaught error, 2 when the script cannot
+//! be read or does not compile, 130 after Ctrl-C.
+
+use super::{Host, HostOptions, Stop};
+use crate::cancel::CancelToken;
+use crate::progress::ProgressMode;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Where the script comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptSource {
+    /// A file; `-` means stdin.
+    File(PathBuf),
+    /// The text given with `-e`.
+    Inline(String),
+}
+
+/// What `ioe run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The script.
+    pub source: ScriptSource,
+    /// Its arguments, the `ARGS` array.
+    pub args: Vec<String>,
+    /// Progress bars for long transfers.
+    pub progress: ProgressMode,
+}
+
+/// Exit status when the script cannot be read or does not compile.
+const EXIT_UNUSABLE: u8 = 2;
+/// Exit status after a second Ctrl-C, which does not wait for cleanup.
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Runs `ioe run` and returns its exit status.
+pub fn run(options: RunOptions) -> u8 {
+    let (name, text) = match load(&options.source) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            eprintln!("ioe: {message}");
+            return EXIT_UNUSABLE;
+        }
+    };
+    let cancel = CancelToken::new();
+    let handler_token = cancel.clone();
+    let installed = ctrlc::set_handler(move || {
+        if handler_token.is_cancelled() {
+            // the second Ctrl-C: the user does not want to wait
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+        handler_token.cancel();
+    });
+    if let Err(e) = installed {
+        eprintln!("ioe: warning: Ctrl-C will not stop transfers cleanly: {e}");
+    }
+    let mut host = Host::new(HostOptions {
+        args: options.args,
+        progress: options.progress.enabled(),
+        cancel,
+    });
+    let status = match host.eval(&name, &without_shebang(&text)) {
+        Ok(_) => 0,
+        Err(Stop::Exit(exit)) => {
+            if let Some(message) = exit.message {
+                eprintln!("{message}");
+            }
+            exit.code
+        }
+        Err(Stop::Failed(report)) => {
+            eprintln!("{report}");
+            report.exit_code()
+        }
+    };
+    drop(host);
+    status
+}
+
+/// The script's name for reports, and its text.
+fn load(source: &ScriptSource) -> Result<(String, String), String> {
+    match source {
+        ScriptSource::Inline(text) => Ok(("-e".to_string(), text.clone())),
+        ScriptSource::File(path) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read the script from stdin: {e}"))?;
+            Ok(("<stdin>".to_string(), text))
+        }
+        ScriptSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read script `{}`: {e}", path.display()))?;
+            Ok((path.display().to_string(), text))
+        }
+    }
+}
+
+/// Blanks a `#!` first line (so scripts can be executable) and keeps the
+/// line numbers.
+fn without_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with("#!") {
+        let rest = text.find('\n').map_or("", |i| &text[i..]);
+        rest.to_string().into()
+    } else {
+        text.into()
+    }
+}
