@@ -219,3 +219,94 @@ pub fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&path, bytes).expect("write a test file");
     path
 }
+
+/// How long one run of the `ioe` binary may take before the test fails.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a finished `ioe` process left behind.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit status (`None` if killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A child process that is killed if the test ends before it does.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the `ioe` binary with `args` in folder `dir`, stdin, stdout and
+/// stderr piped.
+pub fn spawn_ioe(dir: &Path, args: &[&str]) -> Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the ioe binary");
+    Child(child)
+}
+
+/// Runs the `ioe` binary with `args` in `dir`, feeding it `stdin`, and
+/// waits at most [`RUN_TIMEOUT`] for it to finish.
+pub fn run_ioe(dir: &Path, args: &[&str], stdin: &str) -> Run {
+    let mut child = spawn_ioe(dir, args);
+    let mut input = child.0.stdin.take().expect("stdin is piped");
+    let stdin = stdin.to_string();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    finish(child, feeder)
+}
+
+/// Waits at most [`RUN_TIMEOUT`] for `child` to exit and collects its output.
+pub fn finish(mut child: Child, feeder: std::thread::JoinHandle<()>) -> Run {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let mut status = None;
+    let exited = wait_until(RUN_TIMEOUT, || {
+        status = child.0.try_wait().expect("poll the child");
+        status.is_some()
+    });
+    assert!(
+        exited,
+        "ioe {:?} did not finish within {RUN_TIMEOUT:?}",
+        child.0.id()
+    );
+    let _ = feeder.join();
+    Run {
+        code: status.and_then(|s| s.code()),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
