@@ -1,14 +1,16 @@
 //! Shared helpers for the integration tests: a real server on 127.0.0.1
-//! serving a temporary folder, a raw TCP client that speaks IOE/1 byte by
-//! byte, reproducible pseudo-random file contents and bounded polling.
+//! serving a temporary folder (in-process, or the `ioe serve` binary as a
+//! child process), a raw TCP client that speaks IOE/1 byte by byte,
+//! reproducible pseudo-random file contents and bounded polling.
 
 #![allow(dead_code)] // each test crate uses its own subset
 
 use ioe::Session;
 use ioe::server::{Config, RunningServer, Server};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -96,7 +98,11 @@ pub struct Raw {
 impl Raw {
     /// Connects to `addr`; every read fails after [`REPLY_TIMEOUT`].
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("raw client connects");
+        Raw::from_stream(TcpStream::connect(addr).expect("raw client connects"))
+    }
+
+    /// Wraps an already connected socket; reads fail after [`REPLY_TIMEOUT`].
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .expect("read timeout");
@@ -167,7 +173,172 @@ impl Raw {
 
     /// Closes both directions at once.
     pub fn shutdown(&self) {
-        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+        let _ = self.writer.shutdown(Shutdown::Both);
+    }
+
+    /// The socket (to clone it for a writer thread).
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+
+    /// Closes the sending side only: the server sees EOF, replies still come.
+    pub fn finish_sending(&self) {
+        self.writer
+            .shutdown(Shutdown::Write)
+            .expect("shut down sending");
+    }
+
+    /// What one `recv()` returns, as the original Python client reads it.
+    pub fn recv_once(&mut self) -> Vec<u8> {
+        assert!(self.reader.buffer().is_empty(), "bytes left unread");
+        let mut chunk = vec![0; 64 * 1024];
+        let n = self.reader.get_mut().read(&mut chunk).expect("recv");
+        chunk.truncate(n);
+        chunk
+    }
+
+    /// Asserts that nothing arrives within `wait` and the connection stays
+    /// open.
+    pub fn expect_silence(&mut self, wait: Duration) {
+        assert!(self.reader.buffer().is_empty(), "bytes left unread");
+        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let result = self.reader.fill_buf().map(|b| b.to_vec());
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .unwrap();
+        match result {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Ok(got) if got.is_empty() => panic!("the server closed the connection"),
+            Ok(got) => panic!(
+                "expected no reply yet, got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Err(e) => panic!("connection failed: {e}"),
+        }
+    }
+
+    /// Everything the server sends until it closes the connection (a reset
+    /// counts as a close).
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        if let Err(e) = self.reader.read_to_end(&mut rest) {
+            assert_eq!(
+                e.kind(),
+                ErrorKind::ConnectionReset,
+                "the server did not close the connection"
+            );
+        }
+        rest
+    }
+
+    /// `READ,<name>` (framed); panics unless the reply is a size and a body.
+    pub fn read_file(&mut self, name: &str) -> Vec<u8> {
+        self.send(format!("READ,{name}\n").as_bytes());
+        let status = self.line();
+        let size = status
+            .trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("READ,{name} answered {status:?}"));
+        self.bytes(size)
+    }
+
+    /// `WRITE,<name>,<size>` (framed) and the body; returns the status line.
+    pub fn upload(&mut self, name: &str, body: &[u8]) -> String {
+        let mut request = format!("WRITE,{name},{}\n", body.len()).into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request);
+        self.line()
+    }
+
+    /// `LIST` of the root (framed); returns the names listed.
+    pub fn list_names(&mut self) -> Vec<String> {
+        self.send(b"LIST\n");
+        self.list_reply()
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.trim_end().splitn(4, ',').collect();
+                assert_eq!(fields.len(), 4, "malformed entry line {line:?}");
+                fields[3].to_string()
+            })
+            .collect()
+    }
+}
+
+/// `ioe serve` as a child process; killed (if still running) on drop.
+pub struct ServeProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+    /// Kept open so the server never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl ServeProcess {
+    /// Runs `ioe serve --root ROOT --listen 127.0.0.1:0 --quiet ARGS…` and
+    /// reads the bound address from its first stdout line.
+    pub fn start(root: &Path, args: &[&str]) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ioe"))
+            .arg("serve")
+            .arg("--root")
+            .arg(root)
+            .args(["--listen", "127.0.0.1:0", "--quiet"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ioe serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut first = String::new();
+        let _ = stdout.read_line(&mut first);
+        let addr = first
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ioe serve printed no address: {first:?}");
+        };
+        ServeProcess {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(limit, || {
+            status = self.child.try_wait().expect("poll the child");
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
     }
 }
 
@@ -309,4 +480,15 @@ pub fn finish(mut child: Child, feeder: std::thread::JoinHandle<()>) -> Run {
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+/// Asserts that no temporary file is left under `dir`, allowing the server a
+/// moment (bounded) to finish removing one.
+pub fn assert_no_temp_files(dir: &Path) {
+    wait_until(REPLY_TIMEOUT, || temp_files(dir).is_empty());
+    assert_eq!(
+        temp_files(dir),
+        Vec::<PathBuf>::new(),
+        "temporary files left"
+    );
 }

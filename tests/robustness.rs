@@ -1,0 +1,459 @@
+//! The server against hostile, broken and unlucky clients, and its limits:
+//! garbage never stops it serving others; `--max-connections`,
+//! `--idle-timeout`, `--read-only`, `--max-size` and graceful shutdown
+//! behave as `docs/protocol.md` says.
+
+mod common;
+
+use common::{Raw, ServeProcess, TestServer, assert_no_temp_files, temp_files, wait_until};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// A file every server in these tests holds, to check it is still served.
+const KEPT: &str = "kept.txt";
+const KEPT_BODY: &[u8] = b"contents that must survive\n";
+/// How long a test waits for a process or a condition.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn server_with_kept_file() -> TestServer {
+    let server = TestServer::start();
+    std::fs::write(server.root().join(KEPT), KEPT_BODY).unwrap();
+    server
+}
+
+/// A client connected (and served once) before the attack starts.
+fn bystander(addr: SocketAddr) -> Raw {
+    let mut client = Raw::connect(addr);
+    assert!(client.list_names().contains(&KEPT.to_string()));
+    client
+}
+
+/// After an attack: a fresh client can LIST and READ, the bystander's
+/// session still works, and no temporary file is left behind.
+fn assert_still_serving(server: &TestServer, bystander: &mut Raw) {
+    let mut fresh = Raw::connect(server.addr());
+    assert!(fresh.list_names().contains(&KEPT.to_string()));
+    assert_eq!(fresh.read_file(KEPT), KEPT_BODY);
+    assert_eq!(bystander.read_file(KEPT), KEPT_BODY);
+    assert!(bystander.list_names().contains(&KEPT.to_string()));
+    assert_no_temp_files(server.root());
+}
+
+/// Runs `attack` against a fresh server, then checks it is still serving.
+fn survives(attack: impl FnOnce(SocketAddr, &Path)) {
+    let server = server_with_kept_file();
+    let mut watcher = bystander(server.addr());
+    attack(server.addr(), server.root());
+    assert_still_serving(&server, &mut watcher);
+}
+
+/// A small seeded generator (xorshift64*), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_bytes_get_errors_and_the_server_goes_on() {
+    survives(|addr, _| {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for round in 0..24 {
+            let len = 1 + rng.below(16 * 1024);
+            let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let mut client = Raw::connect(addr);
+            client.send(&garbage);
+            client.finish_sending();
+            let replies = client.read_to_close();
+            for line in String::from_utf8_lossy(&replies).lines() {
+                assert!(
+                    line.starts_with("ERROR: "),
+                    "round {round}: random bytes got {line:?}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn random_protocol_fragments_never_break_the_server() {
+    const FRAGMENTS: &[&[u8]] = &[
+        b"LIST",
+        b"READ",
+        b"WRITE",
+        b"BYE",
+        b",",
+        b",",
+        b"\n",
+        b"\n",
+        b"\r\n",
+        b"a",
+        b"d/e",
+        b"..",
+        b"/",
+        b"\\",
+        b"\0",
+        b"0",
+        b"7",
+        b"99999",
+        b"-",
+        b"\xff",
+        b"\xc3\xa9",
+        b" ",
+        b".ioe-tmp-x",
+    ];
+    survives(|addr, root| {
+        let mut rng = Rng(42);
+        for _ in 0..24 {
+            let mut input = Vec::new();
+            for _ in 0..1 + rng.below(200) {
+                input.extend_from_slice(FRAGMENTS[rng.below(FRAGMENTS.len())]);
+            }
+            let mut client = Raw::connect(addr);
+            client.send(&input);
+            client.finish_sending();
+            client.read_to_close();
+        }
+        // whatever got stored was stored whole, under a valid name
+        assert_eq!(std::fs::read(root.join(KEPT)).unwrap(), KEPT_BODY);
+    });
+}
+
+#[test]
+fn a_megabyte_line_without_lf_gets_an_error_and_is_closed() {
+    survives(|addr, _| {
+        let mut client = Raw::connect(addr);
+        let mut writer = client.stream().try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            // the server stops reading at some point: errors are expected
+            let _ = writer.write_all(&vec![b'A'; 1024 * 1024]);
+        });
+        let reply = client.line();
+        assert!(
+            reply.starts_with("ERROR: ") && reply.contains("longer than 4096 bytes"),
+            "{reply:?}"
+        );
+        client.expect_closed();
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn invalid_utf8_is_refused_and_the_session_goes_on() {
+    survives(|addr, root| {
+        let mut client = Raw::connect(addr);
+        client.send(b"READ,caf\xe9.txt\n");
+        assert_eq!(client.line(), "ERROR: name is not valid UTF-8\n");
+        client.send(b"\xc3\x28\xff\n");
+        let reply = client.line();
+        assert!(reply.starts_with("ERROR: unknown command"), "{reply:?}");
+        client.send(b"WRITE,\xff\xfe,5\nhello");
+        assert_eq!(client.line(), "ERROR: name is not valid UTF-8\n");
+        // the body was skipped: the session is still in step
+        assert_eq!(client.read_file(KEPT), KEPT_BODY);
+        assert_eq!(std::fs::read_dir(root).unwrap().count(), 1);
+    });
+}
+
+#[test]
+fn unusable_write_sizes_get_an_error_then_close() {
+    for size in ["123456789012345678901234567890", "-5", "+5", "12abc", ""] {
+        survives(|addr, root| {
+            let mut client = Raw::connect(addr);
+            client.send(format!("WRITE,sized.bin,{size}\nhello").as_bytes());
+            let reply = client.line();
+            assert!(
+                reply.starts_with("ERROR: WRITE size") && reply.contains("closing"),
+                "size {size:?}: {reply:?}"
+            );
+            client.expect_closed();
+            assert!(!root.join("sized.bin").exists());
+        });
+    }
+}
+
+#[test]
+fn unknown_and_lowercase_commands_are_refused_and_the_session_goes_on() {
+    survives(|addr, _| {
+        let mut client = Raw::connect(addr);
+        for (request, word) in [
+            ("DELETE,kept.txt\n", "DELETE"),
+            ("GET kept.txt\n", "GET kept.txt"),
+            ("list\n", "list"),
+            ("read,kept.txt\n", "read"),
+            ("Bye\n", "Bye"),
+        ] {
+            client.send(request.as_bytes());
+            let reply = client.line();
+            assert!(
+                reply.starts_with(&format!("ERROR: unknown command `{word}`")),
+                "{request:?}: {reply:?}"
+            );
+        }
+        client.send(b"\n");
+        let reply = client.line();
+        assert!(reply.starts_with("ERROR: "), "empty line: {reply:?}");
+        assert_eq!(client.read_file(KEPT), KEPT_BODY);
+    });
+}
+
+#[test]
+fn clients_that_vanish_leave_nothing_behind() {
+    survives(|addr, root| {
+        // connects and goes
+        drop(TcpStream::connect(addr).unwrap());
+        // half a request line
+        let mut client = Raw::connect(addr);
+        client.send(b"REA");
+        drop(client);
+        // half an upload
+        let mut client = Raw::connect(addr);
+        client.send(b"WRITE,ghost.bin,1000\n");
+        client.send(&[7u8; 400]);
+        drop(client);
+        // a download abandoned at once
+        std::fs::write(root.join("big.bin"), vec![1u8; 4 * 1024 * 1024]).unwrap();
+        let mut client = Raw::connect(addr);
+        client.send(b"READ,big.bin\n");
+        drop(client);
+        assert_no_temp_files(root);
+        assert!(!root.join("ghost.bin").exists());
+    });
+}
+
+#[test]
+fn clients_that_stall_do_not_hold_up_anyone_else() {
+    let server = server_with_kept_file();
+    let addr = server.addr();
+    let root = server.root();
+    let mut watcher = bystander(addr);
+    std::fs::write(root.join("big.bin"), vec![1u8; 8 * 1024 * 1024]).unwrap();
+
+    let mut mid_line = Raw::connect(addr);
+    mid_line.send(b"READ,kep");
+    let mut mid_body = Raw::connect(addr);
+    mid_body.send(b"WRITE,stalled.bin,1000\n");
+    mid_body.send(&[9u8; 10]);
+    let mut not_reading = Raw::connect(addr);
+    not_reading.send(b"READ,big.bin\n");
+    assert!(
+        wait_until(PATIENCE, || !temp_files(root).is_empty()),
+        "the stalled upload never began"
+    );
+
+    // while all three hang, others are served, and the stalled upload is
+    // neither visible nor stored
+    assert_eq!(watcher.read_file(KEPT), KEPT_BODY);
+    let mut fresh = Raw::connect(addr);
+    assert_eq!(fresh.list_names(), ["big.bin", KEPT]);
+    assert!(!root.join("stalled.bin").exists());
+
+    // and each stalled session still works once its client goes on
+    mid_line.send(b"t.txt\n");
+    let size = mid_line.line();
+    assert_eq!(size, format!("{}\n", KEPT_BODY.len()));
+    assert_eq!(mid_line.bytes(KEPT_BODY.len()), KEPT_BODY);
+    mid_body.send(&[9u8; 990]);
+    assert_eq!(mid_body.line(), "OK 1000\n");
+    assert_eq!(
+        std::fs::read(root.join("stalled.bin")).unwrap(),
+        [9u8; 1000]
+    );
+    assert_eq!(not_reading.line(), format!("{}\n", 8 * 1024 * 1024));
+    assert!(not_reading.bytes(8 * 1024 * 1024).iter().all(|&b| b == 1));
+    assert_still_serving(&server, &mut watcher);
+}
+
+/// Writes the kept file into a new temporary root.
+fn root_with_kept_file() -> TempDir {
+    let root = TempDir::new().unwrap();
+    std::fs::write(root.path().join(KEPT), KEPT_BODY).unwrap();
+    root
+}
+
+#[test]
+fn max_connections_refuses_the_extra_client_until_one_leaves() {
+    let root = root_with_kept_file();
+    let server = ServeProcess::start(root.path(), &["--max-connections", "2"]);
+    let mut first = bystander(server.addr());
+    let mut second = bystander(server.addr());
+
+    let mut third = Raw::connect(server.addr());
+    let reply = third.line();
+    assert!(
+        reply.starts_with("ERROR: server busy") && reply.contains("try again later"),
+        "{reply:?}"
+    );
+    third.expect_closed();
+    // the client library reports it as a refusal the user can read
+    let mut session = ioe::Session::connect(&server.addr().to_string()).unwrap();
+    let error = session.list(None).unwrap_err();
+    assert!(error.to_string().contains("server busy"), "{error}");
+
+    // the refused clients took no slot: both sessions still work
+    assert_eq!(first.read_file(KEPT), KEPT_BODY);
+    assert_eq!(second.read_file(KEPT), KEPT_BODY);
+
+    first.send(b"BYE\n");
+    assert_eq!(first.line(), "OK bye\n");
+    first.expect_closed();
+    let mut fourth = Raw::connect(server.addr());
+    assert_eq!(fourth.read_file(KEPT), KEPT_BODY);
+    assert_eq!(second.read_file(KEPT), KEPT_BODY);
+}
+
+#[test]
+fn idle_connections_are_closed_and_active_ones_are_not() {
+    let root = root_with_kept_file();
+    let server = ServeProcess::start(root.path(), &["--idle-timeout", "1"]);
+    let mut idle = Raw::connect(server.addr());
+    let mut stalled_upload = Raw::connect(server.addr());
+    stalled_upload.send(b"WRITE,stalled.bin,100\n");
+    stalled_upload.send(&[1u8; 10]);
+    let mut active = Raw::connect(server.addr());
+    let mut slow_upload = Raw::connect(server.addr());
+    slow_upload.send(b"WRITE,slow.bin,8\n");
+
+    // for about 2.4 s (over twice the timeout), two clients keep talking,
+    // each pause well under the timeout
+    for byte in 0..8u8 {
+        assert_eq!(active.read_file(KEPT), KEPT_BODY);
+        slow_upload.send(&[byte]);
+        thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(slow_upload.line(), "OK 8\n");
+    assert_eq!(
+        std::fs::read(root.path().join("slow.bin")).unwrap(),
+        (0..8).collect::<Vec<u8>>()
+    );
+    assert_eq!(active.read_file(KEPT), KEPT_BODY);
+
+    assert_eq!(idle.line(), "ERROR: idle for 1 s; closing\n");
+    idle.expect_closed();
+    // a stalled upload is cut off and nothing is kept
+    stalled_upload.read_to_close();
+    assert!(!root.path().join("stalled.bin").exists());
+    assert_no_temp_files(root.path());
+}
+
+#[test]
+fn read_only_refuses_uploads_and_keeps_the_session() {
+    let root = root_with_kept_file();
+    let server = ServeProcess::start(root.path(), &["--read-only"]);
+    let mut client = Raw::connect(server.addr());
+    assert_eq!(
+        client.upload("new.txt", b"hello"),
+        "ERROR: server is read-only\n"
+    );
+    assert_eq!(
+        client.upload(KEPT, b"overwritten"),
+        "ERROR: server is read-only\n"
+    );
+    assert_eq!(client.read_file(KEPT), KEPT_BODY);
+    assert_eq!(client.list_names(), [KEPT]);
+    assert!(!root.path().join("new.txt").exists());
+    assert_eq!(std::fs::read(root.path().join(KEPT)).unwrap(), KEPT_BODY);
+}
+
+#[test]
+fn max_size_refuses_larger_uploads_and_keeps_the_session() {
+    let root = TempDir::new().unwrap();
+    let server = ServeProcess::start(root.path(), &["--max-size", "10"]);
+    let mut client = Raw::connect(server.addr());
+    let reply = client.upload("eleven.txt", b"eleven byte");
+    assert_eq!(
+        reply,
+        "ERROR: `eleven.txt` is 11 bytes, over the server's limit of 10\n"
+    );
+    // a large refused body is read and thrown away, not taken for requests
+    let mut huge = vec![b'x'; 2 * 1024 * 1024];
+    huge.extend_from_slice(b"\nLIST\n");
+    let reply = client.upload("huge.txt", &huge);
+    assert!(reply.contains("over the server's limit of 10"), "{reply:?}");
+    assert_eq!(client.upload("ten.txt", b"ten bytes!"), "OK 10\n");
+    assert_eq!(client.read_file("ten.txt"), b"ten bytes!");
+    assert_eq!(client.list_names(), ["ten.txt"]);
+}
+
+/// Connects until the server refuses (it has closed its listener); every
+/// connection that still gets through must not be served.
+fn wait_for_refusal(addr: SocketAddr) {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return,
+            Err(e) => panic!("unexpected connect error: {e}"),
+            Ok(stream) => {
+                let mut probe = Raw::from_stream(stream);
+                probe.send(b"LIST\n");
+                let got = probe.read_to_close();
+                assert!(got.is_empty(), "served while stopping: {got:?}");
+            }
+        }
+        assert!(start.elapsed() < PATIENCE, "the server kept accepting");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_finishes_uploads_in_flight_then_exits_cleanly() {
+    let root = root_with_kept_file();
+    let mut server = ServeProcess::start(root.path(), &[]);
+    let addr = server.addr();
+    let mut idle = bystander(addr);
+    let mut finishing = Raw::connect(addr);
+    finishing.send(b"WRITE,finished.bin,2000\n");
+    finishing.send(&[5u8; 1000]);
+    let mut abandoned = Raw::connect(addr);
+    abandoned.send(b"WRITE,abandoned.bin,2000\n");
+    abandoned.send(&[6u8; 1000]);
+    assert!(
+        wait_until(PATIENCE, || temp_files(root.path()).len() == 2),
+        "the uploads never began"
+    );
+
+    server.signal("TERM");
+    wait_for_refusal(addr);
+    // the idle client is let go at once
+    idle.expect_closed();
+    // an upload that completes within the grace period is stored
+    finishing.send(&[5u8; 1000]);
+    assert_eq!(finishing.line(), "OK 2000\n");
+    finishing.expect_closed();
+    assert_eq!(
+        std::fs::read(root.path().join("finished.bin")).unwrap(),
+        [5u8; 2000]
+    );
+    // one that does not is cut off at the end of it and leaves nothing
+    let status = server.wait_exit(PATIENCE).expect("server exits");
+    assert_eq!(status.code(), Some(0));
+    abandoned.read_to_close();
+    assert!(!root.path().join("abandoned.bin").exists());
+    assert_eq!(temp_files(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigint_stops_the_server_with_status_zero() {
+    let root = root_with_kept_file();
+    let mut server = ServeProcess::start(root.path(), &[]);
+    let mut client = bystander(server.addr());
+    server.signal("INT");
+    client.expect_closed();
+    let status = server.wait_exit(PATIENCE).expect("server exits");
+    assert_eq!(status.code(), Some(0));
+    let refused = TcpStream::connect(server.addr()).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+}
