@@ -498,7 +498,17 @@ impl Connection<'_> {
                 return Ok(Flow::Continue);
             }
             Err(e) => {
+                drop(upload);
                 self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+                if let BodyError::Io(e) = &e
+                    && is_timeout(e)
+                {
+                    self.close_with_error(&format!(
+                        "upload of `{name}` stalled: nothing arrived for {} s; \
+                         nothing was stored; closing",
+                        self.shared.config.idle_timeout.as_secs()
+                    ));
+                }
                 return Ok(Flow::Close);
             }
         }
@@ -524,6 +534,13 @@ impl Connection<'_> {
                 Ok(Flow::Continue)
             }
             Err(BodyError::Eof { .. }) => Ok(Flow::Close),
+            Err(BodyError::Io(e)) if is_timeout(&e) => {
+                self.close_with_error(&format!(
+                    "{message}; closing, since the upload's body stopped arriving for {} s",
+                    self.shared.config.idle_timeout.as_secs()
+                ));
+                Ok(Flow::Close)
+            }
             Err(BodyError::Io(e)) => Err(e),
         }
     }
