@@ -343,8 +343,13 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
 
     assert_eq!(idle.line(), "ERROR: idle for 1 s; closing\n");
     idle.expect_closed();
-    // a stalled upload is cut off and nothing is kept
-    stalled_upload.read_to_close();
+    // a stalled upload is cut off, told so, and nothing is kept
+    assert_eq!(
+        stalled_upload.line(),
+        "ERROR: upload of `stalled.bin` stalled: nothing arrived for 1 s; \
+         nothing was stored; closing"
+    );
+    stalled_upload.expect_closed();
     assert!(!root.path().join("stalled.bin").exists());
     assert_no_temp_files(root.path());
 }
