@@ -542,6 +542,50 @@ mod tests {
         assert_eq!(split_legacy_write(b"READ,x,1"), None);
     }
 
+    /// A stream of valid requests cut at every byte offset, as a reader
+    /// would see it: the whole lines before the cut parse exactly as whole
+    /// requests do, and the partial line after it never panics the parser.
+    #[test]
+    fn requests_cut_at_every_offset_parse_the_same() {
+        let requests = [
+            Request::List(None),
+            Request::List(Some("d/é, x".into())),
+            Request::Read("a,b c/é.txt".into()),
+            Request::Write {
+                name: "w,1,2".into(),
+                size: 3,
+            },
+            Request::Read("r".into()),
+            Request::Bye,
+        ];
+        let (mut stream, mut line_ends) = (Vec::new(), Vec::new());
+        for request in &requests {
+            stream.extend_from_slice(request.to_line().as_bytes());
+            line_ends.push(stream.len());
+            if let Request::Write { size, .. } = request {
+                stream.extend(std::iter::repeat_n(b'\n', *size as usize));
+            }
+        }
+        for cut in 0..=stream.len() {
+            let (mut parsed, mut rest) = (Vec::new(), &stream[..cut]);
+            while let Some(lf) = rest.iter().position(|&b| b == b'\n') {
+                let request = parse_request(&rest[..lf]).unwrap();
+                let body = match request {
+                    Request::Write { size, .. } => size as usize,
+                    _ => 0,
+                };
+                parsed.push(request);
+                rest = &rest[(lf + 1 + body).min(rest.len())..];
+            }
+            // the unterminated tail: any result, no panic
+            let _ = parse_request(rest);
+            let _ = split_legacy_write(rest);
+            assert_eq!(parsed, requests[..parsed.len()], "cut at {cut}");
+            let complete = line_ends.iter().filter(|&&end| end <= cut).count();
+            assert_eq!(parsed.len(), complete, "cut at {cut}");
+        }
+    }
+
     #[test]
     fn legacy_split_never_panics_on_any_prefix() {
         let input = b"WRITE,a,1,22,333\n4444,55555";
