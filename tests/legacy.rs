@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Raw, ServeProcess, TestServer, assert_no_temp_files, names};
+use common::{Raw, ServeProcess, TestServer, assert_no_temp_files};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -27,10 +27,10 @@ fn an_original_client_session_gets_correct_answers() {
     let mut client = Raw::connect(server.addr());
 
     client.send(b"LIST");
-    assert_eq!(client.line(), "OK 1");
+    assert_eq!(client.line(), "OK 1\n");
     let entry = client.line();
     assert!(
-        entry.starts_with(&format!("f,{},", KEPT_BODY.len())) && entry.ends_with(",kept.txt"),
+        entry.starts_with(&format!("f,{},", KEPT_BODY.len())) && entry.ends_with(",kept.txt\n"),
         "{entry:?}"
     );
 
@@ -42,7 +42,7 @@ fn an_original_client_session_gets_correct_answers() {
     assert_eq!(client.bytes(KEPT_BODY.len()), KEPT_BODY);
 
     client.send(b"WRITE,upload.bin,11hello\nworld");
-    assert_eq!(client.line(), "OK 11");
+    assert_eq!(client.line(), "OK 11\n");
     assert_eq!(
         std::fs::read(root.path().join("upload.bin")).unwrap(),
         b"hello\nworld"
@@ -59,7 +59,7 @@ fn an_original_client_session_gets_correct_answers() {
     assert!(reply.starts_with("ERROR: unknown command"), "{reply:?}");
 
     client.send(b"BYE");
-    assert_eq!(client.line(), "OK bye");
+    assert_eq!(client.line(), "OK bye\n");
     client.expect_closed();
 }
 
@@ -71,22 +71,22 @@ fn ambiguous_uploads_are_split_as_documented() {
 
     // a body that begins with digits: the split that accounts for every byte
     client.send(b"WRITE,digits.txt,3123");
-    assert_eq!(client.line(), "OK 3");
+    assert_eq!(client.line(), "OK 3\n");
     assert_eq!(stored("digits.txt"), b"123");
 
     // a name with commas and digits
     client.send(b"WRITE,a,1b,5hello");
-    assert_eq!(client.line(), "OK 5");
+    assert_eq!(client.line(), "OK 5\n");
     assert_eq!(stored("a,1b"), b"hello");
 
     // both at once: name `v2,3`, size 4, body `5678`
     client.send(b"WRITE,v2,3,45678");
-    assert_eq!(client.line(), "OK 4");
+    assert_eq!(client.line(), "OK 4\n");
     assert_eq!(stored("v2,3"), b"5678");
 
     // an empty upload
     client.send(b"WRITE,empty.txt,0");
-    assert_eq!(client.line(), "OK 0");
+    assert_eq!(client.line(), "OK 0\n");
     assert_eq!(stored("empty.txt"), b"");
 
     // a body larger than the server's buffer, not starting with a digit
@@ -94,12 +94,12 @@ fn ambiguous_uploads_are_split_as_documented() {
     let mut request = format!("WRITE,big.bin,{}", big.len()).into_bytes();
     request.extend_from_slice(&big);
     client.send(&request);
-    assert_eq!(client.line(), format!("OK {}", big.len()));
+    assert_eq!(client.line(), format!("OK {}\n", big.len()));
     assert_eq!(stored("big.bin"), big);
 
     assert_eq!(
-        names(&client.list(None)),
-        vec!["a,1b", "big.bin", "digits.txt", "empty.txt", KEPT, "v2,3"]
+        client.list_names(),
+        ["a,1b", "big.bin", "digits.txt", "empty.txt", KEPT, "v2,3"]
     );
     assert_no_temp_files(root.path());
 }
@@ -129,41 +129,41 @@ fn a_large_upload_whose_body_begins_with_digits_is_lost_not_corrupted() {
 fn framed_requests_still_work_in_legacy_mode() {
     let (root, server) = legacy_server(&[]);
     let mut client = Raw::connect(server.addr());
-    assert_eq!(names(&client.list(None)), vec![KEPT]);
-    assert_eq!(client.read(KEPT), KEPT_BODY);
+    assert_eq!(client.list_names(), [KEPT]);
+    assert_eq!(client.read_file(KEPT), KEPT_BODY);
     // a framed header followed by a body of digits is taken as framed
-    assert_eq!(client.write("framed.txt", b"123"), "OK 3");
+    assert_eq!(client.upload("framed.txt", b"123"), "OK 3\n");
     assert_eq!(
         std::fs::read(root.path().join("framed.txt")).unwrap(),
         b"123"
     );
     // pipelined framed requests
     client.send(b"READ,framed.txt\nLIST\nBYE\n");
-    assert_eq!(client.line(), "3");
+    assert_eq!(client.line(), "3\n");
     assert_eq!(client.bytes(3), b"123");
-    assert_eq!(client.line(), "OK 2");
+    assert_eq!(client.line(), "OK 2\n");
     client.line();
     client.line();
-    assert_eq!(client.line(), "OK bye");
+    assert_eq!(client.line(), "OK bye\n");
     client.expect_closed();
 }
 
 #[test]
 fn without_legacy_a_request_is_complete_only_at_its_lf() {
-    let server = TestServer::start(|_| {});
-    std::fs::write(server.root.path().join(KEPT), KEPT_BODY).unwrap();
+    let server = TestServer::start();
+    std::fs::write(server.root().join(KEPT), KEPT_BODY).unwrap();
     let mut client = Raw::connect(server.addr());
 
     client.send(b"LIST");
     client.expect_silence(Duration::from_millis(300));
     client.send(b"\n");
-    assert_eq!(client.line(), "OK 1");
+    assert_eq!(client.line(), "OK 1\n");
     client.line();
 
     client.send(b"READ,kept.txt");
     client.expect_silence(Duration::from_millis(300));
     client.send(b"\n");
-    assert_eq!(client.line(), KEPT_BODY.len().to_string());
+    assert_eq!(client.line(), format!("{}\n", KEPT_BODY.len()));
     assert_eq!(client.bytes(KEPT_BODY.len()), KEPT_BODY);
 
     // a legacy upload is not a request either: its bytes are still waiting
@@ -174,5 +174,5 @@ fn without_legacy_a_request_is_complete_only_at_its_lf() {
     let reply = client.line();
     assert!(reply.starts_with("ERROR: WRITE size"), "{reply:?}");
     client.expect_closed();
-    assert!(!server.root.path().join("up.txt").exists());
+    assert!(!server.root().join("up.txt").exists());
 }

@@ -347,7 +347,7 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
     assert_eq!(
         stalled_upload.line(),
         "ERROR: upload of `stalled.bin` stalled: nothing arrived for 1 s; \
-         nothing was stored; closing"
+         nothing was stored; closing\n"
     );
     stalled_upload.expect_closed();
     assert!(!root.path().join("stalled.bin").exists());
