@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 /// with no LF count as a whole request; also the pause after a legacy `READ`
 /// reply's size line.
 pub const LEGACY_GAP: Duration = Duration::from_millis(40);
+/// Most busy refusals lingering at once (see `refuse_busy`).
+const MAX_REFUSING: usize = 16;
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -66,6 +68,8 @@ struct Shared {
     stopping: AtomicBool,
     live: Mutex<HashMap<u64, Live>>,
     next_id: AtomicU64,
+    /// Busy refusals still lingering (see [`refuse_busy`]).
+    refusing: AtomicUsize,
 }
 
 /// A connection being served, as seen by the shutdown code.
@@ -120,6 +124,7 @@ impl Server {
                 stopping: AtomicBool::new(false),
                 live: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
+                refusing: AtomicUsize::new(0),
             }),
         })
     }
@@ -213,17 +218,14 @@ impl Drop for RunningServer {
     }
 }
 
-fn accept(shared: &Arc<Shared>, mut stream: TcpStream) {
+fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let open = shared.live().len();
     if open >= shared.config.max_connections {
         shared.log(format_args!("{peer} refused: {open} connections open"));
-        let _ = writeln!(
-            stream,
-            "ERROR: server busy ({open} connections open); try again later"
-        );
+        refuse_busy(shared, stream, open);
         return;
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -264,6 +266,32 @@ fn accept(shared: &Arc<Shared>, mut stream: TcpStream) {
     if let Err(e) = spawned {
         shared.log(format_args!("cannot start a thread for a connection: {e}"));
         shared.live().remove(&id);
+    }
+}
+
+/// Tells a client beyond `--max-connections` that the server is busy. A client
+/// usually sends its first request at once; closing with that request unread
+/// would reset the connection and lose the error line, so the close lingers
+/// on a short-lived thread of its own (at most [`MAX_REFUSING`] at a time;
+/// beyond that, the error is sent and the socket closed at once).
+fn refuse_busy(shared: &Arc<Shared>, mut stream: TcpStream, open: usize) {
+    let message = format!("ERROR: server busy ({open} connections open); try again later\n");
+    if stream.write_all(message.as_bytes()).is_err() {
+        return;
+    }
+    if shared.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_REFUSING {
+        shared.refusing.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let thread_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("ioe-refuse".into())
+        .spawn(move || {
+            linger(&stream);
+            thread_shared.refusing.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        shared.refusing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -554,20 +582,8 @@ impl Connection<'_> {
     /// read (bounded) what the client still sends, so the error is not lost
     /// to a reset.
     fn close_with_error(&mut self, message: &str) {
-        if self.reply_error(message).is_err() {
-            return;
-        }
-        let stream = self.conn.stream();
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let start = Instant::now();
-        let mut discarded = 0;
-        while discarded < 8 * 1024 * 1024 && start.elapsed() < Duration::from_secs(2) {
-            self.conn.consume(self.conn.buffered().len());
-            match self.conn.fill() {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
-            }
+        if self.reply_error(message).is_ok() {
+            linger(self.conn.stream());
         }
     }
 
@@ -650,6 +666,25 @@ impl Connection<'_> {
 
     fn log(&self, what: &str) {
         self.shared.log(format_args!("{} {what}", self.peer));
+    }
+}
+
+/// Closes our sending side, then reads and discards (at most 8 MiB, at most
+/// 2 s) what the peer still sends, so the last reply we wrote reaches it
+/// instead of being lost to a reset.
+fn linger(mut stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let start = Instant::now();
+    let mut discarded = 0;
+    let mut chunk = [0u8; 16 * 1024];
+    while discarded < 8 * 1024 * 1024 && start.elapsed() < Duration::from_secs(2) {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
 }
 
