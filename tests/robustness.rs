@@ -301,6 +301,7 @@ fn max_connections_refuses_the_extra_client_until_one_leaves() {
     // the client library reports it as a refusal the user can read
     let mut session = ioe::Session::connect(&server.addr().to_string()).unwrap();
     let error = session.list(None).unwrap_err();
+    assert_eq!(error.kind, ioe::ErrorKind::Refused, "{error}");
     assert!(error.to_string().contains("server busy"), "{error}");
 
     // the refused clients took no slot: both sessions still work
