@@ -1,7 +1,7 @@
 //! `ioe serve`: IOE/1 requests → the file system under a [`Root`]. One
 //! thread per connection; a bounded number of connections; graceful stop.
 
-use crate::conn::{BodyError, Conn, Line, is_timeout};
+use crate::conn::{BodyError, Conn, Line, is_timeout, send_file};
 use crate::protocol::{self, AfterError, MAX_LINE, Request, split_legacy_write};
 use crate::root::Root;
 use std::collections::HashMap;
@@ -486,8 +486,7 @@ impl Connection<'_> {
             // the original client reads the size with one recv()
             thread::sleep(LEGACY_GAP);
         }
-        let mut stream = self.conn.stream();
-        let sent = io::copy(&mut (&file).take(size), &mut stream)?;
+        let sent = send_file(&file, self.conn.stream(), size)?;
         if sent < size {
             self.log(&format!(
                 "READ {name} -> file shrank to {sent} of {size} bytes; closing"

@@ -4,13 +4,13 @@
 //! leaves the session usable; a broken transfer closes it.
 
 use crate::cancel::CancelToken;
-use crate::conn::{Conn, Line};
+use crate::conn::{self, Conn, Line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::partial;
 use crate::progress::Meter;
 use crate::protocol::{self, Entry, MAX_LINE, Request, Status};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
@@ -329,7 +329,7 @@ impl Drop for Session {
 /// Returns how many bytes went out (fewer if the file shrank).
 fn send_file(
     file: &File,
-    mut stream: &TcpStream,
+    stream: &TcpStream,
     size: u64,
     cancel: &CancelToken,
     meter: &mut Meter,
@@ -339,7 +339,7 @@ fn send_file(
         if cancel.is_cancelled() {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
         }
-        let n = io::copy(&mut file.take(UPLOAD_CHUNK.min(size - sent)), &mut stream)?;
+        let n = conn::send_file(file, stream, UPLOAD_CHUNK.min(size - sent))?;
         if n == 0 {
             break;
         }
