@@ -7,6 +7,7 @@ use crate::protocol::{Entry, EntryKind, NOT_FOUND, validate_name};
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use tempfile::NamedTempFile;
@@ -81,9 +82,15 @@ impl Root {
     }
 
     /// Opens a regular file for reading, with its size at opening time.
+    /// Opening never blocks: a FIFO (which would wait for a writer) or a
+    /// device is refused as not a regular file.
     pub fn open_file(&self, name: &str) -> Result<(File, u64), FsError> {
         let path = self.resolve_existing(name)?;
-        let file = File::open(&path).map_err(|e| io_error(name, e))?;
+        let file = File::options()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path)
+            .map_err(|e| io_error(name, e))?;
         let meta = file.metadata().map_err(|e| io_error(name, e))?;
         if !meta.is_file() {
             return Err(FsError::NotAFile(name.to_string()));

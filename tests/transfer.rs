@@ -417,6 +417,23 @@ fn links_inside_the_root_work() {
     assert_eq!(fs::read(server.root().join("real.txt")).unwrap(), b"real");
 }
 
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let server = TestServer::start();
+    let fifo = server.root().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let mut raw = server.raw();
+    // opening a FIFO for reading would wait for a writer forever
+    raw.send(b"READ,pipe\n");
+    assert_eq!(raw.line(), "ERROR: `pipe` is not a regular file\n");
+    raw.send(b"LIST\n");
+    assert_eq!(raw.line(), "OK 0\n", "a FIFO is not listed");
+}
+
 /// Starts a raw upload of `name` announcing `size` bytes, sends the first
 /// `sent` of `body`, waits until the server has its temporary file, then
 /// vanishes.
