@@ -166,8 +166,11 @@ impl Root {
             Ok(meta) if meta.file_type().is_symlink() && !self.is_inside(&target) => {
                 return Err(FsError::Outside(name.to_string()));
             }
-            Ok(meta) if meta.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
             _ => {}
+        }
+        // following links: a link to a folder is listed as a folder
+        if fs::metadata(&target).is_ok_and(|meta| meta.is_dir()) {
+            return Err(FsError::IsAFolder(name.to_string()));
         }
         let parent = target.parent().unwrap_or(&self.dir);
         let existing = parent.ancestors().find(|p| p.exists()).unwrap_or(&self.dir);

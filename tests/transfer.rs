@@ -409,6 +409,17 @@ fn links_inside_the_root_work() {
         fs::read(server.root().join("realdir/new.txt")).unwrap(),
         b"via link"
     );
+    // a link to a folder is a folder: writing to it is refused, as LIST
+    // shows it as `d`
+    let e = session.write(&source, "in_dir").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("is a folder"), "{e}");
+    assert!(
+        fs::symlink_metadata(server.root().join("in_dir"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert!(server.root().join("realdir/r.txt").exists());
     // writing to a name that is a link replaces the link (docs/protocol.md)
     session.write(&source, "in_file").unwrap();
     let in_file = server.root().join("in_file");
