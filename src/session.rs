@@ -12,6 +12,7 @@ use crate::protocol::{self, Entry, MAX_LINE, Request, Status};
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -174,7 +175,13 @@ impl Session {
         let op = format!("write `{remote}`");
         check_name(&op, remote)?;
         self.conn_mut(&op)?;
-        let file = File::open(local).map_err(|e| local_open_error(&op, local, e))?;
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+        // refused below as not a regular file)
+        let file = File::options()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(local)
+            .map_err(|e| local_open_error(&op, local, e))?;
         let meta = file.metadata().map_err(|e| {
             Error::new(
                 ErrorKind::LocalIo,

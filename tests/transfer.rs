@@ -445,6 +445,23 @@ fn special_files_are_refused_without_blocking() {
     assert_eq!(raw.line(), "OK 0\n", "a FIFO is not listed");
 }
 
+#[test]
+fn uploading_a_local_fifo_is_refused_without_blocking() {
+    let server = TestServer::start();
+    let local = TempDir::new().unwrap();
+    let fifo = local.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let mut session = server.session();
+    let e = session.write(&fifo, "pipe").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(session.list(None).unwrap().is_empty());
+}
+
 /// Starts a raw upload of `name` announcing `size` bytes, sends the first
 /// `sent` of `body`, waits until the server has its temporary file, then
 /// vanishes.
