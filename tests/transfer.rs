@@ -513,6 +513,66 @@ fn a_client_vanishing_mid_overwrite_keeps_the_old_file() {
     assert!(fs::read(server.root().join("keep.bin")).unwrap() == old);
 }
 
+#[test]
+fn an_upload_in_progress_is_invisible_until_complete() {
+    let server = TestServer::start();
+    put(server.root(), "dir/doc.txt", b"version 1");
+    let body = pseudo_random(11, 200_000);
+    let mut uploader = server.raw();
+    uploader.send(format!("WRITE,dir/doc.txt,{}\n", body.len()).as_bytes());
+    uploader.send(&body[..100_000]);
+    assert!(wait_until(NOTICE, || !temp_files(server.root()).is_empty()));
+    let temp = temp_files(server.root()).remove(0);
+    let temp_name = temp.strip_prefix(server.root()).unwrap().to_str().unwrap();
+
+    let mut other = server.raw();
+    other.send(b"LIST,dir\nREAD,dir/doc.txt\n");
+    let listed: Vec<_> = other.list_reply().iter().map(|l| shape(l)).collect();
+    assert_eq!(listed, vec![("f".into(), "9".into(), "dir/doc.txt".into())]);
+    assert_eq!(other.line(), "9\n");
+    assert_eq!(other.bytes(9), b"version 1");
+    // the temporary file cannot be requested by its name either
+    other.send(format!("READ,{temp_name}\n").as_bytes());
+    let reply = other.line();
+    assert!(reply.contains("reserved for temporary files"), "{reply:?}");
+
+    uploader.send(&body[100_000..]);
+    assert_eq!(uploader.line(), "OK 200000\n");
+    other.send(b"READ,dir/doc.txt\n");
+    assert_eq!(other.line(), "200000\n");
+    assert!(other.bytes(200_000) == body);
+    assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn a_file_shrinking_while_it_is_read_ends_the_connection_short() {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let server = TestServer::start();
+    let path = server.root().join("shrinks.bin");
+    fs::File::create(&path).unwrap().set_len(SIZE).unwrap();
+    let mut raw = server.raw();
+    raw.send(b"READ,shrinks.bin\n");
+    assert_eq!(raw.line(), format!("{SIZE}\n"));
+    // the socket buffers hold far less than 64 MiB: the server is still
+    // sending when the file shrinks
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let mut received = 0u64;
+    let mut chunk = vec![0; 1 << 16];
+    loop {
+        match raw.read_some(&mut chunk) {
+            0 => break,
+            n => received += n as u64,
+        }
+        assert!(received <= SIZE);
+    }
+    assert!(received < SIZE, "the server sent {received} bytes");
+}
+
 /// A fake server that answers one `READ` with `announced` as its size, then
 /// sends `body` and closes. Returns its address.
 fn short_body_server(announced: u64, body: Vec<u8>) -> (String, thread::JoinHandle<Vec<u8>>) {

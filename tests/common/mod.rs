@@ -144,6 +144,11 @@ impl Raw {
         body
     }
 
+    /// Reads whatever arrives next (at most `buf.len()` bytes); 0 at the end.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> usize {
+        self.reader.read(buf).expect("raw read")
+    }
+
     /// Reads a whole `LIST` reply: the `OK <n>` line, then the entry lines.
     pub fn list_reply(&mut self) -> Vec<String> {
         let status = self.line();
