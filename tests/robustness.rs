@@ -7,7 +7,7 @@ mod common;
 
 use common::{Raw, ServeProcess, TestServer, assert_no_temp_files, temp_files, wait_until};
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,7 +20,11 @@ const KEPT_BODY: &[u8] = b"contents that must survive\n";
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn server_with_kept_file() -> TestServer {
-    let server = TestServer::start();
+    legacy_server_with_kept_file(false)
+}
+
+fn legacy_server_with_kept_file(legacy: bool) -> TestServer {
+    let server = TestServer::start_with(|config| config.legacy = legacy);
     std::fs::write(server.root().join(KEPT), KEPT_BODY).unwrap();
     server
 }
@@ -45,7 +49,12 @@ fn assert_still_serving(server: &TestServer, bystander: &mut Raw) {
 
 /// Runs `attack` against a fresh server, then checks it is still serving.
 fn survives(attack: impl FnOnce(SocketAddr, &Path)) {
-    let server = server_with_kept_file();
+    survives_in_mode(false, attack);
+}
+
+/// [`survives`], on a server in legacy mode or not.
+fn survives_in_mode(legacy: bool, attack: impl FnOnce(SocketAddr, &Path)) {
+    let server = legacy_server_with_kept_file(legacy);
     let mut watcher = bystander(server.addr());
     attack(server.addr(), server.root());
     assert_still_serving(&server, &mut watcher);
@@ -67,16 +76,34 @@ impl Rng {
     }
 }
 
-#[test]
-fn random_bytes_get_errors_and_the_server_goes_on() {
-    survives(|addr, _| {
+/// Sends `input` and closes the sending side, ignoring send errors (the
+/// server may rightly close first). In legacy mode the input goes out in up
+/// to three writes with pauses longer than the legacy gap, so the server also
+/// has to cut it where the client fell silent.
+fn send_all(addr: SocketAddr, input: &[u8], legacy: bool, rng: &mut Rng) -> Raw {
+    let client = Raw::connect(addr);
+    let mut socket = client.stream();
+    let mut rest = input;
+    if legacy {
+        for _ in 0..rng.below(3) {
+            let (now, later) = rest.split_at(rng.below(rest.len() + 1));
+            let _ = socket.write_all(now);
+            thread::sleep(Duration::from_millis(60));
+            rest = later;
+        }
+    }
+    let _ = socket.write_all(rest);
+    let _ = socket.shutdown(Shutdown::Write);
+    client
+}
+
+fn random_bytes_get_errors(legacy: bool) {
+    survives_in_mode(legacy, |addr, _| {
         let mut rng = Rng(0x1234_5678_9abc_def1);
         for round in 0..24 {
             let len = 1 + rng.below(16 * 1024);
             let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            let mut client = Raw::connect(addr);
-            client.send(&garbage);
-            client.finish_sending();
+            let mut client = send_all(addr, &garbage, legacy, &mut rng);
             let replies = client.read_to_close();
             for line in String::from_utf8_lossy(&replies).lines() {
                 assert!(
@@ -89,7 +116,16 @@ fn random_bytes_get_errors_and_the_server_goes_on() {
 }
 
 #[test]
-fn random_protocol_fragments_never_break_the_server() {
+fn random_bytes_get_errors_and_the_server_goes_on() {
+    random_bytes_get_errors(false);
+}
+
+#[test]
+fn random_bytes_get_errors_and_a_legacy_server_goes_on() {
+    random_bytes_get_errors(true);
+}
+
+fn random_protocol_fragments(legacy: bool) {
     const FRAGMENTS: &[&[u8]] = &[
         b"LIST",
         b"READ",
@@ -114,22 +150,41 @@ fn random_protocol_fragments_never_break_the_server() {
         b"\xc3\xa9",
         b" ",
         b".ioe-tmp-x",
+        b"LIST\n",
+        b"READ,a\n",
+        b"WRITE,a,5\n",
+        b"WRITE,d/e,2\n",
+        b"WRITE,f,3",
+        b"WRITE,g,1h,4",
     ];
-    survives(|addr, root| {
+    survives_in_mode(legacy, |addr, root| {
         let mut rng = Rng(42);
         for _ in 0..24 {
             let mut input = Vec::new();
             for _ in 0..1 + rng.below(200) {
                 input.extend_from_slice(FRAGMENTS[rng.below(FRAGMENTS.len())]);
             }
-            let mut client = Raw::connect(addr);
-            client.send(&input);
-            client.finish_sending();
-            client.read_to_close();
+            send_all(addr, &input, legacy, &mut rng).read_to_close();
         }
-        // whatever got stored was stored whole, under a valid name
+        // the kept file was never named, so it is untouched; whatever else
+        // got stored has a name the protocol allows
         assert_eq!(std::fs::read(root.join(KEPT)).unwrap(), KEPT_BODY);
+        for entry in walkdir::WalkDir::new(root).min_depth(1) {
+            let entry = entry.unwrap();
+            let name = entry.path().strip_prefix(root).unwrap().to_str().unwrap();
+            assert_eq!(ioe::protocol::validate_name(name), Ok(()), "{name:?}");
+        }
     });
+}
+
+#[test]
+fn random_protocol_fragments_never_break_the_server() {
+    random_protocol_fragments(false);
+}
+
+#[test]
+fn random_protocol_fragments_never_break_a_legacy_server() {
+    random_protocol_fragments(true);
 }
 
 #[test]
