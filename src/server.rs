@@ -587,8 +587,9 @@ impl Connection<'_> {
     }
 
     /// Reads one request in legacy mode: a LF ends it as usual; bytes with
-    /// no LF end it after [`LEGACY_GAP`] of silence; a `WRITE` header with
-    /// no LF ends where its size digits end.
+    /// no LF end it after [`LEGACY_GAP`] of silence or when the client closes
+    /// its sending side; a `WRITE` header with no LF ends where its size
+    /// digits end.
     fn read_legacy_request(&mut self) -> io::Result<Incoming> {
         let config = &self.shared.config;
         let incoming = loop {
@@ -615,7 +616,8 @@ impl Connection<'_> {
             }
             let waited_for_gap = !buffered.is_empty();
             match self.conn.fill() {
-                Ok(0) if waited_for_gap => break Incoming::Truncated,
+                // the client closed its sending side: it has said all it will
+                Ok(0) if waited_for_gap => break self.take_legacy_request()?,
                 Ok(0) => break Incoming::Eof,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) && waited_for_gap => {
