@@ -176,3 +176,33 @@ fn without_legacy_a_request_is_complete_only_at_its_lf() {
     client.expect_closed();
     assert!(!server.root().join("up.txt").exists());
 }
+
+#[test]
+fn a_client_that_closes_its_sending_side_still_gets_its_answer() {
+    // as `printf 'LIST' | nc host port` does
+    let (root, server) = legacy_server(&[]);
+    let mut client = Raw::connect(server.addr());
+    client.send(b"LIST");
+    client.finish_sending();
+    assert_eq!(client.line(), "OK 1\n");
+    assert!(client.line().ends_with(",kept.txt\n"));
+    client.expect_closed();
+
+    let mut client = Raw::connect(server.addr());
+    client.send(b"WRITE,piped.txt,5hello");
+    client.finish_sending();
+    assert_eq!(client.line(), "OK 5\n");
+    client.expect_closed();
+    assert_eq!(
+        std::fs::read(root.path().join("piped.txt")).unwrap(),
+        b"hello"
+    );
+
+    // a body cut short is still not stored
+    let mut client = Raw::connect(server.addr());
+    client.send(b"WRITE,short.txt,50hello");
+    client.finish_sending();
+    client.expect_closed();
+    assert!(!root.path().join("short.txt").exists());
+    assert_no_temp_files(root.path());
+}
