@@ -366,7 +366,11 @@ impl Connection<'_> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(config.idle_timeout))?;
         stream.set_write_timeout(Some(config.idle_timeout))?;
-        while !self.shared.stopping.load(Ordering::SeqCst) {
+        loop {
+            if self.stopping() {
+                self.say_shutting_down();
+                break;
+            }
             let incoming = if config.legacy {
                 self.read_legacy_request()?
             } else {
@@ -388,6 +392,11 @@ impl Connection<'_> {
                     let flow = self.handle(&line, terminated);
                     self.busy.store(false, Ordering::SeqCst);
                     flow?
+                }
+                // the drain shut our reading side: say why we close
+                Incoming::Eof | Incoming::Truncated if self.stopping() => {
+                    self.say_shutting_down();
+                    Flow::Close
                 }
                 Incoming::Eof => Flow::Close,
                 Incoming::Truncated => {
@@ -572,6 +581,19 @@ impl Connection<'_> {
         }
     }
 
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Tells the client, best effort, that the server is stopping; sent
+    /// between requests only, so it reads as the reply to its next request.
+    fn say_shutting_down(&mut self) {
+        self.log("closed: server shutting down");
+        let _ = self
+            .conn
+            .write_all(b"ERROR: server is shutting down; closing\n");
+    }
+
     fn reply_error(&mut self, message: &str) -> io::Result<()> {
         self.conn
             .write_all(format!("ERROR: {message}\n").as_bytes())
@@ -617,7 +639,10 @@ impl Connection<'_> {
             let waited_for_gap = !buffered.is_empty();
             match self.conn.fill() {
                 // the client closed its sending side: it has said all it will
-                Ok(0) if waited_for_gap => break self.take_legacy_request()?,
+                Ok(0) if waited_for_gap && !self.stopping() => {
+                    break self.take_legacy_request()?;
+                }
+                Ok(0) if waited_for_gap => break Incoming::Truncated,
                 Ok(0) => break Incoming::Eof,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) && waited_for_gap => {
