@@ -488,11 +488,16 @@ fn sigterm_finishes_uploads_in_flight_then_exits_cleanly() {
 
     server.signal("TERM");
     wait_for_refusal(addr);
-    // the idle client is let go at once
+    // the idle client is let go at once, and told why
+    assert_eq!(idle.line(), "ERROR: server is shutting down; closing\n");
     idle.expect_closed();
     // an upload that completes within the grace period is stored
     finishing.send(&[5u8; 1000]);
     assert_eq!(finishing.line(), "OK 2000\n");
+    assert_eq!(
+        finishing.line(),
+        "ERROR: server is shutting down; closing\n"
+    );
     finishing.expect_closed();
     assert_eq!(
         std::fs::read(root.path().join("finished.bin")).unwrap(),
@@ -512,6 +517,7 @@ fn sigint_stops_the_server_with_status_zero() {
     let mut server = ServeProcess::start(root.path(), &[]);
     let mut client = bystander(server.addr());
     server.signal("INT");
+    assert_eq!(client.line(), "ERROR: server is shutting down; closing\n");
     client.expect_closed();
     let status = server.wait_exit(PATIENCE).expect("server exits");
     assert_eq!(status.code(), Some(0));
