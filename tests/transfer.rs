@@ -573,6 +573,26 @@ fn a_file_shrinking_while_it_is_read_ends_the_connection_short() {
     assert!(received < SIZE, "the server sent {received} bytes");
 }
 
+#[test]
+fn a_client_vanishing_mid_download_does_not_disturb_the_server() {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let server = TestServer::start();
+    let contents = pseudo_random(12, SIZE);
+    put(server.root(), "big.bin", &contents);
+    let mut raw = server.raw();
+    raw.send(b"READ,big.bin\n");
+    assert_eq!(raw.line(), format!("{SIZE}\n"));
+    assert!(raw.bytes(1000) == contents[..1000]);
+    raw.shutdown();
+    drop(raw);
+
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    session.read("big.bin", &local.path().join("big")).unwrap();
+    assert!(fs::read(local.path().join("big")).unwrap() == contents);
+    assert!(fs::read(server.root().join("big.bin")).unwrap() == contents);
+}
+
 /// A fake server that answers one `READ` with `announced` as its size, then
 /// sends `body` and closes. Returns its address.
 fn short_body_server(announced: u64, body: Vec<u8>) -> (String, thread::JoinHandle<Vec<u8>>) {
