@@ -98,13 +98,26 @@ pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
             AfterError::Close,
         )),
         (b"BYE", Some(_)) => Err(BadRequest::new("BYE takes no fields", AfterError::Continue)),
-        _ => Err(BadRequest::new(
-            format!(
-                "unknown command `{}` (expected LIST, READ, WRITE or BYE)",
-                printable(word)
-            ),
-            AfterError::Continue,
-        )),
+        _ => Err(BadRequest::new(unknown_command(word), AfterError::Continue)),
+    }
+}
+
+/// The refusal of a command word that is not one of the four.
+fn unknown_command(word: &[u8]) -> String {
+    const COMMANDS: [&str; 4] = ["LIST", "READ", "WRITE", "BYE"];
+    if word.is_empty() {
+        return "empty request (expected LIST, READ, WRITE or BYE)".into();
+    }
+    let upper = word.to_ascii_uppercase();
+    match COMMANDS.iter().find(|c| c.as_bytes() == upper) {
+        Some(command) => format!(
+            "unknown command `{}`: commands are upper case (`{command}`)",
+            printable(word)
+        ),
+        None => format!(
+            "unknown command `{}` (expected LIST, READ, WRITE or BYE)",
+            printable(word)
+        ),
     }
 }
 
