@@ -207,6 +207,31 @@ fn a_megabyte_line_without_lf_gets_an_error_and_is_closed() {
 }
 
 #[test]
+fn the_line_limit_counts_the_lf() {
+    survives(|addr, _| {
+        // 4096 bytes with the LF: a request (an unknown one), and the session
+        // goes on
+        let mut client = Raw::connect(addr);
+        let longest = format!("{}\n", "X".repeat(4095));
+        client.send(longest.as_bytes());
+        let reply = client.line();
+        assert!(
+            reply.starts_with("ERROR: unknown command `XXX"),
+            "{reply:?}"
+        );
+        assert_eq!(client.read_file(KEPT), KEPT_BODY);
+        // one byte more: too long, and closed
+        let mut client = Raw::connect(addr);
+        client.send(format!("X{longest}").as_bytes());
+        assert_eq!(
+            client.line(),
+            "ERROR: request line longer than 4096 bytes; closing\n"
+        );
+        client.expect_closed();
+    });
+}
+
+#[test]
 fn invalid_utf8_is_refused_and_the_session_goes_on() {
     survives(|addr, root| {
         let mut client = Raw::connect(addr);
@@ -244,23 +269,33 @@ fn unusable_write_sizes_get_an_error_then_close() {
 fn unknown_and_lowercase_commands_are_refused_and_the_session_goes_on() {
     survives(|addr, _| {
         let mut client = Raw::connect(addr);
-        for (request, word) in [
-            ("DELETE,kept.txt\n", "DELETE"),
-            ("GET kept.txt\n", "GET kept.txt"),
-            ("list\n", "list"),
-            ("read,kept.txt\n", "read"),
-            ("Bye\n", "Bye"),
+        for (request, reply) in [
+            (
+                "DELETE,kept.txt\n",
+                "unknown command `DELETE` (expected LIST, READ, WRITE or BYE)",
+            ),
+            (
+                "GET kept.txt\n",
+                "unknown command `GET kept.txt` (expected LIST, READ, WRITE or BYE)",
+            ),
+            (
+                "list\n",
+                "unknown command `list`: commands are upper case (`LIST`)",
+            ),
+            (
+                "read,kept.txt\n",
+                "unknown command `read`: commands are upper case (`READ`)",
+            ),
+            (
+                "Bye\n",
+                "unknown command `Bye`: commands are upper case (`BYE`)",
+            ),
+            ("\n", "empty request (expected LIST, READ, WRITE or BYE)"),
+            ("\r\n", "empty request (expected LIST, READ, WRITE or BYE)"),
         ] {
             client.send(request.as_bytes());
-            let reply = client.line();
-            assert!(
-                reply.starts_with(&format!("ERROR: unknown command `{word}`")),
-                "{request:?}: {reply:?}"
-            );
+            assert_eq!(client.line(), format!("ERROR: {reply}\n"), "{request:?}");
         }
-        client.send(b"\n");
-        let reply = client.line();
-        assert!(reply.starts_with("ERROR: "), "empty line: {reply:?}");
         assert_eq!(client.read_file(KEPT), KEPT_BODY);
     });
 }
