@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Size of the input buffer; bodies move through it in chunks of this size.
 pub const BUFFER_SIZE: usize = 256 * 1024;
@@ -94,6 +94,18 @@ impl Conn {
 
     /// Reads one LF-terminated line of at most `max` bytes, LF included.
     pub fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        self.read_line_until(max, None)
+    }
+
+    /// [`read_line`](Conn::read_line), failing with a `TimedOut` error if
+    /// the whole line has not arrived by `deadline`, however steadily its
+    /// bytes trickle in. Leaves the socket's read timeout changed: the
+    /// caller sets it again.
+    pub fn read_line_by(&mut self, max: usize, deadline: Instant) -> io::Result<Line> {
+        self.read_line_until(max, Some(deadline))
+    }
+
+    fn read_line_until(&mut self, max: usize, deadline: Option<Instant>) -> io::Result<Line> {
         let mut scanned = 0;
         loop {
             let buffered = self.buffered();
@@ -109,6 +121,13 @@ impl Conn {
             scanned = buffered.len();
             if scanned >= max {
                 return Ok(Line::TooLong);
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.stream.set_read_timeout(Some(left))?;
             }
             if self.fill()? == 0 {
                 return Ok(if self.buffered().is_empty() {
@@ -303,6 +322,18 @@ mod tests {
         assert_eq!(send_file(&file, &stream, 10).unwrap(), 0);
         drop(stream);
         assert_eq!(reader.join().unwrap(), &data[1000..]);
+    }
+
+    #[test]
+    fn a_line_must_be_whole_by_its_deadline() {
+        let mut c = pair(vec![b"LI".to_vec(), b"ST\n".to_vec()]);
+        let late = c.read_line_by(4096, std::time::Instant::now());
+        assert_eq!(late.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        let soon = std::time::Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            c.read_line_by(4096, soon).unwrap(),
+            Line::Complete(b"LIST".to_vec())
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct Config {
     pub max_size: Option<u64>,
     /// Connections served at once; more are told `ERROR: server busy`.
     pub max_connections: usize,
-    /// A connection that sends nothing for this long is closed.
+    /// A connection that sends nothing for this long is closed; a request
+    /// line must also be complete within this long of the previous reply.
     pub idle_timeout: Duration,
     /// Accept the original design's unterminated requests.
     pub legacy: bool,
@@ -374,7 +375,10 @@ impl Connection<'_> {
             let incoming = if config.legacy {
                 self.read_legacy_request()?
             } else {
-                match self.conn.read_line(MAX_LINE) {
+                let deadline = Instant::now() + config.idle_timeout;
+                let line = self.conn.read_line_by(MAX_LINE, deadline);
+                self.conn.set_read_timeout(Some(config.idle_timeout))?;
+                match line {
                     Ok(Line::Complete(line)) => Incoming::Line {
                         line,
                         terminated: true,
@@ -410,7 +414,7 @@ impl Connection<'_> {
                     ));
                     Flow::Close
                 }
-                Incoming::IdleTimeout => {
+                Incoming::IdleTimeout if self.conn.buffered().is_empty() => {
                     self.log("idle timeout");
                     let _ = self.conn.write_all(
                         format!(
@@ -419,6 +423,14 @@ impl Connection<'_> {
                         )
                         .as_bytes(),
                     );
+                    Flow::Close
+                }
+                Incoming::IdleTimeout => {
+                    self.log("request too slow");
+                    self.close_with_error(&format!(
+                        "request not complete after {} s; closing",
+                        config.idle_timeout.as_secs()
+                    ));
                     Flow::Close
                 }
             };
@@ -614,6 +626,7 @@ impl Connection<'_> {
     /// digits end.
     fn read_legacy_request(&mut self) -> io::Result<Incoming> {
         let config = &self.shared.config;
+        let deadline = Instant::now() + config.idle_timeout;
         let incoming = loop {
             let buffered = self.conn.buffered();
             let lf = buffered.iter().take(MAX_LINE).position(|&b| b == b'\n');
@@ -629,26 +642,36 @@ impl Connection<'_> {
                 }
             }
             let is_write = buffered.starts_with(b"WRITE,");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let waited_for_gap = !buffered.is_empty() && left >= LEGACY_GAP;
             if buffered.is_empty() {
-                self.conn.set_read_timeout(Some(config.idle_timeout))?;
+                if left.is_zero() {
+                    break Incoming::IdleTimeout;
+                }
+                self.conn.set_read_timeout(Some(left))?;
             } else if (!is_write && buffered.len() >= MAX_LINE) || self.conn.is_full() {
                 break self.take_legacy_request()?;
-            } else {
-                self.conn.set_read_timeout(Some(LEGACY_GAP))?;
-            }
-            let waited_for_gap = !buffered.is_empty();
-            match self.conn.fill() {
-                // the client closed its sending side: it has said all it will
-                Ok(0) if waited_for_gap && !self.stopping() => {
+            } else if left.is_zero() {
+                // out of time: an upload's header is taken as it stands (its
+                // body may go on arriving); any other request is too slow
+                if is_write {
                     break self.take_legacy_request()?;
                 }
-                Ok(0) if waited_for_gap => break Incoming::Truncated,
-                Ok(0) => break Incoming::Eof,
+                break Incoming::IdleTimeout;
+            } else {
+                self.conn.set_read_timeout(Some(LEGACY_GAP.min(left)))?;
+            }
+            match self.conn.fill() {
+                // the client closed its sending side: it has said all it will
+                Ok(0) if self.conn.buffered().is_empty() => break Incoming::Eof,
+                Ok(0) if self.stopping() => break Incoming::Truncated,
+                Ok(0) => break self.take_legacy_request()?,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) && waited_for_gap => {
                     break self.take_legacy_request()?;
                 }
-                Err(e) if is_timeout(&e) => break Incoming::IdleTimeout,
+                // the deadline: decided at the top of the loop
+                Err(e) if is_timeout(&e) => {}
                 Err(e) => return Err(e),
             }
         };
