@@ -446,6 +446,31 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
 }
 
 #[test]
+fn a_request_line_trickling_in_is_cut_off_at_the_idle_timeout() {
+    let root = root_with_kept_file();
+    let server = ServeProcess::start(root.path(), &["--idle-timeout", "1"]);
+    let mut client = Raw::connect(server.addr());
+    let mut socket = client.stream().try_clone().unwrap();
+    // one byte every 200 ms: never idle for a second, never done either
+    let trickle = thread::spawn(move || {
+        for byte in b"READ,kept.txt".iter().take(12) {
+            if socket.write_all(&[*byte]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    assert_eq!(
+        client.line(),
+        "ERROR: request not complete after 1 s; closing\n"
+    );
+    client.expect_closed();
+    trickle.join().unwrap();
+    let mut other = Raw::connect(server.addr());
+    assert_eq!(other.read_file(KEPT), KEPT_BODY);
+}
+
+#[test]
 fn read_only_refuses_uploads_and_keeps_the_session() {
     let root = root_with_kept_file();
     let server = ServeProcess::start(root.path(), &["--read-only"]);
