@@ -138,10 +138,13 @@ impl Session {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        std::fs::create_dir_all(parent).map_err(local_err)?;
-        let mut part = partial::create_in(parent).map_err(local_err)?;
-
         self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
+        // made while the server works on the request: for small files this
+        // overlap is a fifth of the time. If it fails, the body is still
+        // read (and dropped) so that the session stays in sync.
+        let mut part = std::fs::create_dir_all(parent)
+            .and_then(|()| partial::create_in(parent))
+            .map_err(local_err);
         let size = match self.status(&op)? {
             Status::Size(size) => size,
             Status::Error(message) => return Err(server_refusal(op, message)),
@@ -156,7 +159,9 @@ impl Session {
         let received = {
             let _in_flight = self.cancel.guard(conn.stream());
             conn.read_body(size, |chunk| {
-                part.write_all(chunk)?;
+                if let Ok(part) = &mut part {
+                    part.write_all(chunk)?;
+                }
                 meter.advance(chunk.len() as u64);
                 Ok(())
             })
@@ -166,7 +171,7 @@ impl Session {
             Ok(Err(e)) => return Err(local_err(e)),
             Err(e) => return Err(self.lost(&op, e.to_string())),
         }
-        part.persist(local).map_err(|e| local_err(e.error))?;
+        part?.persist(local).map_err(|e| local_err(e.error))?;
         Ok(size)
     }
 

@@ -78,6 +78,28 @@ fn downloads_create_missing_local_folders_and_replace_old_files() {
     assert_eq!(fs::read(&deeper).unwrap(), b"new contents");
 }
 
+#[test]
+fn a_download_that_cannot_be_stored_keeps_the_session_in_sync() {
+    // the client sends READ before it makes its temporary file, so a local
+    // failure comes with a body on its way, which must be skipped
+    let server = TestServer::start();
+    let body = pseudo_random(7, 3 * 256 * 1024 + 5);
+    put(server.root(), "big.bin", &body);
+    let local = TempDir::new().unwrap();
+    let blocker = put(local.path(), "blocker", b"a file where a folder is needed");
+    let mut session = server.session();
+    let e = session
+        .read("big.bin", &blocker.join("sub/x.bin"))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+    assert!(e.to_string().contains("blocker/sub/x.bin"), "{e}");
+    assert!(session.is_open(), "{e}");
+    let target = local.path().join("x.bin");
+    assert_eq!(session.read("big.bin", &target).unwrap(), body.len() as u64);
+    assert_eq!(fs::read(&target).unwrap(), body);
+    assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+}
+
 const ODD_NAMES: [&str; 5] = [
     "a,b c.txt",
     "comma, at, end,",
