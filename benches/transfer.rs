@@ -1,0 +1,808 @@
+//! `cargo bench --bench transfer [-- --quick]`: how fast `ioe` moves files
+//! on this machine, against a plain socket copy, in one bounded run.
+//!
+//! Everything runs on 127.0.0.1 in a temporary folder that is removed at
+//! the end. A real `ioe serve` child serves the data; every `ioe` transfer
+//! is a real `ioe run` of a `.rhai` script, timed from spawn to exit, its
+//! peak RSS read from the kernel (`wait4`), and its result byte-checked.
+//! Rounds are interleaved (baseline, download, upload, ...) so that noise
+//! from other processes spreads over every figure alike. The output is a
+//! Markdown table of medians with min–max and one JSON line of medians.
+//! `--quick` uses small sizes and finishes in seconds; CI runs it to check
+//! that the benchmark works, never how fast it is.
+
+use anyhow::{Context, Result, bail, ensure};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+/// The buffer of the baseline copy on both sides (`ioe`'s connections
+/// buffer this much too).
+const BUFFER: usize = 256 * KIB as usize;
+/// Longest any one `ioe` process or baseline copy may take before the
+/// benchmark kills it and fails.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Sizes and repetitions of one run.
+struct Plan {
+    name: &'static str,
+    /// The large file: the throughput figures and their peak RSS.
+    big: u64,
+    /// The medium file: peak RSS at a size 16 times smaller.
+    mid: u64,
+    small_count: usize,
+    small_size: u64,
+    /// Repetitions of every transfer figure.
+    rounds: usize,
+    /// Repetitions of the empty script.
+    empty_runs: usize,
+}
+
+const FULL: Plan = Plan {
+    name: "full",
+    big: GIB,
+    mid: 64 * MIB,
+    small_count: 2000,
+    small_size: 4 * KIB,
+    rounds: 5,
+    empty_runs: 20,
+};
+
+const QUICK: Plan = Plan {
+    name: "quick",
+    big: 32 * MIB,
+    mid: 2 * MIB,
+    small_count: 100,
+    small_size: 4 * KIB,
+    rounds: 2,
+    empty_runs: 5,
+};
+
+const DOWNLOAD_SCRIPT: &str = "\
+// ARGS: server address, remote name, local path
+let s = connect(ARGS[0]);
+s.read(ARGS[1], ARGS[2]);
+s.bye();
+";
+
+const UPLOAD_SCRIPT: &str = "\
+// ARGS: server address, local path, remote name
+let s = connect(ARGS[0]);
+s.write(ARGS[1], ARGS[2]);
+s.bye();
+";
+
+/// Downloads `small/f<i>` into `got/<round>/`, then uploads those copies
+/// to `up/<round>/`, over one session; prints each phase's time in
+/// microseconds.
+const SMALL_FILES_SCRIPT: &str = "\
+// ARGS: server address, number of files, round
+let s = connect(ARGS[0]);
+let n = parse_int(ARGS[1]);
+let round = ARGS[2];
+let t = timestamp();
+for i in 0..n {
+    s.read(`small/f${i}`, `got/${round}/f${i}`);
+}
+print(`down_us ${(t.elapsed * 1000000.0).to_int()}`);
+let t = timestamp();
+for i in 0..n {
+    s.write(`got/${round}/f${i}`, `up/${round}/f${i}`);
+}
+print(`up_us ${(t.elapsed * 1000000.0).to_int()}`);
+s.bye();
+";
+
+fn main() -> ExitCode {
+    // cargo passes `--bench`; the only option of ours is `--quick`
+    let plan = if std::env::args().skip(1).any(|a| a == "--quick") {
+        &QUICK
+    } else {
+        &FULL
+    };
+    match run(plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(plan: &Plan) -> Result<()> {
+    let started = Instant::now();
+    let bench = Bench::set_up(plan)?;
+    eprintln!(
+        "bench: {} run, data in {} ({}), ready in {:.1} s, server on {}",
+        plan.name,
+        bench.dir.path().display(),
+        file_system(bench.dir.path()),
+        started.elapsed().as_secs_f64(),
+        bench.server.addr
+    );
+    let results = bench.measure()?;
+    results.print(plan);
+    eprintln!(
+        "bench: done in {:.1} s; the benchmark's own peak RSS, the floor of the \
+         clients' figures, was {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        own_peak_rss_mib()?
+    );
+    Ok(())
+}
+
+/// The data, the scripts and the server of one run. Dropping it stops the
+/// server, then removes the temporary folder.
+struct Bench<'p> {
+    plan: &'p Plan,
+    server: ServeChild,
+    /// The server's root: `big.bin`, `mid.bin`, `small/f<i>`; uploads go
+    /// under `up/`.
+    root: PathBuf,
+    /// Where `ioe run` runs and downloads land.
+    client: PathBuf,
+    /// The baseline's output file.
+    baseline_out: PathBuf,
+    scripts: PathBuf,
+    // last, so it is removed after the server has stopped
+    dir: TempDir,
+}
+
+/// Every repetition of every figure.
+#[derive(Default)]
+struct Results {
+    baseline: Vec<f64>,
+    down_big: Vec<f64>,
+    up_big: Vec<f64>,
+    down_mid: Vec<f64>,
+    up_mid: Vec<f64>,
+    rss_down_big: Vec<f64>,
+    rss_up_big: Vec<f64>,
+    rss_down_mid: Vec<f64>,
+    rss_up_mid: Vec<f64>,
+    small_down: Vec<f64>,
+    small_up: Vec<f64>,
+    empty_ms: Vec<f64>,
+    rss_empty: Vec<f64>,
+}
+
+impl<'p> Bench<'p> {
+    fn set_up(plan: &'p Plan) -> Result<Bench<'p>> {
+        let dir = TempDir::new().context("cannot create the temporary folder")?;
+        let root = dir.path().join("root");
+        let client = dir.path().join("client");
+        let scripts = dir.path().join("scripts");
+        for folder in [&root, &root.join("small"), &client, &scripts] {
+            fs::create_dir_all(folder)?;
+        }
+        fill_file(&root.join("big.bin"), plan.big, 1)?;
+        fill_file(&root.join("mid.bin"), plan.mid, 2)?;
+        for i in 0..plan.small_count {
+            fill_file(
+                &root.join(format!("small/f{i}")),
+                plan.small_size,
+                3 + i as u64,
+            )?;
+        }
+        for (name, text) in [
+            ("down.rhai", DOWNLOAD_SCRIPT),
+            ("up.rhai", UPLOAD_SCRIPT),
+            ("small.rhai", SMALL_FILES_SCRIPT),
+            ("empty.rhai", ""),
+        ] {
+            fs::write(scripts.join(name), text)?;
+        }
+        let server = ServeChild::start(&root)?;
+        Ok(Bench {
+            plan,
+            server,
+            baseline_out: dir.path().join("baseline.out"),
+            root,
+            client,
+            scripts,
+            dir,
+        })
+    }
+
+    fn measure(&self) -> Result<Results> {
+        let plan = self.plan;
+        let mut r = Results::default();
+        // one untimed pass of each kind warms caches and fails early
+        self.baseline()?;
+        self.download("big.bin", plan.big)?;
+        self.upload("big.bin", plan.big)?;
+        self.small_files("warm-up")?;
+        for round in 0..plan.rounds {
+            eprintln!("bench: round {} of {}", round + 1, plan.rounds);
+            r.baseline.push(mb_per_s(plan.big, self.baseline()?));
+            let down = self.download("big.bin", plan.big)?;
+            r.down_big.push(mb_per_s(plan.big, down.wall));
+            r.rss_down_big.push(down.peak_rss_mib);
+            let up = self.upload("big.bin", plan.big)?;
+            r.up_big.push(mb_per_s(plan.big, up.wall));
+            r.rss_up_big.push(up.peak_rss_mib);
+            let down = self.download("mid.bin", plan.mid)?;
+            r.down_mid.push(mb_per_s(plan.mid, down.wall));
+            r.rss_down_mid.push(down.peak_rss_mib);
+            let up = self.upload("mid.bin", plan.mid)?;
+            r.up_mid.push(mb_per_s(plan.mid, up.wall));
+            r.rss_up_mid.push(up.peak_rss_mib);
+            let (down, up) = self.small_files(&format!("r{round}"))?;
+            r.small_down
+                .push(plan.small_count as f64 / down.as_secs_f64());
+            r.small_up.push(plan.small_count as f64 / up.as_secs_f64());
+        }
+        let empty = self.scripts.join("empty.rhai");
+        for _ in 0..plan.empty_runs {
+            let run = self.ioe_run(&empty, &[])?;
+            r.empty_ms.push(run.wall.as_secs_f64() * 1000.0);
+            r.rss_empty.push(run.peak_rss_mib);
+        }
+        Ok(r)
+    }
+
+    /// The baseline: a plain socket copy of `big.bin` into a file through
+    /// 256 KiB buffers on both sides, byte-checked. Returns the time from connect to the
+    /// closed output file.
+    fn baseline(&self) -> Result<Duration> {
+        let source = self.root.join("big.bin");
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let start = Instant::now();
+        let sender = {
+            let source = source.clone();
+            thread::spawn(move || -> io::Result<u64> {
+                let mut file = File::open(source)?;
+                let mut stream = TcpStream::connect(addr)?;
+                stream.set_write_timeout(Some(STEP_LIMIT))?;
+                copy_through_buffer(&mut file, &mut stream)
+            })
+        };
+        let (mut stream, _) = listener.accept()?;
+        stream.set_read_timeout(Some(STEP_LIMIT))?;
+        let mut out = File::create(&self.baseline_out)?;
+        let received = copy_through_buffer(&mut stream, &mut out)?;
+        drop(out);
+        let elapsed = start.elapsed();
+        let sent = sender.join().expect("the sender thread does not panic")?;
+        ensure!(
+            sent == self.plan.big && received == sent,
+            "baseline: sent {sent}, received {received} bytes"
+        );
+        check_same(&source, &self.baseline_out)?;
+        fs::remove_file(&self.baseline_out)?;
+        Ok(elapsed)
+    }
+
+    /// `ioe run down.rhai`: `name` from the server into the client folder.
+    fn download(&self, name: &str, size: u64) -> Result<Run> {
+        let local = self.client.join(name);
+        let run = self.ioe_run(
+            &self.scripts.join("down.rhai"),
+            &[&self.server.addr, name, &local.to_string_lossy()],
+        )?;
+        check_size(&local, size)?;
+        check_same(&self.root.join(name), &local)?;
+        fs::remove_file(&local)?;
+        Ok(run)
+    }
+
+    /// `ioe run up.rhai`: the server's own `name` uploaded again as `up/<name>`.
+    fn upload(&self, name: &str, size: u64) -> Result<Run> {
+        let source = self.root.join(name);
+        let remote = format!("up/{name}");
+        let run = self.ioe_run(
+            &self.scripts.join("up.rhai"),
+            &[&self.server.addr, &source.to_string_lossy(), &remote],
+        )?;
+        let arrived = self.root.join(&remote);
+        check_size(&arrived, size)?;
+        check_same(&source, &arrived)?;
+        fs::remove_file(&arrived)?;
+        Ok(run)
+    }
+
+    /// `ioe run small.rhai`: every small file down, then up again, over one
+    /// session, into folders of their own (`round`), byte-checked. Returns
+    /// the script's own timing of each phase.
+    ///
+    /// The copies stay until the end: on ext4 without a journal (this
+    /// machine's disk) a new file skips every inode freed in the last
+    /// minute or more, so deleting thousands of files between rounds would
+    /// slow the next round's every file creation.
+    fn small_files(&self, round: &str) -> Result<(Duration, Duration)> {
+        let count = self.plan.small_count.to_string();
+        let run = self.ioe_run(
+            &self.scripts.join("small.rhai"),
+            &[&self.server.addr, &count, round],
+        )?;
+        let phase = |label: &str| -> Result<Duration> {
+            let micros = run
+                .stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(label)?.trim().parse::<u64>().ok())
+                .with_context(|| format!("no `{label}` line in {:?}", run.stdout))?;
+            Ok(Duration::from_micros(micros.max(1)))
+        };
+        let (down, up) = (phase("down_us ")?, phase("up_us ")?);
+        let got = self.client.join("got").join(round);
+        let uploaded = self.root.join("up").join(round);
+        for i in 0..self.plan.small_count {
+            let original = self.root.join(format!("small/f{i}"));
+            check_same(&original, &got.join(format!("f{i}")))?;
+            check_same(&original, &uploaded.join(format!("f{i}")))?;
+        }
+        Ok((down, up))
+    }
+
+    /// Runs `ioe run SCRIPT ARGS...` in the client folder and waits for it
+    /// to succeed.
+    fn ioe_run(&self, script: &Path, args: &[&str]) -> Result<Run> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command
+            .arg("run")
+            .arg(script)
+            .args(args)
+            .current_dir(&self.client)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let what = format!("ioe run {} {}", script.display(), args.join(" "));
+        let (run, status) = run_measured(command).with_context(|| what.clone())?;
+        if !status.success {
+            bail!(
+                "`{what}` failed ({}); its output: {}",
+                status.describe(),
+                run.stdout
+            );
+        }
+        Ok(run)
+    }
+}
+
+/// One finished `ioe` process.
+struct Run {
+    /// From spawn to exit.
+    wall: Duration,
+    /// The kernel's high-water mark of its resident memory.
+    peak_rss_mib: f64,
+    stdout: String,
+}
+
+/// How a process ended.
+struct Ended {
+    success: bool,
+    raw: libc::c_int,
+}
+
+impl Ended {
+    fn describe(&self) -> String {
+        if libc::WIFEXITED(self.raw) {
+            format!("exit status {}", libc::WEXITSTATUS(self.raw))
+        } else if libc::WIFSIGNALED(self.raw) {
+            format!("killed by signal {}", libc::WTERMSIG(self.raw))
+        } else {
+            format!("wait status {}", self.raw)
+        }
+    }
+}
+
+/// Spawns `command`, kills it after [`STEP_LIMIT`], and reaps it with
+/// `wait4` to learn its peak RSS. Its stdout must be piped and small.
+fn run_measured(mut command: Command) -> Result<(Run, Ended)> {
+    let start = Instant::now();
+    let mut child: Child = command.spawn().context("cannot start it")?;
+    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
+    let (stop_watchdog, stopped) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        let expired = stopped.recv_timeout(STEP_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout);
+        if expired {
+            // SAFETY: the child is not reaped before this thread is joined,
+            // so `pid` still names it (at worst as a zombie)
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        expired
+    });
+    // wait for the exit without reaping, so that the pid stays ours while
+    // the watchdog may still signal it
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain system call on our own child
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e).context("waitid");
+        }
+    }
+    let wall = start.elapsed();
+    drop(stop_watchdog);
+    let expired = watchdog.join().expect("the watchdog does not panic");
+    let mut raw = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: reaps our own exited child
+    let rc = unsafe { libc::wait4(pid, &mut raw, 0, &mut usage) };
+    if rc != pid {
+        return Err(io::Error::last_os_error()).context("wait4");
+    }
+    if expired {
+        bail!("still running after {} s; killed", STEP_LIMIT.as_secs());
+    }
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout)?;
+    }
+    let success = libc::WIFEXITED(raw) && libc::WEXITSTATUS(raw) == 0;
+    let run = Run {
+        wall,
+        // Linux reports ru_maxrss in KiB
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        stdout,
+    };
+    Ok((run, Ended { success, raw }))
+}
+
+/// An `ioe serve` child process on a free port of 127.0.0.1, killed on drop.
+struct ServeChild {
+    child: Child,
+    addr: String,
+}
+
+impl ServeChild {
+    fn start(root: &Path) -> Result<ServeChild> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ioe"))
+            .args(["serve", "--quiet", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start `ioe serve`")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut server = ServeChild {
+            child,
+            addr: String::new(),
+        };
+        // the first line is `ioe: serving ROOT on ADDR`; a server that
+        // fails to start closes stdout, which ends this read
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        server.addr = line
+            .trim_end()
+            .rsplit_once(" on ")
+            .map(|(_, addr)| addr.to_string())
+            .with_context(|| format!("`ioe serve` printed {line:?}, not its address"))?;
+        Ok(server)
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The plain copy of the baseline: `read` into a 256 KiB buffer, `write`
+/// it all, until the end of the input.
+fn copy_through_buffer(input: &mut impl Read, output: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0; BUFFER];
+    let mut copied = 0;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        output.write_all(&buf[..n])?;
+        copied += n as u64;
+    }
+}
+
+/// Writes `size` pseudo-random bytes (xorshift, seeded) to `path`.
+fn fill_file(path: &Path, size: u64, seed: u64) -> io::Result<()> {
+    let mut out = File::create(path)?;
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut buf = vec![0u8; BUFFER];
+    let mut left = size;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(BUFFER as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    // written back now, so that no writeback of the inputs disturbs timings
+    out.sync_all()
+}
+
+fn check_size(path: &Path, size: u64) -> Result<()> {
+    let found = fs::metadata(path)
+        .with_context(|| format!("`{}` did not arrive", path.display()))?
+        .len();
+    ensure!(
+        found == size,
+        "`{}` has {found} bytes, not {size}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Fails unless the two files hold the same bytes.
+fn check_same(a: &Path, b: &Path) -> Result<()> {
+    let open = |p: &Path| File::open(p).with_context(|| format!("cannot open `{}`", p.display()));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; BUFFER], vec![0u8; BUFFER]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut fa, &mut ba)?;
+        let nb = read_full(&mut fb, &mut bb)?;
+        if ba[..na] != bb[..nb] {
+            bail!(
+                "`{}` differs from `{}` after byte {offset}",
+                b.display(),
+                a.display()
+            );
+        }
+        if na == 0 {
+            return Ok(());
+        }
+        offset += na as u64;
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn mb_per_s(bytes: u64, time: Duration) -> f64 {
+    bytes as f64 / time.as_secs_f64() / 1e6
+}
+
+/// The high-water mark of this process's resident memory (`VmHWM`). A
+/// child reads it as the start of its own, so it is the floor of the
+/// clients' RSS figures. (`getrusage` would not do: it also counts the peak
+/// of whatever process started this one, such as cargo.)
+fn own_peak_rss_mib() -> Result<f64> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    Ok(kib / 1024.0)
+}
+
+/// The kind of file system at `path`, which decides much of the
+/// small-file rates.
+fn file_system(path: &Path) -> String {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return "unknown file system".into();
+    };
+    // SAFETY: a zeroed statfs is a valid out-parameter
+    let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-parameter
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut info) } != 0 {
+        return "unknown file system".into();
+    }
+    match info.f_type {
+        0xEF53 => "ext2/3/4".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        other => format!("file system type {other:#x}"),
+    }
+}
+
+/// Median, min and max of some repetitions.
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(values: &[f64]) -> Stats {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    Stats {
+        median,
+        min: sorted[0],
+        max: sorted[n - 1],
+    }
+}
+
+/// One line of the table.
+struct Row<'a> {
+    what: String,
+    values: &'a [f64],
+    unit: &'static str,
+    decimals: usize,
+    /// The median over the baseline's (the rows of the large file).
+    vs_baseline: bool,
+    /// The key of its median in the JSON line.
+    key: &'static str,
+}
+
+impl Results {
+    fn rows(&self, plan: &Plan) -> Vec<Row<'_>> {
+        let big = size_label(plan.big);
+        let mid = size_label(plan.mid);
+        let small = format!("{} × {}", plan.small_count, size_label(plan.small_size));
+        let row = |what: String, values, unit, key| Row {
+            what,
+            values,
+            unit,
+            decimals: if unit == "MiB" || unit == "ms" { 1 } else { 0 },
+            vs_baseline: key == "download_mb_s" || key == "upload_mb_s",
+            key,
+        };
+        vec![
+            row(
+                format!("baseline: socket → file, {big}"),
+                &self.baseline,
+                "MB/s",
+                "baseline_mb_s",
+            ),
+            row(
+                format!("ioe download, {big}"),
+                &self.down_big,
+                "MB/s",
+                "download_mb_s",
+            ),
+            row(
+                format!("ioe upload, {big}"),
+                &self.up_big,
+                "MB/s",
+                "upload_mb_s",
+            ),
+            row(
+                format!("ioe download, {mid}"),
+                &self.down_mid,
+                "MB/s",
+                "download_mid_mb_s",
+            ),
+            row(
+                format!("ioe upload, {mid}"),
+                &self.up_mid,
+                "MB/s",
+                "upload_mid_mb_s",
+            ),
+            row(
+                format!("ioe download, {small}, one session"),
+                &self.small_down,
+                "files/s",
+                "small_download_files_s",
+            ),
+            row(
+                format!("ioe upload, {small}, one session"),
+                &self.small_up,
+                "files/s",
+                "small_upload_files_s",
+            ),
+            row(
+                format!("client peak RSS, download {mid}"),
+                &self.rss_down_mid,
+                "MiB",
+                "rss_download_mid_mib",
+            ),
+            row(
+                format!("client peak RSS, upload {mid}"),
+                &self.rss_up_mid,
+                "MiB",
+                "rss_upload_mid_mib",
+            ),
+            row(
+                format!("client peak RSS, download {big}"),
+                &self.rss_down_big,
+                "MiB",
+                "rss_download_big_mib",
+            ),
+            row(
+                format!("client peak RSS, upload {big}"),
+                &self.rss_up_big,
+                "MiB",
+                "rss_upload_big_mib",
+            ),
+            row(
+                "client peak RSS, empty script".into(),
+                &self.rss_empty,
+                "MiB",
+                "rss_empty_mib",
+            ),
+            row(
+                "`ioe run` of an empty script".into(),
+                &self.empty_ms,
+                "ms",
+                "empty_run_ms",
+            ),
+        ]
+    }
+
+    /// Prints the table, then the JSON line of medians.
+    fn print(&self, plan: &Plan) {
+        let baseline = stats(&self.baseline).median;
+        println!(
+            "\n{} run: {} rounds ({} for the empty script); median [min–max]\n",
+            plan.name, plan.rounds, plan.empty_runs
+        );
+        println!("| what | median | min–max | unit | vs baseline |");
+        println!("| --- | ---: | ---: | --- | ---: |");
+        let mut json = format!(
+            "{{\"mode\":\"{}\",\"big_bytes\":{},\"mid_bytes\":{},\"small_files\":{},\"small_file_bytes\":{}",
+            plan.name, plan.big, plan.mid, plan.small_count, plan.small_size
+        );
+        for row in self.rows(plan) {
+            let s = stats(row.values);
+            let d = row.decimals;
+            let ratio = s.median / baseline;
+            let vs = if row.key == "baseline_mb_s" {
+                "1.00".to_string()
+            } else if row.vs_baseline {
+                format!("{ratio:.2}")
+            } else {
+                String::new()
+            };
+            println!(
+                "| {} | {:.d$} | {:.d$}–{:.d$} | {} | {vs} |",
+                row.what, s.median, s.min, s.max, row.unit
+            );
+            json.push_str(&format!(",\"{}\":{:.3}", row.key, s.median));
+            if row.vs_baseline {
+                let key = row.key.replace("_mb_s", "_ratio");
+                json.push_str(&format!(",\"{key}\":{ratio:.3}"));
+            }
+        }
+        println!("\n{json}}}");
+    }
+}
+
+/// `1 GiB`, `64 MiB`, `4 KiB` (the plans use whole units).
+fn size_label(bytes: u64) -> String {
+    if bytes >= GIB {
+        format!("{} GiB", bytes / GIB)
+    } else if bytes >= MIB {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes / KIB)
+    }
+}
