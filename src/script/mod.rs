@@ -102,6 +102,8 @@ pub struct Host {
     state: Rc<RefCell<State>>,
     /// Source text by name, to quote the offending line in reports.
     sources: HashMap<String, String>,
+    /// Which source defined each script function (by name).
+    fn_sources: HashMap<String, String>,
     names: Vec<&'static str>,
 }
 
@@ -166,6 +168,7 @@ impl Host {
             functions: AST::empty(),
             state,
             sources: HashMap::new(),
+            fn_sources: HashMap::new(),
             names,
         }
     }
@@ -175,17 +178,21 @@ impl Host {
     /// Variables it declares at top level stay in scope.
     pub fn eval(&mut self, name: &str, source: &str) -> Result<Dynamic, Stop> {
         self.sources.insert(name.to_string(), source.to_string());
-        let mut ast = self
+        let ast = self
             .engine
             .compile_with_scope(&self.scope, source)
             .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))?;
-        ast.set_source(name);
+        for function in ast.iter_functions() {
+            self.fn_sources
+                .insert(function.name.to_string(), name.to_string());
+        }
         self.functions += ast;
+        self.functions.set_source(name);
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.functions);
         self.functions.clear_statements();
-        result.map_err(|e| Report::runtime(*e, name, &self.sources))
+        result.map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
     }
 
     /// The token that interrupts this host's transfers and scripts.
@@ -229,5 +236,101 @@ impl Drop for Host {
         state.current = None;
         state.servers.clear();
         state.temp_dirs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host::new(HostOptions::default())
+    }
+
+    fn failure(stop: Stop) -> Report {
+        match stop {
+            Stop::Failed(report) => *report,
+            Stop::Exit(exit) => panic!("expected a failure, got {exit:?}"),
+        }
+    }
+
+    #[test]
+    fn variables_and_functions_survive_between_entries() {
+        let mut host = host();
+        let _ = host
+            .eval("<1>", "let x = 40; fn add(a, b) { a + b }")
+            .expect("defines x and add");
+        let value = host.eval("<2>", "add(x, 2)").unwrap();
+        assert_eq!(value.as_int(), Ok(42));
+        // a failed entry keeps what earlier ones defined
+        assert!(host.eval("<3>", "x +").is_err());
+        assert_eq!(host.eval("<4>", "x").unwrap().as_int(), Ok(40));
+    }
+
+    #[test]
+    fn an_error_inside_an_earlier_function_quotes_that_entry() {
+        let mut host = host();
+        let _ = host
+            .eval("<1>", "fn boom() {\n    throw \"bang\";\n}")
+            .expect("defines boom");
+        let report = failure(host.eval("<2>", "let y = 1; boom()").unwrap_err());
+        assert_eq!(report.message, "bang");
+        let at = report.location.expect("a location");
+        assert_eq!((at.file.as_str(), at.line, at.column), ("<1>", 2, 5));
+        assert_eq!(at.text.as_deref(), Some("    throw \"bang\";"));
+        assert_eq!(report.trace, ["in `boom`, called at <2>:1:12"]);
+    }
+
+    #[test]
+    fn global_calls_without_a_session_say_connect_first() {
+        let mut host = host();
+        for call in [
+            "list()",
+            "list(\"d\")",
+            "read(\"a\")",
+            "read(\"a\", \"b\")",
+            "write(\"a\")",
+            "write(\"a\", \"b\")",
+            "bye()",
+        ] {
+            let report = failure(host.eval("<t>", call).unwrap_err());
+            assert_eq!(report.kind.as_deref(), Some("not_connected"), "{call}");
+            assert!(
+                report
+                    .message
+                    .ends_with("not connected; connect to a server first"),
+                "{call}: {}",
+                report.message
+            );
+        }
+        assert_eq!(host.current_addr(), None);
+        assert_eq!(host.remote_names(None).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn function_names_cover_the_api() {
+        let host = host();
+        for name in [
+            "connect",
+            "list",
+            "read",
+            "write",
+            "bye",
+            "serve",
+            "addr",
+            "is_open",
+            "walk",
+            "exists",
+            "file_size",
+            "mkdir",
+            "remove",
+            "read_text",
+            "write_text",
+            "temp_dir",
+            "env",
+            "exit",
+        ] {
+            assert!(host.function_names().contains(&name), "{name} missing");
+        }
     }
 }

@@ -201,22 +201,24 @@ impl Report {
     }
 
     /// Describes a run-time error of the script named `file`; `exit(…)`
-    /// comes back as [`Stop::Exit`].
+    /// comes back as [`Stop::Exit`]. `fn_sources` names the source that
+    /// defined each script function (REPL entries define them one by one).
     pub(crate) fn runtime(
         err: EvalAltResult,
         file: &str,
         sources: &HashMap<String, String>,
+        fn_sources: &HashMap<String, String>,
     ) -> Stop {
         let mut trace = Vec::new();
         let mut file = file.to_string();
         let mut err = err;
         // walk into script function calls, noting each call site
-        while let EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) = err {
+        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = err {
             let site =
                 Location::find(sources, &file, pos).map_or_else(|| file.clone(), |l| l.to_string());
             trace.push(format!("in `{name}`, called at {site}"));
-            if !fn_source.is_empty() {
-                file = fn_source;
+            if let Some(defined_in) = fn_sources.get(&name) {
+                file.clone_from(defined_in);
             }
             err = *inner;
         }
