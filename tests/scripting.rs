@@ -5,9 +5,13 @@
 
 mod common;
 
-use common::{Run, TestServer, put, run_ioe};
+use common::{Child, Run, TestServer, put, run_ioe, spawn_ioe, temp_files};
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Runs `-e CODE` in `dir` with extra arguments.
@@ -111,4 +115,644 @@ fn global_functions_act_on_the_current_session() {
     assert_eq!(fs::read(second.root().join("local/up.txt")).unwrap(), b"up");
     assert_eq!(fs::read(second.root().join("renamed.txt")).unwrap(), b"up");
     assert!(!first.root().join("local").exists());
+}
+
+/// The `#{kind, message}` a script caught, printed as `kind | message`.
+fn caught(dir: &Path, addr: &str, attempt: &str) -> (String, String) {
+    let code = format!(
+        "let s = connect(\"{addr}\");\n\
+         try {{ {attempt}; print(\"no error\"); }} catch (e) {{ print(e.kind); print(e.message); }}"
+    );
+    let run = eval(dir, &code, &[]);
+    let out = ok(&run);
+    let mut lines = out.lines();
+    let kind = lines.next().unwrap_or_default().to_string();
+    let message = lines.collect::<Vec<_>>().join("\n");
+    (kind, message)
+}
+
+#[test]
+fn remote_failures_are_caught_as_kind_and_message() {
+    let server = TestServer::start();
+    put(server.root(), "folder/inner.txt", b"x");
+    let work = TempDir::new().unwrap();
+    put(work.path(), "a-file", b"not a folder");
+    let addr = server.addr().to_string();
+
+    let (kind, message) = caught(work.path(), &addr, r#"s.read("report.pdf")"#);
+    assert_eq!(kind, "not_found");
+    assert_eq!(
+        message,
+        "read `report.pdf`: server said: no such file or folder: `report.pdf`"
+    );
+
+    let (kind, message) = caught(work.path(), &addr, r#"s.list("nowhere")"#);
+    assert_eq!(kind, "not_found");
+    assert!(
+        message.starts_with("list `nowhere`: server said: "),
+        "{message}"
+    );
+
+    let (kind, message) = caught(work.path(), &addr, r#"s.read("folder")"#);
+    assert_eq!(kind, "refused");
+    assert_eq!(
+        message,
+        "read `folder`: server said: `folder` is not a regular file"
+    );
+
+    let (kind, message) = caught(work.path(), &addr, r#"s.read("../etc/passwd")"#);
+    assert_eq!(kind, "bad_name");
+    assert_eq!(
+        message,
+        "read `../etc/passwd`: name must not contain `.` or `..` components"
+    );
+
+    let (kind, message) = caught(work.path(), &addr, r#"s.write("missing.txt")"#);
+    assert_eq!(kind, "local_missing");
+    assert!(
+        message.starts_with("write `missing.txt`: local file `missing.txt` does not exist"),
+        "{message}"
+    );
+
+    // the download's parent folder cannot be created: `a-file` is a file
+    let (kind, message) = caught(
+        work.path(),
+        &addr,
+        r#"s.read("folder/inner.txt", "a-file/inner.txt")"#,
+    );
+    assert_eq!(kind, "local_io");
+    assert!(
+        message.starts_with("read `folder/inner.txt`: `a-file/inner.txt`: "),
+        "{message}"
+    );
+    assert!(temp_files(work.path()).is_empty());
+}
+
+#[test]
+fn a_refusal_leaves_the_session_usable() {
+    let server = TestServer::start_with(|config| config.read_only = true);
+    put(server.root(), "keep.txt", b"kept");
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.txt", b"refused upload");
+    let code = r#"
+        let s = connect("ADDR");
+        try { s.write("up.txt"); } catch (e) { print(e.kind); print(e.message); }
+        try { s.read("absent"); } catch (e) { print(e.kind); }
+        print(s.is_open);
+        print(s.read("keep.txt"));
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(lines[0], "refused");
+    assert!(
+        lines[1].starts_with("write `up.txt`: server said: "),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2..], ["not_found", "true", "4"]);
+    assert!(!server.root().join("up.txt").exists());
+    assert_eq!(fs::read(work.path().join("keep.txt")).unwrap(), b"kept");
+}
+
+#[test]
+fn connect_failures_and_bad_ports_are_caught() {
+    let work = TempDir::new().unwrap();
+    // a port nobody listens on: bind one, then free it
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let code = r#"
+        for attempt in [|| connect("127.0.0.1", PORT), || connect("127.0.0.1:PORT"),
+                        || connect("127.0.0.1", 0), || connect("127.0.0.1", 65536),
+                        || connect("no-such-host.invalid:7070")] {
+            try { attempt.call(); print("connected?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+    "#
+    .replace("PORT", &port.to_string());
+    let run = eval(work.path(), &code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    let refused = format!(
+        "connect_failed: connect to `127.0.0.1:{port}`: connection refused; is `ioe serve` running there?"
+    );
+    assert_eq!(lines[0], refused);
+    assert_eq!(lines[1], refused);
+    assert_eq!(
+        lines[2],
+        "bad_argument: connect to `127.0.0.1`: port 0 is not between 1 and 65535"
+    );
+    assert_eq!(
+        lines[3],
+        "bad_argument: connect to `127.0.0.1`: port 65536 is not between 1 and 65535"
+    );
+    assert!(
+        lines[4].starts_with(
+            "connect_failed: connect to `no-such-host.invalid:7070`: cannot resolve it"
+        ),
+        "{}",
+        lines[4]
+    );
+}
+
+#[test]
+fn without_a_session_global_calls_fail_as_not_connected() {
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        for f in [|| list(), || list("d"), || read("a"), || read("a", "b"),
+                     || write("a"), || write("a", "b"), || bye()] {
+            try { f.call(); print("worked?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+    "#;
+    let run = eval(work.path(), code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "not_connected: list: not connected; connect to a server first",
+            "not_connected: list `d`: not connected; connect to a server first",
+            "not_connected: read `a`: not connected; connect to a server first",
+            "not_connected: read `a`: not connected; connect to a server first",
+            "not_connected: write `a`: not connected; connect to a server first",
+            "not_connected: write `b`: not connected; connect to a server first",
+            "not_connected: bye: not connected; connect to a server first",
+        ]
+    );
+}
+
+#[test]
+fn after_bye_the_session_is_not_connected() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        let s = connect("ADDR");
+        s.bye();
+        s.bye();
+        try { s.list(); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        try { list(); } catch (e) { print(e.kind); }
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    assert_eq!(
+        ok(&run),
+        "not_connected: list: not connected; connect to a server first\nnot_connected\n"
+    );
+}
+
+/// A server that answers the first request with `reply` and then either
+/// closes the connection or (with `hold`) keeps it open until the test ends.
+/// Sends `()` on the returned channel once `reply` went out.
+struct FakeServer {
+    addr: String,
+    replied: mpsc::Receiver<()>,
+    _release: mpsc::Sender<()>,
+}
+
+fn fake_server(reply: &'static [u8], hold: bool) -> FakeServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (replied_tx, replied) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request = String::new();
+        if reader.read_line(&mut request).is_err() {
+            return;
+        }
+        let mut writer = stream;
+        let _ = writer.write_all(reply);
+        let _ = writer.flush();
+        let _ = replied_tx.send(());
+        if hold {
+            // keep the transfer stalled until the test is over
+            let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        }
+    });
+    FakeServer {
+        addr,
+        replied,
+        _release: release,
+    }
+}
+
+#[test]
+fn a_broken_transfer_is_caught_as_connection_lost_and_keeps_nothing() {
+    let server = fake_server(b"100\nonly ten b", false);
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        let s = connect("ADDR");
+        try { s.read("big.bin", "dl/big.bin"); } catch (e) { print(e.kind); print(e.message); }
+        print(s.is_open);
+        try { list(); } catch (e) { print(e.kind); }
+    "#
+    .replace("ADDR", &server.addr);
+    let run = eval(work.path(), &code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(lines[0], "connection_lost");
+    assert!(
+        lines[1].starts_with(&format!(
+            "read `big.bin`: connection to {} lost",
+            server.addr
+        )),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2..], ["false", "not_connected"]);
+    assert!(!work.path().join("dl/big.bin").exists());
+    assert!(temp_files(work.path()).is_empty());
+}
+
+fn interrupt(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+}
+
+#[test]
+fn ctrl_c_stops_the_transfer_in_flight_removes_the_partial_file_and_exits_130() {
+    let server = fake_server(b"1000000\nthe first bytes of a long body", true);
+    let work = TempDir::new().unwrap();
+    // the script even tries to swallow errors and go on: Ctrl-C still wins
+    let code = r#"
+        let s = connect("ADDR");
+        for i in 0..3 {
+            try { s.read("big.bin", "dl/big.bin"); } catch (e) { print("caught " + e.kind); }
+        }
+        print("went on");
+    "#
+    .replace("ADDR", &server.addr);
+    let child = spawn_ioe(work.path(), &["run", "--no-progress", "-e", &code]);
+    server
+        .replied
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the script started the download");
+    interrupt(&child);
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    assert_eq!(run.stdout, "", "the script went on after Ctrl-C");
+    assert!(run.stderr.starts_with("interrupted: "), "{}", run.stderr);
+    assert!(run.stderr.contains("read `big.bin`"), "{}", run.stderr);
+    assert!(!work.path().join("dl/big.bin").exists());
+    assert!(
+        temp_files(work.path()).is_empty(),
+        "a partial file was left"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_script_that_is_busy_computing() {
+    let work = TempDir::new().unwrap();
+    let mut child = spawn_ioe(
+        work.path(),
+        &[
+            "run",
+            "-e",
+            r#"print("ready"); let n = 0; loop { n += 1; }"#,
+        ],
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the script prints");
+    assert_eq!(line, "ready\n");
+    interrupt(&child);
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    assert!(
+        run.stderr.starts_with("interrupted: stopped by Ctrl-C"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn serve_runs_an_embedded_server_for_the_rest_of_the_script() {
+    let work = TempDir::new().unwrap();
+    put(work.path(), "shared/hello.txt", b"hello from serve");
+    let code = r#"
+        let h = serve("shared");
+        print(h.addr);
+        print(h.root);
+        let s = connect(h);
+        print(s.addr == h.addr);
+        print(s.read("hello.txt", "copy.txt"));
+        s.write("copy.txt", "again/copy.txt");
+        let other = connect(h.addr);
+        print(other.list("again").map(|e| e.name));
+        try { serve("no-such-folder"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+    "#;
+    let run = eval(work.path(), code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    let addr: std::net::SocketAddr = lines[0].parse().expect("handle.addr is host:port");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(
+        lines[1..],
+        [
+            "shared",
+            "true",
+            "16",
+            "[\"again/copy.txt\"]",
+            "local_missing: serve `no-such-folder`: folder `no-such-folder` does not exist"
+        ]
+    );
+    assert_eq!(
+        fs::read(work.path().join("shared/again/copy.txt")).unwrap(),
+        b"hello from serve"
+    );
+    // the server ended with the script
+    assert!(std::net::TcpStream::connect(addr).is_err(), "still serving");
+}
+
+#[test]
+fn local_helpers_walk_and_inspect_files() {
+    let work = TempDir::new().unwrap();
+    put(work.path(), "tree/b.txt", b"bb");
+    put(work.path(), "tree/a/z.txt", b"z");
+    put(work.path(), "tree/a.txt", b"a");
+    put(work.path(), "tree/a/deeper/x.bin", b"12345");
+    fs::create_dir_all(work.path().join("tree/empty")).unwrap();
+    std::os::unix::fs::symlink(
+        work.path().join("tree/b.txt"),
+        work.path().join("tree/link.txt"),
+    )
+    .unwrap();
+    let code = r#"
+        print(walk("tree"));
+        print(walk("tree/")[0]);
+        print(exists("tree/a.txt"));
+        print(exists("tree/nope"));
+        print(file_size("tree/a/deeper/x.bin"));
+        mkdir("made/deep/er");
+        print(exists("made/deep/er"));
+        print(write_text("notes/n.txt", "héllo\n"));
+        print(read_text("notes/n.txt"));
+        remove("notes/n.txt");
+        remove("notes");
+        print(exists("notes"));
+        for f in [|| walk("nope"), || file_size("nope"), || remove("nope"), || read_text("nope"),
+                     || remove("tree"), || file_size("tree"), || mkdir("tree/a.txt/x")] {
+            try { f.call(); print("worked?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+    "#;
+    let run = eval(work.path(), code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(
+        lines[..11],
+        [
+            r#"["tree/a.txt", "tree/a/deeper/x.bin", "tree/a/z.txt", "tree/b.txt", "tree/link.txt"]"#,
+            "tree/a.txt",
+            "true",
+            "false",
+            "5",
+            "true",
+            "7",
+            "héllo",
+            "",
+            "false",
+            "local_missing: walk `nope`: `nope` does not exist",
+        ]
+    );
+    assert_eq!(lines[11], "local_missing: file_size: `nope` does not exist");
+    assert_eq!(lines[12], "local_missing: remove: `nope` does not exist");
+    assert_eq!(lines[13], "local_missing: read_text: `nope` does not exist");
+    assert!(
+        lines[14].starts_with("local_io: remove: `tree`: "),
+        "{}",
+        lines[14]
+    );
+    assert_eq!(lines[15], "local_io: file_size: `tree` is a folder");
+    assert!(
+        lines[16].starts_with("local_io: mkdir: `tree/a.txt/x`: "),
+        "{}",
+        lines[16]
+    );
+    assert!(
+        work.path().join("tree/b.txt").exists(),
+        "remove took a tree"
+    );
+}
+
+#[test]
+fn temp_dir_is_fresh_and_removed_when_the_script_ends() {
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        let t = temp_dir();
+        let u = temp_dir();
+        print(t);
+        print(t != u && walk(t).is_empty());
+        write_text(t + "/f.txt", "x");
+        print(exists(t + "/f.txt"));
+    "#;
+    let run = eval(work.path(), code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(lines[1..], ["true", "true"]);
+    assert!(!Path::new(lines[0]).exists(), "temp_dir was left behind");
+}
+
+#[test]
+fn env_reads_variables_and_gives_unit_when_unset() {
+    let work = TempDir::new().unwrap();
+    let run = eval(
+        work.path(),
+        r#"print(env("PATH")); print(env("IOE_TEST_SURELY_UNSET") ?? "unset");"#,
+        &[],
+    );
+    assert_eq!(
+        ok(&run),
+        format!("{}\nunset\n", std::env::var("PATH").unwrap())
+    );
+}
+
+#[test]
+fn an_uncaught_error_reports_message_position_and_line_and_exits_1() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let code = "let s = connect(\"ADDR\");\nprint(\"before\");\nlet n = s.read(\"report.pdf\");\nprint(\"after\");\n"
+        .replace("ADDR", &server.addr().to_string());
+    let run = script(work.path(), &code, &[]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "before\n");
+    assert_eq!(
+        run.stderr,
+        "error[not_found]: read `report.pdf`: server said: no such file or folder: `report.pdf`\n \
+         --> job.rhai:3:11\n  |\n3 | let n = s.read(\"report.pdf\");\n  |           ^\n"
+    );
+}
+
+#[test]
+fn an_error_inside_a_function_shows_where_and_the_call_chain() {
+    let work = TempDir::new().unwrap();
+    let code = "fn fetch(name) {\n    read(name)\n}\nfn all() {\n    fetch(\"a\");\n}\nall();\n";
+    let run = script(work.path(), code, &[]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "error[not_connected]: read `a`: not connected; connect to a server first\n \
+         --> job.rhai:2:5\n  |\n2 |     read(name)\n  |     ^\n  \
+         in `fetch`, called at job.rhai:5:5\n  in `all`, called at job.rhai:7:1\n"
+    );
+}
+
+#[test]
+fn a_script_that_does_not_compile_exits_2_before_anything_runs() {
+    let work = TempDir::new().unwrap();
+    let code = "write_text(\"ran.txt\", \"it ran\");\nprint(\"hello\");\nlet x = (1 + ;\n";
+    let run = script(work.path(), code, &[]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(run.stdout, "");
+    assert!(
+        !work.path().join("ran.txt").exists(),
+        "part of the script ran"
+    );
+    assert!(
+        run.stderr
+            .starts_with("error: the script does not compile: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(" --> job.rhai:3:") && run.stderr.contains("3 | let x = (1 + ;\n"),
+        "{}",
+        run.stderr
+    );
+
+    // an undefined variable is caught at compile time too
+    let run = eval(work.path(), "print(1);\nprint(nmae);", &[]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr,
+        "error: the script does not compile: Undefined variable: nmae\n --> -e:2:7\n  |\n2 | print(nmae);\n  |       ^\n"
+    );
+}
+
+#[test]
+fn exit_sets_the_status() {
+    let work = TempDir::new().unwrap();
+    let cases: [(&str, i32, &str, &str); 7] = [
+        ("print(1);", 0, "1\n", ""),
+        ("print(1); exit(); print(2);", 0, "1\n", ""),
+        ("exit(0); print(2);", 0, "", ""),
+        ("exit(7); print(2);", 7, "", ""),
+        (
+            "fn f() { try { exit(3); } catch { print(\"caught\"); } } f(); print(2);",
+            3,
+            "",
+            "",
+        ),
+        ("exit(\"no input files\");", 1, "", "no input files\n"),
+        (
+            "exit(256);",
+            1,
+            "",
+            "exit(256): an exit status is 0 to 255; exiting with 1\n",
+        ),
+    ];
+    for (code, status, stdout, stderr) in cases {
+        let run = eval(work.path(), code, &[]);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (Some(status), stdout, stderr),
+            "{code}"
+        );
+    }
+    // a script whose last value is a number still exits 0
+    assert_eq!(eval(work.path(), "42", &[]).code, Some(0));
+    // an uncaught `throw` exits 1
+    let run = eval(work.path(), "throw \"boom\";", &[]);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.starts_with("error: boom\n --> -e:1:1\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn args_reach_the_script_from_a_file_from_stdin_and_from_e() {
+    let work = TempDir::new().unwrap();
+    let printer = "print(ARGS.len()); for a in ARGS { print(a); }";
+    let run = script(work.path(), printer, &["one", "two words", "--flag", "-x"]);
+    assert_eq!(ok(&run), "4\none\ntwo words\n--flag\n-x\n");
+
+    let run = run_ioe(work.path(), &["run", "-", "from", "stdin"], printer);
+    assert_eq!(ok(&run), "2\nfrom\nstdin\n");
+
+    let run = eval(work.path(), printer, &["a", "b"]);
+    assert_eq!(ok(&run), "2\na\nb\n");
+
+    let run = eval(work.path(), printer, &[]);
+    assert_eq!(ok(&run), "0\n");
+}
+
+#[test]
+fn stdin_scripts_report_as_stdin_and_shebang_lines_are_skipped() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &["run", "-"], "print(\"ok\");\nlist();\n");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "ok\n");
+    assert!(run.stderr.contains(" --> <stdin>:2:1\n"), "{}", run.stderr);
+
+    let run = script(
+        work.path(),
+        "#!/usr/bin/env -S ioe run\nprint(\"ran\");\nlist();",
+        &[],
+    );
+    assert_eq!(run.stdout, "ran\n");
+    assert!(run.stderr.contains(" --> job.rhai:3:1\n"), "{}", run.stderr);
+}
+
+#[test]
+fn print_goes_to_stdout_and_debug_to_stderr() {
+    let work = TempDir::new().unwrap();
+    let run = eval(work.path(), "print(\"out\"); debug(\"diagnostic\");", &[]);
+    assert_eq!(ok(&run), "out\n");
+    assert_eq!(run.stderr, "-e:1: \"diagnostic\"\n");
+}
+
+#[test]
+fn sessions_and_servers_print_readably() {
+    let work = TempDir::new().unwrap();
+    fs::create_dir(work.path().join("d")).unwrap();
+    let run = eval(
+        work.path(),
+        "let h = serve(\"d\"); let s = connect(h); print(`${h}`); print(s); s.bye(); print(s);",
+        &[],
+    );
+    let out = ok(&run);
+    let lines: Vec<&str> = out.lines().collect();
+    let addr = lines[0]
+        .strip_prefix("Server(")
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("Server(addr)");
+    assert_eq!(lines[1], format!("Session({addr}, open)"));
+    assert_eq!(lines[2], format!("Session({addr}, closed)"));
+}
+
+#[test]
+fn unreadable_scripts_and_bad_command_lines_exit_2() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &["run", "missing.rhai"], "");
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .starts_with("ioe: cannot read script `missing.rhai`: "),
+        "{}",
+        run.stderr
+    );
+    let run = run_ioe(work.path(), &["run"], "");
+    assert_eq!(run.code, Some(2));
+    let run = run_ioe(
+        work.path(),
+        &["run", "--progress", "--no-progress", "-e", "1"],
+        "",
+    );
+    assert_eq!(run.code, Some(2));
+    // --progress with nothing long to show still runs the script
+    let run = run_ioe(work.path(), &["run", "--progress", "-e", "print(1)"], "");
+    assert_eq!(ok(&run), "1\n");
 }
