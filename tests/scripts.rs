@@ -1,0 +1,288 @@
+//! The example scripts in `scripts/`, run by the real `ioe` binary against
+//! real servers, checking the files they move.
+
+mod common;
+
+use common::{TestServer, put, run_ioe, temp_files};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Runs `scripts/NAME` in `dir` with `args`.
+fn run_example(dir: &Path, name: &str, args: &[&str]) -> common::Run {
+    let script = example(name);
+    let mut all = vec!["run", "--no-progress", script.as_str()];
+    all.extend_from_slice(args);
+    run_ioe(dir, &all, "")
+}
+
+#[test]
+fn demo_moves_real_files_with_no_setup_and_cleans_up() {
+    let cwd = TempDir::new().unwrap();
+    let run = run_example(cwd.path(), "demo.rhai", &[]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("ioe demo: serving a temporary folder on 127.0.0.1:"));
+    assert_eq!(lines[1], "uploaded   5 files, 262240 bytes");
+    assert_eq!(lines[2], "listed     5 files under demo/");
+    let checked: Vec<&str> = lines[3..8].to_vec();
+    assert_eq!(
+        checked,
+        [
+            "  ok    262144 bytes  demo/data/big.txt",
+            "  ok        37 bytes  demo/data/deeper/notes, with a comma.txt",
+            "  ok        21 bytes  demo/data/numbers.csv",
+            "  ok         0 bytes  demo/empty.txt",
+            "  ok        38 bytes  demo/readme.txt",
+        ]
+    );
+    assert_eq!(lines[8], "downloaded 5 files, 262240 bytes");
+    assert_eq!(lines[9], "ioe demo: all 5 files came back intact");
+    assert_eq!(run.stderr, "");
+    // nothing was left in the folder it ran from
+    assert_eq!(fs::read_dir(cwd.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(
+        work.path(),
+        "photos/2024/a.jpg",
+        &common::pseudo_random(1, 70_000),
+    );
+    put(
+        work.path(),
+        "photos/2024/b, c.jpg",
+        &common::pseudo_random(2, 10),
+    );
+    put(work.path(), "photos/index.txt", b"index");
+    let addr = server.addr().to_string();
+
+    let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "photos/"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "uploaded photos/2024/a.jpg\nuploaded photos/2024/b, c.jpg\nuploaded photos/index.txt\n\
+             3 files, 70015 bytes uploaded to {addr} under photos/\n"
+        )
+    );
+    for name in ["2024/a.jpg", "2024/b, c.jpg", "index.txt"] {
+        assert_eq!(
+            fs::read(server.root().join("photos").join(name)).unwrap(),
+            fs::read(work.path().join("photos").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    // to another remote folder
+    let run = run_example(
+        work.path(),
+        "upload_tree.rhai",
+        &[&addr, "photos", "backup/p"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        fs::read(server.root().join("backup/p/index.txt")).unwrap(),
+        b"index"
+    );
+
+    // usage and failures exit non-zero
+    let run = run_example(work.path(), "upload_tree.rhai", &[&addr]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.starts_with("usage: "), "{}", run.stderr);
+    let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "nope"]);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .starts_with("error[local_missing]: walk `nope`: `nope` does not exist"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn download_matching_fetches_exactly_the_matching_files() {
+    let server = TestServer::start();
+    put(server.root(), "q1.csv", b"1");
+    put(server.root(), "reports/2024-01-a.csv", b"jan");
+    put(server.root(), "reports/2024-02-b.txt", b"feb");
+    put(server.root(), "reports/old/2023-12.csv", b"dec");
+    put(server.root(), "readme.md", b"no");
+    let work = TempDir::new().unwrap();
+    let addr = server.addr().to_string();
+
+    let run = run_example(
+        work.path(),
+        "download_matching.rhai",
+        &[&addr, "*.csv", "got"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let mut got: Vec<String> = walkdir::WalkDir::new(work.path().join("got"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(work.path().join("got"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["q1.csv", "reports/2024-01-a.csv", "reports/old/2023-12.csv"]
+    );
+    assert_eq!(
+        fs::read(work.path().join("got/reports/old/2023-12.csv")).unwrap(),
+        b"dec"
+    );
+    assert!(
+        run.stdout
+            .ends_with("3 files matching \"*.csv\", 7 bytes, downloaded into got\n"),
+        "{}",
+        run.stdout
+    );
+
+    let run = run_example(
+        work.path(),
+        "download_matching.rhai",
+        &[&addr, "reports/2024-0?-*"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        fs::read(work.path().join("reports/2024-01-a.csv")).unwrap(),
+        b"jan"
+    );
+    assert_eq!(
+        fs::read(work.path().join("reports/2024-02-b.txt")).unwrap(),
+        b"feb"
+    );
+    assert!(!work.path().join("reports/old").exists());
+
+    let run = run_example(
+        work.path(),
+        "download_matching.rhai",
+        &[&addr, "*.pdf", "none"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(!work.path().join("none").exists());
+}
+
+#[test]
+fn batch_keep_going_downloads_what_it_can_and_exits_1_with_a_summary() {
+    let server = TestServer::start();
+    put(server.root(), "a.txt", b"aaa");
+    put(server.root(), "dir/c.txt", b"cc");
+    let work = TempDir::new().unwrap();
+    let addr = server.addr().to_string();
+
+    let run = run_example(
+        work.path(),
+        "batch_keep_going.rhai",
+        &[
+            &addr,
+            "out",
+            "a.txt",
+            "missing.txt",
+            "../escape",
+            "dir/c.txt",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        "ok      a.txt (3 bytes)\n\
+         FAILED  missing.txt [not_found]\n\
+         FAILED  ../escape [bad_name]\n\
+         ok      dir/c.txt (2 bytes)\n\
+         2 of 4 files downloaded into out\n\
+         2 failed:\n  \
+         missing.txt: read `missing.txt`: server said: no such file or folder: `missing.txt` [not_found]\n  \
+         ../escape: read `../escape`: name must not contain `.` or `..` components [bad_name]\n"
+    );
+    assert_eq!(fs::read(work.path().join("out/a.txt")).unwrap(), b"aaa");
+    assert_eq!(fs::read(work.path().join("out/dir/c.txt")).unwrap(), b"cc");
+    assert!(!work.path().join("out/missing.txt").exists());
+    assert!(temp_files(work.path()).is_empty());
+
+    let run = run_example(
+        work.path(),
+        "batch_keep_going.rhai",
+        &[&addr, "again", "a.txt"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.ends_with("1 of 1 files downloaded into again\n"));
+}
+
+/// A server whose first connection breaks in the middle of a download and
+/// whose second one serves `a.txt` properly.
+fn server_that_breaks_once() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().take(2).enumerate() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                return;
+            }
+            if i == 0 {
+                let _ = writer.write_all(b"10\nhalf");
+                continue; // dropping the stream breaks the transfer
+            }
+            assert_eq!(line, "READ,a.txt\n");
+            let _ = writer.write_all(b"5\nhello");
+            line.clear();
+            if reader.read_line(&mut line).is_ok() && line == "BYE\n" {
+                let _ = writer.write_all(b"OK bye\n");
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn batch_keep_going_reconnects_after_a_lost_connection() {
+    let addr = server_that_breaks_once();
+    let work = TempDir::new().unwrap();
+    let run = run_example(
+        work.path(),
+        "batch_keep_going.rhai",
+        &[&addr, "out", "a.txt"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!(
+            "retry   a.txt: read `a.txt`: connection to {addr} lost"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "ok      a.txt (5 bytes)",
+            "1 of 1 files downloaded into out"
+        ]
+    );
+    assert_eq!(fs::read(work.path().join("out/a.txt")).unwrap(), b"hello");
+    assert!(temp_files(work.path()).is_empty());
+}
