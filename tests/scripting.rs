@@ -756,3 +756,22 @@ fn unreadable_scripts_and_bad_command_lines_exit_2() {
     let run = run_ioe(work.path(), &["run", "--progress", "-e", "print(1)"], "");
     assert_eq!(ok(&run), "1\n");
 }
+
+#[test]
+fn the_docs_cover_every_function_and_error_kind() {
+    let docs = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scripting.md"))
+        .expect("docs/scripting.md");
+    let host = ioe::script::Host::new(ioe::script::HostOptions::default());
+    for name in host.function_names() {
+        assert!(
+            docs.contains(&format!("`{name}(")) || docs.contains(&format!(".{name}`")),
+            "docs/scripting.md does not document `{name}`"
+        );
+    }
+    for kind in ioe::script::kinds() {
+        assert!(
+            docs.contains(&format!("| `{kind}` |")),
+            "docs/scripting.md does not list the error kind `{kind}`"
+        );
+    }
+}

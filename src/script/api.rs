@@ -58,6 +58,12 @@ pub struct ServerHandle {
     root: String,
 }
 
+impl ServerHandle {
+    fn describe(&self) -> String {
+        format!("Server({})", self.addr)
+    }
+}
+
 /// Registers `connect`, `serve`, the `Session` and `Server` types, and the
 /// transfer functions in both call styles.
 pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
@@ -109,8 +115,6 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         |s: &mut ScriptSession, local: &str, remote: &str| write(s, local, remote),
     );
     reg.func("bye", |s: &mut ScriptSession| bye(s));
-    reg.func("to_string", |s: &mut ScriptSession| s.describe());
-    reg.func("to_debug", |s: &mut ScriptSession| s.describe());
 
     // the same, on the current session
     let st = Rc::clone(state);
@@ -142,12 +146,14 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     reg.func("serve", move |dir: &str| serve(&st, dir));
     reg.getter("addr", |h: &mut ServerHandle| h.addr.clone());
     reg.getter("root", |h: &mut ServerHandle| h.root.clone());
-    reg.func("to_string", |h: &mut ServerHandle| {
-        format!("Server({})", h.addr)
-    });
-    reg.func("to_debug", |h: &mut ServerHandle| {
-        format!("Server({})", h.addr)
-    });
+
+    // how `print` and string interpolation show them (Rhai's own names,
+    // so not listed among the API's)
+    reg.engine
+        .register_fn("to_string", |s: &mut ScriptSession| s.describe())
+        .register_fn("to_debug", |s: &mut ScriptSession| s.describe())
+        .register_fn("to_string", |h: &mut ServerHandle| h.describe())
+        .register_fn("to_debug", |h: &mut ServerHandle| h.describe());
 }
 
 /// `host` alone means port [`DEFAULT_PORT`].
