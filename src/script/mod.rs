@@ -176,8 +176,17 @@ impl Host {
     /// Compiles `source` (named `name` in reports) against the current
     /// scope, keeps the functions it defines for later entries, and runs it.
     /// Variables it declares at top level stay in scope.
+    ///
+    /// Evaluating again under a name seen before keeps the earlier text on
+    /// the lines the new source leaves blank: the REPL's batch mode pads
+    /// each entry with blank lines to its place in the input, so reports
+    /// can still quote a function an earlier entry defined.
     pub fn eval(&mut self, name: &str, source: &str) -> Result<Dynamic, Stop> {
-        self.sources.insert(name.to_string(), source.to_string());
+        let kept = match self.sources.get(name) {
+            Some(earlier) => overlay_lines(earlier, source),
+            None => source.to_string(),
+        };
+        self.sources.insert(name.to_string(), kept);
         let ast = self
             .engine
             .compile_with_scope(&self.scope, source)
@@ -207,16 +216,16 @@ impl Host {
         session.is_open().then(|| session.addr())
     }
 
-    /// Names in `dir` (the root when `None`) on the current session, for
-    /// completion; empty when not connected.
-    pub fn remote_names(&self, dir: Option<&str>) -> Result<Vec<String>, crate::Error> {
+    /// The entries of `dir` (the root when `None`) on the current session,
+    /// for completion (folders complete with a `/`); empty when not
+    /// connected.
+    pub fn remote_entries(
+        &self,
+        dir: Option<&str>,
+    ) -> Result<Vec<crate::protocol::Entry>, crate::Error> {
         let current = self.state.borrow().current.clone();
         match current {
-            Some(session) if session.is_open() => Ok(session
-                .list(dir)?
-                .into_iter()
-                .map(|entry| entry.name)
-                .collect()),
+            Some(session) if session.is_open() => session.list(dir),
             _ => Ok(Vec::new()),
         }
     }
@@ -225,6 +234,21 @@ impl Host {
     pub fn function_names(&self) -> &[&'static str] {
         &self.names
     }
+}
+
+/// `upper`'s lines, except where they are blank and `lower` has a line.
+fn overlay_lines(lower: &str, upper: &str) -> String {
+    let (mut lower, mut upper) = (lower.lines(), upper.lines());
+    let mut merged = Vec::new();
+    loop {
+        match (lower.next(), upper.next()) {
+            (None, None) => break,
+            (Some(old), Some(new)) if new.trim().is_empty() => merged.push(old),
+            (_, Some(new)) => merged.push(new),
+            (Some(old), None) => merged.push(old),
+        }
+    }
+    merged.join("\n")
 }
 
 impl Drop for Host {
@@ -304,7 +328,18 @@ mod tests {
             );
         }
         assert_eq!(host.current_addr(), None);
-        assert_eq!(host.remote_names(None).unwrap(), Vec::<String>::new());
+        assert_eq!(host.remote_entries(None).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_padded_source_keeps_the_earlier_lines_it_leaves_blank() {
+        let first = "\n\nfn f(v) {\n  v * 2\n}";
+        let second = "\n\n\n\n\nlet y = f(\"a\");";
+        assert_eq!(
+            overlay_lines(first, second),
+            "\n\nfn f(v) {\n  v * 2\n}\nlet y = f(\"a\");"
+        );
+        assert_eq!(overlay_lines("a\nb\nc", "x"), "x\nb\nc");
     }
 
     #[test]
