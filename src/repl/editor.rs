@@ -1,0 +1,509 @@
+//! Line editing for the REPL on top of `rustyline`: Tab completion (command
+//! words, script functions, remote names, local paths), usage and history
+//! hints, continuation lines for unfinished Rhai code, and where the history
+//! file lives.
+
+use super::continuation::{self, Open};
+use super::forms::WORDS;
+use crate::protocol::TEMP_PREFIX;
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::{Hint, Hinter, HistoryHinter};
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The history file: `$XDG_STATE_HOME/ioe/history`, else
+/// `~/.local/state/ioe/history`; `None` when neither variable is usable.
+pub fn history_path() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let state = absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local").join("state")))?;
+    Some(state.join("ioe").join("history"))
+}
+
+/// A remote file or folder offered by completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteName {
+    /// Full name relative to the server's root.
+    pub name: String,
+    pub is_dir: bool,
+}
+
+/// Lists a remote folder (`None`: the root) for completion; empty when there
+/// is no open session or the listing fails.
+pub type RemoteLister = Box<dyn Fn(Option<&str>) -> Vec<RemoteName>>;
+
+/// The `rustyline` helper of the REPL.
+pub struct ReplHelper {
+    functions: Vec<String>,
+    lister: RemoteLister,
+    /// Listings fetched since the last line ran, by folder.
+    listings: RefCell<HashMap<Option<String>, Vec<RemoteName>>>,
+    history_hints: HistoryHinter,
+}
+
+impl ReplHelper {
+    /// A helper completing `functions` and remote names from `lister`.
+    pub fn new(functions: Vec<String>, lister: RemoteLister) -> ReplHelper {
+        ReplHelper {
+            functions,
+            lister,
+            listings: RefCell::new(HashMap::new()),
+            history_hints: HistoryHinter::new(),
+        }
+    }
+
+    /// Replaces the script function names offered (after a line defined new ones).
+    pub fn set_functions(&mut self, functions: Vec<String>) {
+        self.functions = functions;
+    }
+
+    /// Drops cached remote listings; called after every line, since a line
+    /// may change the server's files or the current session.
+    pub fn forget_listings(&self) {
+        self.listings.borrow_mut().clear();
+    }
+
+    /// Where the completed text starts in `head` (the line up to the
+    /// cursor), and what may replace it.
+    fn candidates(&self, head: &str) -> (usize, Vec<Pair>) {
+        let (start, target) = target(head);
+        let prefix = &head[start..];
+        let pairs = match target {
+            Target::Remote { dirs_only, quoted } => remote_names(self, prefix, dirs_only, quoted),
+            Target::Local { quoted } => local_paths(prefix, quoted),
+            Target::Word { line_start } => words(prefix, line_start, &self.functions),
+            Target::Nothing => Vec::new(),
+        };
+        (start, pairs)
+    }
+
+    fn remote(&self, dir: Option<&str>) -> Vec<RemoteName> {
+        let key = dir.map(str::to_string);
+        if let Some(names) = self.listings.borrow().get(&key) {
+            return names.clone();
+        }
+        let names = (self.lister)(dir);
+        self.listings.borrow_mut().insert(key, names.clone());
+        names
+    }
+}
+
+/// What the text before the cursor is completing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A remote name; `quoted` when inside a Rhai string.
+    Remote {
+        dirs_only: bool,
+        quoted: bool,
+    },
+    /// A local path.
+    Local {
+        quoted: bool,
+    },
+    /// A command word or function name; `line_start` when nothing precedes it.
+    Word {
+        line_start: bool,
+    },
+    Nothing,
+}
+
+/// Finds what to complete in `head` (the line up to the cursor) and where
+/// the completed text starts.
+fn target(head: &str) -> (usize, Target) {
+    if let Some(found) = form_field(head) {
+        return found;
+    }
+    let scan = continuation::scan(head);
+    if let Some(quote) = scan.open_string {
+        let start = quote + 1;
+        let call = scan.stack.last().filter(|f| f.open == Open::Paren);
+        let Some(call) = call else {
+            return (start, Target::Nothing);
+        };
+        let function = identifier_before(&head[..call.at]);
+        let target = match (function, call.commas) {
+            ("read", 0) | ("write", 1) => Target::Remote {
+                dirs_only: false,
+                quoted: true,
+            },
+            ("list", 0) => Target::Remote {
+                dirs_only: true,
+                quoted: true,
+            },
+            ("read", 1) | ("write", 0) | ("walk" | "exists" | "file_size", 0) => {
+                Target::Local { quoted: true }
+            }
+            _ => Target::Nothing,
+        };
+        return (start, target);
+    }
+    let word = identifier_before(head);
+    let start = head.len() - word.len();
+    let line_start = head[..start].trim().is_empty();
+    (start, Target::Word { line_start })
+}
+
+/// `READ,`, `WRITE,` and `LIST,` complete their field; the field starts
+/// after the comma and any spaces.
+fn form_field(head: &str) -> Option<(usize, Target)> {
+    let (word, field) = head.split_once(',')?;
+    let target = match word.trim().to_ascii_uppercase().as_str() {
+        "READ" => Target::Remote {
+            dirs_only: false,
+            quoted: false,
+        },
+        "LIST" => Target::Remote {
+            dirs_only: true,
+            quoted: false,
+        },
+        "WRITE" => Target::Local { quoted: false },
+        "CONNECT" => Target::Nothing,
+        _ => return None,
+    };
+    let spaces = field.len() - field.trim_start().len();
+    Some((word.len() + 1 + spaces, target))
+}
+
+/// The identifier (letters, digits, `_`) that `text` ends with, if any.
+fn identifier_before(text: &str) -> &str {
+    let text = text.trim_end();
+    let start = text
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    &text[start..]
+}
+
+/// Command words and functions starting with `word`. Command words are
+/// offered in capitals (their customary spelling) unless `word` has lower
+/// case letters, where the script functions of the same names fit better.
+fn words(word: &str, line_start: bool, functions: &[String]) -> Vec<Pair> {
+    let mut pairs = Vec::new();
+    if line_start {
+        for (command, usage) in WORDS {
+            let typed_upper = !word.chars().any(|c| c.is_lowercase());
+            let matches = if command == "help" {
+                command.starts_with(word)
+            } else {
+                typed_upper && command.starts_with(word)
+            };
+            if matches {
+                let comma = if usage.starts_with(',') { "," } else { "" };
+                pairs.push(Pair {
+                    display: command.to_string(),
+                    replacement: format!("{command}{comma}"),
+                });
+            }
+        }
+    }
+    for function in functions {
+        if function.starts_with(word) && !pairs.iter().any(|p| &p.display == function) {
+            pairs.push(Pair {
+                display: function.clone(),
+                replacement: format!("{function}("),
+            });
+        }
+    }
+    pairs
+}
+
+/// Remote names starting with `prefix`, listed from the folder it is in.
+fn remote_names(helper: &ReplHelper, prefix: &str, dirs_only: bool, quoted: bool) -> Vec<Pair> {
+    let dir = prefix.rsplit_once('/').map(|(dir, _)| dir);
+    let mut pairs: Vec<Pair> = helper
+        .remote(dir)
+        .into_iter()
+        .filter(|n| n.name.starts_with(prefix) && (n.is_dir || !dirs_only))
+        .map(|n| {
+            let leaf = n.name.rsplit('/').next().unwrap_or(&n.name).to_string();
+            if n.is_dir {
+                Pair {
+                    display: format!("{leaf}/"),
+                    replacement: format!("{}/", n.name),
+                }
+            } else {
+                let close = if quoted { "\"" } else { "" };
+                Pair {
+                    display: leaf,
+                    replacement: format!("{}{close}", n.name),
+                }
+            }
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.replacement.cmp(&b.replacement));
+    pairs
+}
+
+/// Local files and folders whose path starts with `prefix`. Hidden entries
+/// are offered only when the prefix asks for them; `ioe`'s own temporary
+/// files never are.
+fn local_paths(prefix: &str, quoted: bool) -> Vec<Pair> {
+    let (dir_part, leaf) = match prefix.rfind('/') {
+        Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+        None => ("", prefix),
+    };
+    let dir = if dir_part.is_empty() {
+        Path::new(".")
+    } else {
+        Path::new(dir_part)
+    };
+    let Ok(read_dir) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut pairs: Vec<Pair> = read_dir
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            let hidden = name.starts_with('.') && !leaf.starts_with('.');
+            if !name.starts_with(leaf) || hidden || name.starts_with(TEMP_PREFIX) {
+                return None;
+            }
+            // follows symbolic links, so a link to a folder completes as one
+            let is_dir = entry.path().is_dir();
+            let close = if quoted && !is_dir { "\"" } else { "" };
+            let slash = if is_dir { "/" } else { "" };
+            Some(Pair {
+                display: format!("{name}{slash}"),
+                replacement: format!("{dir_part}{name}{slash}{close}"),
+            })
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.replacement.cmp(&b.replacement));
+    pairs
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        Ok(self.candidates(&line[..pos]))
+    }
+}
+
+/// A hint shown after the cursor: a command's usage (not insertable) or the
+/// rest of a history entry (→ inserts it).
+pub struct ReplHint {
+    display: String,
+    completion: Option<String>,
+}
+
+impl Hint for ReplHint {
+    fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn completion(&self) -> Option<&str> {
+        self.completion.as_deref()
+    }
+}
+
+/// The usage of a command word typed alone in capitals: `READ` → `,name`.
+/// (Once the comma is typed the user knows the form; a hint there would
+/// also linger in the scrollback when Tab lists candidates.)
+fn usage_hint(line: &str) -> Option<String> {
+    let word = line.trim_start();
+    if word.is_empty() || word.chars().any(|c| c.is_lowercase()) {
+        return None;
+    }
+    let (_, usage) = WORDS.iter().find(|(w, _)| *w == word)?;
+    (!usage.is_empty()).then(|| usage.to_string())
+}
+
+impl Hinter for ReplHelper {
+    type Hint = ReplHint;
+
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<ReplHint> {
+        if pos < line.len() {
+            return None;
+        }
+        if let Some(usage) = usage_hint(line) {
+            return Some(ReplHint {
+                display: usage,
+                completion: None,
+            });
+        }
+        let rest = self.history_hints.hint(line, pos, ctx)?;
+        Some(ReplHint {
+            display: rest.clone(),
+            completion: Some(rest),
+        })
+    }
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        // dim, so a hint never looks like typed text
+        Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+    }
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        if continuation::needs_more(ctx.input()) {
+            Ok(ValidationResult::Incomplete)
+        } else {
+            Ok(ValidationResult::Valid(None))
+        }
+    }
+}
+
+impl Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn helper(names: &[(&str, bool)]) -> ReplHelper {
+        let names: Vec<RemoteName> = names
+            .iter()
+            .map(|&(name, is_dir)| RemoteName {
+                name: name.to_string(),
+                is_dir,
+            })
+            .collect();
+        ReplHelper::new(
+            vec!["read".into(), "list".into(), "walk".into(), "exists".into()],
+            Box::new(move |dir| {
+                names
+                    .iter()
+                    .filter(|n| match dir {
+                        None => !n.name.contains('/'),
+                        Some(dir) => n
+                            .name
+                            .strip_prefix(dir)
+                            .and_then(|rest| rest.strip_prefix('/'))
+                            .is_some_and(|leaf| !leaf.contains('/')),
+                    })
+                    .cloned()
+                    .collect()
+            }),
+        )
+    }
+
+    fn complete(helper: &ReplHelper, head: &str) -> (usize, Vec<String>) {
+        let (start, pairs) = helper.candidates(head);
+        (start, pairs.into_iter().map(|p| p.replacement).collect())
+    }
+
+    const TREE: &[(&str, bool)] = &[
+        ("report.pdf", false),
+        ("readme, first.txt", false),
+        ("docs", true),
+        ("docs/guide.md", false),
+        ("docs/api", true),
+    ];
+
+    #[test]
+    fn read_form_completes_remote_names_from_the_listing() {
+        let h = helper(TREE);
+        assert_eq!(
+            complete(&h, "READ,re"),
+            (5, vec!["readme, first.txt".into(), "report.pdf".into()])
+        );
+        assert_eq!(complete(&h, "read, rep"), (6, vec!["report.pdf".into()]));
+        assert_eq!(complete(&h, "READ,do"), (5, vec!["docs/".into()]));
+        assert_eq!(
+            complete(&h, "READ,docs/"),
+            (5, vec!["docs/api/".into(), "docs/guide.md".into()])
+        );
+        assert_eq!(complete(&h, "LIST,"), (5, vec!["docs/".into()]));
+    }
+
+    #[test]
+    fn read_call_completes_remote_names_and_closes_the_string() {
+        let h = helper(TREE);
+        assert_eq!(complete(&h, "read(\"rep"), (6, vec!["report.pdf\"".into()]));
+        assert_eq!(
+            complete(&h, "let n = s.read(\"docs/g"),
+            (16, vec!["docs/guide.md\"".into()])
+        );
+        assert_eq!(
+            complete(&h, "write(\"a.txt\", \"do"),
+            (16, vec!["docs/".into()])
+        );
+        // a string that is not a remote-name argument gets nothing remote
+        assert_eq!(complete(&h, "print(\"rep"), (7, vec![]));
+    }
+
+    #[test]
+    fn listings_are_cached_until_forgotten() {
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let counter = calls.clone();
+        let h = ReplHelper::new(
+            vec![],
+            Box::new(move |_| {
+                counter.set(counter.get() + 1);
+                vec![]
+            }),
+        );
+        complete(&h, "READ,a");
+        complete(&h, "READ,b");
+        assert_eq!(calls.get(), 1);
+        h.forget_listings();
+        complete(&h, "READ,c");
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn write_completes_local_paths() {
+        let dir = tempfile::TempDir::new().unwrap();
+        fs::write(dir.path().join("upload me.bin"), b"x").unwrap();
+        fs::write(dir.path().join("unrelated"), b"x").unwrap();
+        fs::write(dir.path().join(".hidden"), b"x").unwrap();
+        fs::write(dir.path().join(".ioe-tmp-123"), b"x").unwrap();
+        fs::create_dir(dir.path().join("up")).unwrap();
+        let base = format!("{}/", dir.path().display());
+        let h = helper(&[]);
+
+        let (start, got) = complete(&h, &format!("WRITE,{base}up"));
+        assert_eq!(start, 6);
+        assert_eq!(
+            got,
+            vec![format!("{base}up/"), format!("{base}upload me.bin")]
+        );
+
+        let (_, got) = complete(&h, &format!("write(\"{base}upl"));
+        assert_eq!(got, vec![format!("{base}upload me.bin\"")]);
+
+        let (_, got) = complete(&h, &format!("WRITE,{base}"));
+        assert_eq!(got.len(), 3, "no hidden or temporary files: {got:?}");
+        let (_, got) = complete(&h, &format!("WRITE,{base}."));
+        assert_eq!(got, vec![format!("{base}.hidden")]);
+    }
+
+    #[test]
+    fn words_complete_commands_at_line_start_and_functions_anywhere() {
+        let h = helper(&[]);
+        assert_eq!(complete(&h, "RE"), (0, vec!["READ,".into()]));
+        assert_eq!(complete(&h, "re"), (0, vec!["read(".into()]));
+        assert_eq!(complete(&h, "  L"), (2, vec!["LIST".into()]));
+        assert_eq!(complete(&h, "he"), (0, vec!["help".into()]));
+        assert_eq!(complete(&h, "let x = wa"), (8, vec!["walk(".into()]));
+        assert_eq!(complete(&h, "s.li"), (2, vec!["list(".into()]));
+        assert_eq!(complete(&h, "let x = RE"), (8, vec![]));
+    }
+
+    #[test]
+    fn usage_hints_follow_command_words_typed_in_capitals() {
+        assert_eq!(usage_hint("READ").as_deref(), Some(",name"));
+        assert_eq!(usage_hint("READ,"), None);
+        assert_eq!(usage_hint("CONNECT").as_deref(), Some(",host,port"));
+        assert_eq!(usage_hint("read"), None);
+        assert_eq!(usage_hint("READ,x"), None);
+        assert_eq!(usage_hint("BYE"), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! The original client's command forms — `CONNECT,host,port`, `LIST`,
+//! `LIST,dir`, `READ,name`, `WRITE,name`, `BYE`, `QUIT` — plus `help`, told
+//! apart from Rhai code. A line is a command form when its first word (up to
+//! the first comma) is one of these words in any case and is either alone or
+//! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
+//! script calls).
+
+use std::fmt;
+
+/// One parsed command form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// `CONNECT,host,port` or `CONNECT,host:port`; holds `host:port`.
+    Connect(String),
+    /// `LIST` (the root) or `LIST,dir`.
+    List(Option<String>),
+    /// `READ,name`: download `name` into the current folder.
+    Read(String),
+    /// `WRITE,name`: upload the local file `name` under the same name.
+    Write(String),
+    /// `BYE`: close the session, stay at the prompt.
+    Bye,
+    /// `QUIT` (or `EXIT`): close the session and leave.
+    Quit,
+    /// `help`: list the commands and script functions.
+    Help,
+}
+
+/// The command words, as shown by `help` and offered by Tab completion,
+/// each with the text that follows it in its usage line.
+pub const WORDS: [(&str, &str); 7] = [
+    ("CONNECT", ",host,port"),
+    ("LIST", "[,folder]"),
+    ("READ", ",name"),
+    ("WRITE", ",local-file"),
+    ("BYE", ""),
+    ("QUIT", ""),
+    ("help", ""),
+];
+
+/// A command form with missing or malformed fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses `line` as a command form. `None` means the line is not one (so it
+/// is Rhai code); `Some(Err)` is a command word with bad fields.
+pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
+    let line = line.trim();
+    let (word, fields) = match line.split_once(',') {
+        Some((word, rest)) => (word.trim_end(), Some(rest)),
+        None => (line, None),
+    };
+    let word = word.to_ascii_uppercase();
+    let form = match word.as_str() {
+        "CONNECT" => connect(fields),
+        "LIST" => Ok(Form::List(
+            fields
+                .map(str::trim)
+                .filter(|dir| !dir.is_empty())
+                .map(str::to_string),
+        )),
+        "READ" => name_field("READ", "name", fields).map(Form::Read),
+        "WRITE" => name_field("WRITE", "local-file", fields).map(Form::Write),
+        "BYE" => no_fields("BYE", fields).map(|()| Form::Bye),
+        "QUIT" | "EXIT" => no_fields(&word, fields).map(|()| Form::Quit),
+        "HELP" => Ok(Form::Help),
+        _ => return None,
+    };
+    Some(form)
+}
+
+fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
+    let usage = || UsageError("usage: CONNECT,host,port (or CONNECT,host:port)".to_string());
+    let fields = fields.map(str::trim).filter(|f| !f.is_empty());
+    let Some(fields) = fields else {
+        return Err(usage());
+    };
+    let (host, port) = match fields.rsplit_once(',') {
+        Some((host, port)) => (host.trim(), port.trim()),
+        None => match fields.rsplit_once(':') {
+            // `host:port`; a bare IPv6 address has several colons and no port
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, port),
+            _ => return Err(usage()),
+        },
+    };
+    if host.is_empty() || host.contains(',') {
+        return Err(usage());
+    }
+    let port: u16 = match port.parse() {
+        Ok(port) if port > 0 => port,
+        _ => {
+            return Err(UsageError(format!(
+                "port `{port}` is not a number from 1 to 65535"
+            )));
+        }
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(Form::Connect(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }))
+}
+
+/// The one field of `READ`/`WRITE`: everything after the first comma (names
+/// may contain commas), without surrounding spaces.
+fn name_field(word: &str, what: &str, fields: Option<&str>) -> Result<String, UsageError> {
+    match fields.map(str::trim) {
+        Some(name) if !name.is_empty() => Ok(name.to_string()),
+        _ => Err(UsageError(format!("usage: {word},{what}"))),
+    }
+}
+
+fn no_fields(word: &str, fields: Option<&str>) -> Result<(), UsageError> {
+    match fields.map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(_) => Err(UsageError(format!("{word} takes no fields"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(line: &str) -> Form {
+        parse(line)
+            .unwrap_or_else(|| panic!("`{line}` should be a command form"))
+            .unwrap_or_else(|e| panic!("`{line}`: {e}"))
+    }
+
+    fn usage(line: &str) -> String {
+        match parse(line) {
+            Some(Err(e)) => e.0,
+            other => panic!("`{line}` should be a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_words_are_case_insensitive() {
+        assert_eq!(form("LIST"), Form::List(None));
+        assert_eq!(form("list"), Form::List(None));
+        assert_eq!(form("  List  "), Form::List(None));
+        assert_eq!(form("bye"), Form::Bye);
+        assert_eq!(form("Quit"), Form::Quit);
+        assert_eq!(form("exit"), Form::Quit);
+        assert_eq!(form("help"), Form::Help);
+        assert_eq!(form("HELP"), Form::Help);
+    }
+
+    #[test]
+    fn connect_takes_host_and_port_in_either_spelling() {
+        assert_eq!(
+            form("CONNECT,127.0.0.1,7070"),
+            Form::Connect("127.0.0.1:7070".into())
+        );
+        assert_eq!(
+            form("connect, localhost , 80 "),
+            Form::Connect("localhost:80".into())
+        );
+        assert_eq!(
+            form("CONNECT,example.org:7070"),
+            Form::Connect("example.org:7070".into())
+        );
+        assert_eq!(form("CONNECT,::1,7070"), Form::Connect("[::1]:7070".into()));
+        assert_eq!(
+            form("CONNECT,[::1]:7070"),
+            Form::Connect("[::1]:7070".into())
+        );
+    }
+
+    #[test]
+    fn connect_without_a_usable_port_explains_the_usage() {
+        assert!(usage("CONNECT").starts_with("usage: CONNECT,host,port"));
+        assert!(usage("CONNECT,").starts_with("usage: CONNECT,host,port"));
+        assert!(usage("CONNECT,localhost").starts_with("usage: CONNECT,host,port"));
+        assert!(usage("CONNECT,,7070").starts_with("usage: CONNECT,host,port"));
+        assert_eq!(
+            usage("CONNECT,localhost,http"),
+            "port `http` is not a number from 1 to 65535"
+        );
+        assert_eq!(
+            usage("CONNECT,localhost,0"),
+            "port `0` is not a number from 1 to 65535"
+        );
+        assert_eq!(
+            usage("CONNECT,localhost,70000"),
+            "port `70000` is not a number from 1 to 65535"
+        );
+    }
+
+    #[test]
+    fn names_keep_their_commas_and_inner_spaces() {
+        assert_eq!(form("READ,a,b.txt"), Form::Read("a,b.txt".into()));
+        assert_eq!(
+            form("read, my report.pdf "),
+            Form::Read("my report.pdf".into())
+        );
+        assert_eq!(form("WRITE,out/x y.bin"), Form::Write("out/x y.bin".into()));
+        assert_eq!(form("LIST,docs"), Form::List(Some("docs".into())));
+        assert_eq!(form("LIST,"), Form::List(None));
+    }
+
+    #[test]
+    fn missing_names_and_extra_fields_are_usage_errors() {
+        assert_eq!(usage("READ"), "usage: READ,name");
+        assert_eq!(usage("READ, "), "usage: READ,name");
+        assert_eq!(usage("WRITE"), "usage: WRITE,local-file");
+        assert_eq!(usage("BYE,now"), "BYE takes no fields");
+        assert_eq!(usage("quit,1"), "QUIT takes no fields");
+    }
+
+    #[test]
+    fn rhai_code_is_not_a_command_form() {
+        for code in [
+            "list()",
+            "read(\"a.txt\")",
+            "let list = 1",
+            "s.list()",
+            "connect(\"127.0.0.1:7070\")",
+            "print(\"LIST\")",
+            "1 + 2",
+            "listing",
+            "",
+            "bye()",
+        ] {
+            assert_eq!(parse(code), None, "`{code}`");
+        }
+    }
+}
