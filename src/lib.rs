@@ -15,6 +15,7 @@ pub mod error;
 pub mod partial;
 pub mod progress;
 pub mod protocol;
+pub mod repl;
 pub mod root;
 pub mod script;
 pub mod server;

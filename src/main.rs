@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use ioe::progress::ProgressMode;
 use ioe::script::{self, RunOptions, ScriptSource};
 use ioe::server::{Config, Server};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,8 +15,9 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// With no command, `ioe` opens the REPL when stdin is a terminal.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -24,6 +26,30 @@ enum Command {
     Serve(ServeArgs),
     /// Run a Rhai script (see docs/scripting.md).
     Run(RunArgs),
+    /// Prompt for IOE/1 commands and Rhai code (see docs/repl.md); piped
+    /// input runs as a batch.
+    Repl(ReplArgs),
+}
+
+#[derive(clap::Args, Default)]
+#[command(group = clap::ArgGroup::new("bars").multiple(false))]
+struct ReplArgs {
+    /// Connect to this server before the first line.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
+    /// Keep no history file.
+    #[arg(long)]
+    no_history: bool,
+    /// Always draw progress bars for long transfers.
+    #[arg(long, group = "bars")]
+    progress: bool,
+    /// Never draw progress bars (by default: only when stderr is a terminal).
+    #[arg(long, group = "bars")]
+    no_progress: bool,
+    /// With piped input, go on after a failing line (the exit status is
+    /// still 1 if any line failed).
+    #[arg(long)]
+    keep_going: bool,
 }
 
 #[derive(clap::Args)]
@@ -81,8 +107,17 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Run(args) => Ok(run(args)),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Run(args)) => Ok(run(args)),
+        Some(Command::Repl(args)) => Ok(repl(args)),
+        None if std::io::stdin().is_terminal() => Ok(repl(ReplArgs::default())),
+        None => {
+            eprintln!(
+                "ioe: no command given; `ioe repl` runs commands from standard input, \
+                 `ioe --help` lists the commands"
+            );
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(code) => code,
@@ -93,14 +128,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    let progress = if args.progress {
+/// `--progress` / `--no-progress` (exclusive) → a [`ProgressMode`].
+fn progress_mode(always: bool, never: bool) -> ProgressMode {
+    if always {
         ProgressMode::Always
-    } else if args.no_progress {
+    } else if never {
         ProgressMode::Never
     } else {
         ProgressMode::Auto
-    };
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let progress = progress_mode(args.progress, args.no_progress);
     let mut words = args.words.into_iter();
     let source = match args.eval {
         Some(code) => ScriptSource::Inline(code),
@@ -110,6 +150,16 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         args: words.collect(),
         progress,
+    }))
+}
+
+fn repl(args: ReplArgs) -> ExitCode {
+    let progress = progress_mode(args.progress, args.no_progress);
+    ExitCode::from(ioe::repl::run(ioe::repl::Options {
+        connect: args.connect,
+        no_history: args.no_history,
+        progress,
+        keep_going: args.keep_going,
     }))
 }
 

@@ -1,0 +1,548 @@
+//! The interactive REPL (`ioe repl`, or plain `ioe` at a terminal): the
+//! original command forms and Rhai code at one prompt, sharing one script
+//! [`Host`] — one scope, one current session. Command forms are translated
+//! into calls of the script API, so `CONNECT,…` followed by `list()` uses
+//! the same session. When stdin is not a terminal the lines run as a batch
+//! (see [`batch`]). `docs/repl.md` is the user's guide.
+//!
+//! - [`forms`]: parsing `CONNECT,host,port`, `READ,name`, …;
+//! - [`continuation`]: whether Rhai code goes on with the next line;
+//! - [`editor`]: completion, hints and history for `rustyline`;
+//! - [`table`]: `LIST` as a table;
+//! - [`batch`]: lines of piped input grouped into entries.
+
+pub mod batch;
+pub mod continuation;
+pub mod editor;
+pub mod forms;
+pub mod table;
+
+use crate::cancel::CancelToken;
+use crate::progress::ProgressMode;
+use crate::protocol::{Entry, EntryKind};
+use crate::script::{Host, HostOptions, Phase, Report, ScriptSession, Stop};
+use editor::{RemoteName, ReplHelper};
+use forms::Form;
+use rhai::{Dynamic, Map};
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
+use rustyline::{CompletionType, Config, Editor};
+use std::cell::RefCell;
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Exit status after Ctrl-C stopped a batch.
+const INTERRUPTED: u8 = 130;
+/// Most entries kept in the history file.
+const HISTORY_SIZE: usize = 1000;
+
+/// How `ioe repl` runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `host:port` to connect to before the first line.
+    pub connect: Option<String>,
+    /// Keep no history file (`--no-history`).
+    pub no_history: bool,
+    /// Whether transfers draw progress bars.
+    pub progress: ProgressMode,
+    /// In batch mode, go on after a failing line (`--keep-going`).
+    pub keep_going: bool,
+}
+
+/// Runs the REPL on stdin — interactively when it is a terminal, as a
+/// batch otherwise — and returns the process exit status.
+pub fn run(options: Options) -> u8 {
+    let cancel = CancelToken::new();
+    let busy = Arc::new(AtomicBool::new(false));
+    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
+        eprintln!("ioe: warning: Ctrl-C cannot stop transfers: {e}");
+    }
+    let host = Host::new(HostOptions {
+        args: Vec::new(),
+        progress: options.progress.enabled(),
+        cancel: cancel.clone(),
+    });
+    let mut repl = Repl {
+        host: Rc::new(RefCell::new(host)),
+        cancel,
+        busy,
+    };
+    if io::stdin().is_terminal() {
+        repl.interactive(&options)
+    } else {
+        repl.batch(&options)
+    }
+}
+
+/// Ctrl-C (and SIGTERM/SIGHUP) while a line runs cancels it; at any other
+/// time it ends the program. At the prompt the terminal is in raw mode, so
+/// Ctrl-C arrives as a key (clearing the line), not as a signal.
+fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || {
+        if busy.load(Ordering::SeqCst) {
+            cancel.cancel();
+        } else {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+    })?;
+    Ok(())
+}
+
+/// What a line asks for next.
+enum Next {
+    Prompt,
+    /// `QUIT`: leave with status 0.
+    Quit,
+    /// The script called `exit(n)`.
+    Exit(u8),
+}
+
+/// A failed line, as the user reads it.
+struct Failure {
+    text: String,
+    status: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            text: format!("error: {}", message.into()),
+            status: 1,
+        }
+    }
+}
+
+struct Repl {
+    host: Rc<RefCell<Host>>,
+    cancel: CancelToken,
+    busy: Arc<AtomicBool>,
+}
+
+impl Repl {
+    fn interactive(&mut self, options: &Options) -> u8 {
+        let mut editor = match self.editor() {
+            Ok(editor) => editor,
+            Err(e) => {
+                eprintln!("ioe: cannot set up line editing: {e}");
+                return 1;
+            }
+        };
+        let history = if options.no_history {
+            None
+        } else {
+            open_history(&mut editor)
+        };
+        println!(
+            "ioe {} — IOE/1 commands and Rhai code. `help` lists them; Tab completes; Ctrl-D leaves.",
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(addr) = &options.connect {
+            // a typo in --connect should not cost the session: say so and go on
+            if let Err(failure) = self.run_form(Form::Connect(addr.clone())) {
+                eprintln!("{}", failure.text);
+            }
+        }
+        let mut entries = 0;
+        loop {
+            let prompt = match self.host.borrow().current_addr() {
+                Some(addr) => format!("ioe {addr}> "),
+                None => "ioe> ".to_string(),
+            };
+            let line = match editor.readline(&prompt) {
+                Ok(line) => line,
+                // Ctrl-C at the prompt: rustyline dropped the line; show
+                // it like a shell does and start a fresh one below
+                Err(ReadlineError::Interrupted) => {
+                    println!("^C");
+                    continue;
+                }
+                Err(ReadlineError::Eof) => {
+                    self.quit();
+                    return 0;
+                }
+                Err(e) => {
+                    eprintln!("ioe: cannot read the terminal: {e}");
+                    self.quit();
+                    return 1;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Some(path) = &history {
+                save_history(&mut editor, path, &line);
+            }
+            entries += 1;
+            // a name per entry, so reports quote the right entry's lines
+            let result = self.execute(&line, &format!("input {entries}"));
+            if let Some(helper) = editor.helper_mut() {
+                helper.forget_listings();
+            }
+            match result {
+                Ok(Next::Prompt) => {}
+                Ok(Next::Quit) => return 0,
+                Ok(Next::Exit(status)) => return status,
+                Err(failure) => eprintln!("{}", failure.text),
+            }
+        }
+    }
+
+    fn batch(&mut self, options: &Options) -> u8 {
+        if let Some(addr) = &options.connect
+            && let Err(failure) = self.run_form(Form::Connect(addr.clone()))
+        {
+            eprintln!("ioe: --connect {addr}: {}", failure.text);
+            return failure.status;
+        }
+        let mut status = 0;
+        for entry in batch::entries(io::stdin().lock()) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    eprintln!("ioe: cannot read standard input: {e}");
+                    self.quit();
+                    return 1;
+                }
+            };
+            let result = if entry.unfinished {
+                Err(Failure::usage(
+                    "this code is not finished when the input ends \
+                     (an open bracket, backtick string or comment)",
+                ))
+            } else {
+                // pad with blank lines so reports give the line in the input
+                let source = format!("{}{}", "\n".repeat(entry.line - 1), entry.text);
+                self.execute(&source, "<stdin>")
+            };
+            match result {
+                Ok(Next::Prompt) => {}
+                Ok(Next::Quit) => return status,
+                Ok(Next::Exit(code)) => return code,
+                Err(failure) => {
+                    eprintln!("ioe: line {}: {}", entry.line, failure.text);
+                    status = failure.status;
+                    if !options.keep_going || failure.status == INTERRUPTED {
+                        self.quit();
+                        return status;
+                    }
+                }
+            }
+        }
+        self.quit();
+        status
+    }
+
+    fn editor(&self) -> rustyline::Result<Editor<ReplHelper, FileHistory>> {
+        let config = Config::builder()
+            .completion_type(CompletionType::List)
+            .max_history_size(HISTORY_SIZE)?
+            .history_ignore_dups(true)?
+            .history_ignore_space(true)
+            .auto_add_history(false)
+            .build();
+        let mut editor = Editor::with_config(config)?;
+        let host = Rc::clone(&self.host);
+        let lister = Box::new(move |dir: Option<&str>| remote_names(&host.borrow(), dir));
+        editor.set_helper(Some(ReplHelper::new(self.function_names(), lister)));
+        Ok(editor)
+    }
+
+    /// Runs one entry (a command form or Rhai code) named `name` in reports.
+    fn execute(&mut self, text: &str, name: &str) -> Result<Next, Failure> {
+        self.cancel.reset();
+        self.busy.store(true, Ordering::SeqCst);
+        let result = match forms::parse(text) {
+            Some(Ok(form)) => self.run_form(form),
+            Some(Err(usage)) => Err(Failure::usage(usage.0)),
+            None => self.run_code(text, name),
+        };
+        self.busy.store(false, Ordering::SeqCst);
+        result
+    }
+
+    fn run_code(&mut self, text: &str, name: &str) -> Result<Next, Failure> {
+        let value = self.host.borrow_mut().eval(name, text);
+        match value {
+            Ok(value) => {
+                if let Some(shown) = show(&value) {
+                    println!("{shown}");
+                }
+                Ok(Next::Prompt)
+            }
+            Err(Stop::Exit(exit)) => {
+                if let Some(message) = &exit.message {
+                    eprintln!("{message}");
+                }
+                Ok(Next::Exit(exit.code))
+            }
+            Err(Stop::Failed(report)) => Err(Failure {
+                text: report.to_string(),
+                status: report.exit_code(),
+            }),
+        }
+    }
+
+    fn run_form(&mut self, form: Form) -> Result<Next, Failure> {
+        match form {
+            Form::Help => {
+                print!("{}", self.help());
+                Ok(Next::Prompt)
+            }
+            Form::Quit => {
+                self.quit();
+                Ok(Next::Quit)
+            }
+            Form::Connect(addr) => {
+                let _session = self.call(&format!("connect({})", rhai_string(&addr)))?;
+                println!("connected to {addr}");
+                Ok(Next::Prompt)
+            }
+            Form::List(dir) => {
+                let call = match &dir {
+                    Some(dir) => format!("list({})", rhai_string(dir)),
+                    None => "list()".to_string(),
+                };
+                let entries = self.call(&call)?;
+                print!("{}", table::render(&entries_of(&entries)));
+                Ok(Next::Prompt)
+            }
+            Form::Read(name) => {
+                let bytes = self.call(&format!("read({})", rhai_string(&name)))?;
+                println!("received `{name}` ({} bytes) into {name}", show_int(&bytes));
+                Ok(Next::Prompt)
+            }
+            Form::Write(name) => {
+                let bytes = self.call(&format!("write({})", rhai_string(&name)))?;
+                println!("sent `{name}` ({} bytes)", show_int(&bytes));
+                Ok(Next::Prompt)
+            }
+            Form::Bye => {
+                let Some(addr) = self.host.borrow().current_addr() else {
+                    println!("no session is open");
+                    return Ok(Next::Prompt);
+                };
+                let _closed = self.call("bye()")?;
+                println!("closed the session with {addr}");
+                Ok(Next::Prompt)
+            }
+        }
+    }
+
+    /// Evaluates the script call a command form stands for. Failures show
+    /// the message alone: the user typed no Rhai, so no source position.
+    fn call(&mut self, code: &str) -> Result<Dynamic, Failure> {
+        let result = self.host.borrow_mut().eval("<command>", code);
+        result.map_err(|stop| match stop {
+            Stop::Failed(report) => {
+                let mut text = headline(&report);
+                if report.kind.as_deref() == Some("not_connected") {
+                    text.push_str(" with CONNECT,host,port");
+                }
+                Failure {
+                    text,
+                    status: report.exit_code(),
+                }
+            }
+            // the calls commands stand for never call exit()
+            Stop::Exit(exit) => Failure {
+                text: exit.message.unwrap_or_default(),
+                status: exit.code,
+            },
+        })
+    }
+
+    /// Closes the current session politely (BYE), reporting the outcome.
+    fn quit(&mut self) {
+        let Some(addr) = self.host.borrow().current_addr() else {
+            return;
+        };
+        let result = self.host.borrow_mut().eval("<command>", "bye()");
+        match result {
+            Ok(_) => println!("closed the session with {addr}"),
+            Err(Stop::Failed(report)) => eprintln!("{}", headline(&report)),
+            Err(Stop::Exit(_)) => {}
+        }
+    }
+
+    /// The script functions worth offering: the `ioe` API plus Rhai's
+    /// `print` and `debug`, without the conversions Rhai calls itself.
+    fn function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .host
+            .borrow()
+            .function_names()
+            .iter()
+            .filter(|name| !matches!(**name, "to_string" | "to_debug"))
+            .map(|name| name.to_string())
+            .chain(["print".to_string(), "debug".to_string()])
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn help(&self) -> String {
+        let functions = self.function_names().join(" ");
+        format!(
+            "Commands (the original client's forms; the words in any case):\n\
+             \x20 CONNECT,host,port   open a session (also CONNECT,host:port)\n\
+             \x20 LIST[,folder]       list the server's root or a folder\n\
+             \x20 READ,name           download `name` to the same path here\n\
+             \x20 WRITE,file          upload a local file under the same name\n\
+             \x20 BYE                 close the session, stay here\n\
+             \x20 QUIT                close the session and leave (also Ctrl-D)\n\
+             \x20 help                this text\n\
+             Anything else is Rhai code; variables and functions stay defined\n\
+             and commands act on the same session as the script functions:\n\
+             \x20 let n = read(\"a.txt\", \"copy.txt\");   for f in list() {{ print(f.name) }}\n\
+             Script functions (docs/scripting.md): {functions}\n\
+             Keys: Tab completes commands, functions, remote names after READ, or\n\
+             read(\" and local paths after WRITE, or write(\"; an unfinished block or\n\
+             string goes on with the next line; Ctrl-C clears the line or stops a\n\
+             transfer (closing its session); Ctrl-D leaves.\n"
+        )
+    }
+}
+
+/// Loads the history file if there is one; `None` when history cannot be
+/// kept (no home folder).
+fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf> {
+    let Some(path) = editor::history_path() else {
+        eprintln!("ioe: note: no HOME or XDG_STATE_HOME, so no history is kept");
+        return None;
+    };
+    if path.exists()
+        && let Err(e) = editor.load_history(&path)
+    {
+        eprintln!(
+            "ioe: warning: cannot read the history in {}: {e}",
+            path.display()
+        );
+    }
+    Some(path)
+}
+
+/// Adds `line` to the history and writes it out at once, so a crash or a
+/// closed terminal loses nothing.
+fn save_history(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: &str) {
+    if !matches!(editor.add_history_entry(line), Ok(true)) {
+        return;
+    }
+    let saved = match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(ReadlineError::from),
+        None => Ok(()),
+    }
+    .and_then(|()| editor.append_history(path));
+    if let Err(e) = saved {
+        eprintln!(
+            "ioe: warning: cannot save the history in {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// Remote names for completion, from the host's current session.
+fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
+    host.remote_entries(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|entry| RemoteName {
+            is_dir: entry.kind == EntryKind::Dir,
+            name: entry.name,
+        })
+        .collect()
+}
+
+/// The first line of a report: `error[kind]: message`.
+fn headline(report: &Report) -> String {
+    let label = match report.phase {
+        Phase::Interrupted => "interrupted",
+        Phase::Compile | Phase::Runtime => "error",
+    };
+    match &report.kind {
+        Some(kind) => format!("{label}[{kind}]: {}", report.message),
+        None => format!("{label}: {}", report.message),
+    }
+}
+
+/// How an expression's value is echoed; `None` for `()`.
+fn show(value: &Dynamic) -> Option<String> {
+    if value.is_unit() {
+        return None;
+    }
+    if let Some(session) = value.read_lock::<ScriptSession>() {
+        let state = if session.is_open() { "open" } else { "closed" };
+        return Some(format!("Session({}, {state})", session.addr()));
+    }
+    Some(format!("{value:?}"))
+}
+
+fn show_int(value: &Dynamic) -> String {
+    value
+        .as_int()
+        .map_or_else(|_| value.to_string(), |n| n.to_string())
+}
+
+/// `text` as a Rhai string literal.
+fn rhai_string(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal.push('"');
+    literal
+}
+
+/// The entries of a `list()` result (an array of `#{name, kind, size, mtime}`).
+fn entries_of(value: &Dynamic) -> Vec<Entry> {
+    let Some(array) = value.read_lock::<rhai::Array>() else {
+        return Vec::new();
+    };
+    array
+        .iter()
+        .filter_map(|item| {
+            let map = item.read_lock::<Map>()?;
+            let text = |key: &str| map.get(key).map(|v| v.to_string());
+            let number = |key: &str| {
+                map.get(key)
+                    .and_then(|v| v.as_int().ok())
+                    .and_then(|n| u64::try_from(n).ok())
+            };
+            Some(Entry {
+                kind: if text("kind")? == "d" {
+                    EntryKind::Dir
+                } else {
+                    EntryKind::File
+                },
+                size: number("size")?,
+                mtime: number("mtime")?,
+                name: text("name")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_rhai_string_literals() {
+        assert_eq!(rhai_string("a b,c.txt"), "\"a b,c.txt\"");
+        assert_eq!(rhai_string("say \"hi\"\\"), "\"say \\\"hi\\\"\\\\\"");
+    }
+
+    #[test]
+    fn values_are_echoed_except_unit() {
+        assert_eq!(show(&Dynamic::UNIT), None);
+        assert_eq!(show(&Dynamic::from(3_i64)).as_deref(), Some("3"));
+        assert_eq!(show(&Dynamic::from("x")).as_deref(), Some("\"x\""));
+    }
+}
