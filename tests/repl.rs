@@ -1,0 +1,437 @@
+//! `ioe repl` driven through a real pseudo-terminal (`rexpect`) against real
+//! servers on 127.0.0.1: command forms, transfers, Tab completion,
+//! multi-line Rhai, Ctrl-C during a transfer, and history across restarts.
+//! Every wait is bounded by [`EXPECT_TIMEOUT`]; the child is killed on drop.
+
+mod common;
+
+use common::{TestServer, pseudo_random, put, temp_files};
+use rexpect::process::WaitStatus;
+use rexpect::session::{Options, PtySession, spawn_with_options};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+use tempfile::TempDir;
+
+/// How long any one expected output may take (generous: a loaded 2-core
+/// machine builds and tests in parallel).
+const EXPECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The REPL on a pseudo-terminal, in folder `work`, with its state
+/// (history) folder under `state`.
+struct Repl {
+    pty: PtySession,
+}
+
+impl Repl {
+    fn start(work: &Path, state: &Path, args: &[&str]) -> Repl {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command
+            .arg("repl")
+            .args(args)
+            .current_dir(work)
+            .env("HOME", state)
+            .env("XDG_STATE_HOME", state)
+            .env("TERM", "xterm")
+            .env("NO_COLOR", "1");
+        let options = Options::default()
+            .timeout_ms(Some(EXPECT_TIMEOUT.as_millis() as u64))
+            .strip_ansi_escape_codes(true);
+        let pty = spawn_with_options(command, options).expect("start ioe repl on a pty");
+        let mut repl = Repl { pty };
+        repl.expect("Ctrl-D leaves.");
+        repl
+    }
+
+    /// Waits for `text` in the output; returns what came before it.
+    fn expect(&mut self, text: &str) -> String {
+        self.pty
+            .exp_string(text)
+            .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"))
+    }
+
+    /// Types `keys` (no Enter).
+    fn keys(&mut self, keys: &str) {
+        self.pty.send(keys).expect("type on the pty");
+        self.pty.flush().expect("flush the pty");
+    }
+
+    /// Types `line` and Enter.
+    fn line(&mut self, line: &str) {
+        self.keys(&format!("{line}\r"));
+    }
+
+    /// Waits for the prompt of a session with `addr` (or none).
+    fn prompt(&mut self, addr: Option<SocketAddr>) {
+        match addr {
+            Some(addr) => self.expect(&format!("ioe {addr}> ")),
+            None => self.expect("ioe> "),
+        };
+    }
+
+    /// Connects with the command form and waits for the new prompt.
+    fn connect(&mut self, addr: SocketAddr) {
+        self.line(&format!("CONNECT,{},{}", addr.ip(), addr.port()));
+        self.expect(&format!("connected to {addr}"));
+        self.prompt(Some(addr));
+    }
+
+    /// Types `QUIT` and waits for the process to exit; returns its status.
+    fn quit(mut self) -> i32 {
+        self.line("QUIT");
+        self.pty.exp_eof().expect("the REPL ends after QUIT");
+        match self.pty.process().wait().expect("wait for ioe") {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("ioe ended with {other:?}"),
+        }
+    }
+}
+
+/// A folder to work in and one for the user's state (history).
+struct Folders {
+    work: TempDir,
+    state: TempDir,
+}
+
+impl Folders {
+    fn new() -> Folders {
+        Folders {
+            work: TempDir::new().unwrap(),
+            state: TempDir::new().unwrap(),
+        }
+    }
+
+    fn work(&self) -> &Path {
+        self.work.path()
+    }
+
+    fn repl(&self, args: &[&str]) -> Repl {
+        Repl::start(self.work.path(), self.state.path(), args)
+    }
+}
+
+#[test]
+fn connect_list_download_and_upload_at_the_prompt() {
+    let server = TestServer::start();
+    let download = pseudo_random(7, 500_000);
+    put(server.root(), "data/big.bin", &download);
+    put(server.root(), "notes.txt", b"notes");
+    let folders = Folders::new();
+    let upload = pseudo_random(8, 123_457);
+    put(folders.work(), "mine.bin", &upload);
+
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr());
+
+    repl.line("LIST");
+    let table = repl.expect("1 file, 1 folder");
+    assert!(
+        table.contains("kind  size  modified (UTC)    name"),
+        "{table}"
+    );
+    assert!(table.contains("data/"), "{table}");
+    assert!(table.contains("notes.txt"), "{table}");
+    repl.prompt(Some(server.addr()));
+
+    repl.line("READ,data/big.bin");
+    repl.expect("received `data/big.bin` (500000 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(
+        fs::read(folders.work().join("data/big.bin")).unwrap(),
+        download
+    );
+
+    repl.line("write,mine.bin");
+    repl.expect("sent `mine.bin` (123457 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(fs::read(server.root().join("mine.bin")).unwrap(), upload);
+
+    // Rhai on the session the command form opened
+    repl.line("list().len()");
+    repl.expect("3\r\n");
+    repl.prompt(Some(server.addr()));
+
+    repl.line("BYE");
+    repl.expect(&format!("closed the session with {}", server.addr()));
+    repl.prompt(None);
+    repl.line("LIST");
+    repl.expect("connect to a server first");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
+    assert!(temp_files(folders.work()).is_empty());
+}
+
+#[test]
+fn tab_completes_remote_names_and_local_paths() {
+    let server = TestServer::start();
+    let report = pseudo_random(9, 70_000);
+    put(server.root(), "report-2026.pdf", &report);
+    put(server.root(), "readme.txt", b"read me!\n");
+    put(server.root(), "zeta/inner.txt", b"inner");
+    let folders = Folders::new();
+    put(folders.work(), "local-upload.bin", b"from the work folder");
+
+    let mut repl = folders.repl(&["--connect", &server.addr().to_string()]);
+    repl.prompt(Some(server.addr()));
+
+    // the command form: `rep` completes to the one remote name it starts
+    repl.keys("READ,rep\t");
+    repl.expect("report-2026.pdf");
+    repl.line("");
+    repl.expect("received `report-2026.pdf` (70000 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(
+        fs::read(folders.work().join("report-2026.pdf")).unwrap(),
+        report
+    );
+
+    // inside read(" … the string is completed and closed
+    repl.keys("read(\"rea\t");
+    repl.expect("readme.txt\"");
+    repl.line(")");
+    repl.expect("9\r\n");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(
+        fs::read(folders.work().join("readme.txt")).unwrap(),
+        b"read me!\n"
+    );
+
+    // folders complete with a slash, then their own entries
+    repl.keys("READ,ze\t");
+    repl.expect("zeta/");
+    repl.keys("\t");
+    repl.expect("zeta/inner.txt");
+    repl.line("");
+    repl.expect("received `zeta/inner.txt` (5 bytes)");
+    repl.prompt(Some(server.addr()));
+
+    // local paths after WRITE,
+    repl.keys("WRITE,local-\t");
+    repl.expect("local-upload.bin");
+    repl.line("");
+    repl.expect("sent `local-upload.bin` (20 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(
+        fs::read(server.root().join("local-upload.bin")).unwrap(),
+        b"from the work folder"
+    );
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
+fn an_unfinished_block_continues_on_the_next_line() {
+    let server = TestServer::start();
+    put(server.root(), "a.txt", b"aaa");
+    put(server.root(), "b.txt", b"bb");
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr());
+
+    // Each entry prints something, so the test knows it ran before typing
+    // the next one (keys typed while a line runs may be lost, as in any
+    // line editor).
+    repl.line("for f in list() {");
+    repl.line("  print(`${f.name} has ${f.size} bytes`);");
+    repl.line("}");
+    let before = repl.expect("b.txt has 2 bytes");
+    assert!(before.contains("a.txt has 3 bytes\r\n"), "{before}");
+    repl.prompt(Some(server.addr()));
+
+    repl.line("fn total(files) {");
+    repl.line("  let sum = 0;");
+    repl.line("  for f in files { sum += f.size; }");
+    repl.line("  sum");
+    repl.line("} total(list())");
+    let before = repl.expect("5\r\n");
+    assert!(!before.contains("error"), "{before}");
+    repl.prompt(Some(server.addr()));
+
+    // a backtick string spans lines; `total` is still defined
+    repl.line("print(`total:");
+    repl.line("${total(list())} bytes`)");
+    let before = repl.expect("total:\r\n5 bytes");
+    assert!(!before.contains("error"), "{before}");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(repl.quit(), 0);
+}
+
+/// A fake IOE/1 server for one connection: it answers `READ` with a size
+/// and then trickles the body (`chunk` bytes every `pause`) until all of it
+/// went out, the client goes away, or [`EXPECT_TIMEOUT`] passes. It reports
+/// once the first body bytes are out, and answers `BYE`.
+struct TrickleServer {
+    addr: SocketAddr,
+    body_started: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TrickleServer {
+    fn start(size: usize, chunk: usize, pause: Duration) -> TrickleServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let (started, body_started) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let _ = stream.set_read_timeout(Some(EXPECT_TIMEOUT));
+            let mut writer = stream.try_clone().expect("clone the socket");
+            let mut reader = BufReader::new(stream);
+            let deadline = Instant::now() + EXPECT_TIMEOUT;
+            let mut request = String::new();
+            while reader.read_line(&mut request).unwrap_or(0) > 0 && Instant::now() < deadline {
+                if request.starts_with("READ,") {
+                    if writer.write_all(format!("{size}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                    let body = pseudo_random(3, size);
+                    for (i, piece) in body.chunks(chunk).enumerate() {
+                        if writer.write_all(piece).is_err() || Instant::now() > deadline {
+                            return;
+                        }
+                        if i == 0 {
+                            let _ = started.send(());
+                        }
+                        thread::sleep(pause);
+                    }
+                } else if request.starts_with("BYE") {
+                    let _ = writer.write_all(b"OK bye\n");
+                    return;
+                }
+                request.clear();
+            }
+        });
+        TrickleServer {
+            addr,
+            body_started,
+            thread: Some(thread),
+        }
+    }
+
+    fn wait_for_body(&self) {
+        self.body_started
+            .recv_timeout(EXPECT_TIMEOUT)
+            .expect("the download started");
+    }
+}
+
+impl Drop for TrickleServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_a_slow_download_and_keeps_the_prompt() {
+    // 1 MB at 64 bytes every 20 ms would take minutes
+    let server = TrickleServer::start(1_000_000, 64, Duration::from_millis(20));
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr);
+
+    repl.line("READ,slow.bin");
+    server.wait_for_body();
+    repl.keys("\x03");
+    let report = repl.expect("the session was closed");
+    assert!(report.contains("interrupted"), "{report}");
+    // the cancel closed the session: the prompt shows no server
+    repl.prompt(None);
+    assert!(!folders.work().join("slow.bin").exists());
+    let left: Vec<PathBuf> = fs::read_dir(folders.work())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "nothing partial is kept");
+
+    // the prompt still works
+    repl.line("6 * 7");
+    repl.expect("42\r\n");
+    repl.prompt(None);
+    // Ctrl-C at the prompt clears the line instead of running it
+    repl.keys("print(\"never\")\x03");
+    repl.expect("^C");
+    repl.prompt(None);
+    repl.line("print(\"after\")");
+    let before = repl.expect("after\r\n");
+    assert!(!before.contains("never\r\n"), "{before}");
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
+fn a_slow_transfer_shows_a_progress_bar() {
+    // 20 KB at 500 bytes every 50 ms: about two seconds
+    let server = TrickleServer::start(20_000, 500, Duration::from_millis(50));
+    let folders = Folders::new();
+    let mut repl = folders.repl(&["--progress"]);
+    repl.prompt(None);
+    repl.connect(server.addr);
+    repl.line("READ,slow.bin");
+    let shown = repl.expect("received `slow.bin` (20000 bytes)");
+    assert!(
+        shown.contains("slow.bin [") && shown.contains("ETA"),
+        "no progress bar in {shown:?}"
+    );
+    assert_eq!(
+        fs::read(folders.work().join("slow.bin")).unwrap(),
+        pseudo_random(3, 20_000)
+    );
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
+fn history_survives_a_restart() {
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.line("let marker = 40 + 2; marker");
+    repl.expect("42\r\n");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
+    let file = folders.state.path().join("ioe/history");
+    let saved = fs::read_to_string(&file).expect("history file written");
+    assert!(saved.contains("let marker = 40 + 2; marker"), "{saved}");
+
+    // Up recalls the line from the last run (QUIT came after it)
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.keys("\x1b[A\x1b[A\r");
+    repl.expect("42\r\n");
+    repl.prompt(None);
+    repl.line("marker * 2");
+    repl.expect("84\r\n");
+    assert_eq!(repl.quit(), 0);
+
+    // --no-history neither reads nor writes it
+    let before = fs::read_to_string(&file).unwrap();
+    let mut repl = folders.repl(&["--no-history"]);
+    repl.prompt(None);
+    repl.line("let unrecorded = 1; unrecorded");
+    repl.expect("1\r\n");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+}
+
+#[test]
+fn ctrl_d_says_bye_and_exits_zero() {
+    let server = TestServer::start();
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr());
+    repl.keys("\x04");
+    repl.expect(&format!("closed the session with {}", server.addr()));
+    repl.pty.exp_eof().expect("the REPL ends on Ctrl-D");
+    let status = repl.pty.process().wait().expect("wait for ioe");
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}

@@ -1,0 +1,296 @@
+//! `ioe repl` with piped stdin: lines run as a batch against a real server,
+//! with no prompt; the first failing line stops the run with its number and
+//! a non-zero exit, unless `--keep-going`.
+
+mod common;
+
+use common::{TestServer, pseudo_random, put, run_ioe};
+use std::fs;
+use tempfile::TempDir;
+
+fn connect_line(server: &TestServer) -> String {
+    let addr = server.addr();
+    format!("CONNECT,{},{}\n", addr.ip(), addr.port())
+}
+
+#[test]
+fn command_forms_and_rhai_share_one_session() {
+    let server = TestServer::start();
+    let download = pseudo_random(1, 300_000);
+    let upload = pseudo_random(2, 200_001);
+    put(server.root(), "data/big.bin", &download);
+    put(server.root(), "a,b.txt", b"comma");
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.bin", &upload);
+
+    let input = connect_line(&server)
+        + "LIST\n\
+           read, data/big.bin \n\
+           WRITE,up.bin\n\
+           let names = list().map(|f| f.name);\n\
+           print(`names: ${names}`);\n\
+           let n = read(\"a,b.txt\", \"copy.txt\");\n\
+           n + 1\n\
+           QUIT\n";
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        fs::read(work.path().join("data/big.bin")).unwrap(),
+        download
+    );
+    assert_eq!(fs::read(server.root().join("up.bin")).unwrap(), upload);
+    assert_eq!(fs::read(work.path().join("copy.txt")).unwrap(), b"comma");
+    let out = &run.stdout;
+    assert!(
+        out.contains(&format!("connected to {}", server.addr())),
+        "{out}"
+    );
+    assert!(out.contains("kind  size  modified (UTC)    name"), "{out}");
+    assert!(out.contains("  a,b.txt\n"), "{out}");
+    assert!(out.contains("  data/\n"), "{out}");
+    assert!(
+        out.contains("received `data/big.bin` (300000 bytes)"),
+        "{out}"
+    );
+    assert!(out.contains("sent `up.bin` (200001 bytes)"), "{out}");
+    // the Rhai list() saw the upload the WRITE command made on the same session
+    assert!(
+        out.contains("names: [\"a,b.txt\", \"data\", \"up.bin\"]"),
+        "{out}"
+    );
+    assert!(out.contains("\n6\n"), "expression value echoed: {out}");
+    assert!(
+        out.contains(&format!("closed the session with {}", server.addr())),
+        "{out}"
+    );
+    assert!(!out.contains("ioe>"), "no prompt in batch mode: {out}");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn the_first_failing_line_stops_the_batch_with_its_number() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.txt", b"never sent");
+    let input = connect_line(&server) + "\nREAD,missing.txt\nWRITE,up.txt\n";
+
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "line 3: error[not_found]: read `missing.txt`: \
+             server said: no such file or folder"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !server.root().join("up.txt").exists(),
+        "line 4 must not run"
+    );
+    assert!(!work.path().join("missing.txt").exists());
+}
+
+#[test]
+fn keep_going_runs_every_line_and_still_fails() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.txt", b"sent anyway");
+    let input = connect_line(&server) + "READ,missing.txt\nWRITE,nope.txt\nWRITE,up.txt\n";
+
+    let run = run_ioe(work.path(), &["repl", "--keep-going"], &input);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("line 2: "), "{}", run.stderr);
+    assert!(run.stderr.contains("line 3: "), "{}", run.stderr);
+    assert_eq!(
+        fs::read(server.root().join("up.txt")).unwrap(),
+        b"sent anyway"
+    );
+}
+
+#[test]
+fn a_command_before_connecting_says_to_connect_first() {
+    let work = TempDir::new().unwrap();
+    for command in ["LIST", "READ,a.txt", "list()", "write(\"x\")"] {
+        let run = run_ioe(work.path(), &["repl"], &format!("{command}\n"));
+        assert_eq!(run.code, Some(1), "{command}: {run:?}");
+        assert!(
+            run.stderr
+                .starts_with("ioe: line 1: error[not_connected]: ")
+                && run.stderr.contains("connect to a server first"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn write_of_a_missing_file_names_it_and_the_folder_looked_in() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let input = connect_line(&server) + "WRITE,report.pdf\n";
+
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let folder = work.path().canonicalize().unwrap();
+    assert!(
+        run.stderr
+            .contains("local file `report.pdf` does not exist")
+            && run.stderr.contains(&folder.display().to_string()),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn server_refusals_are_shown_as_the_server_worded_them() {
+    let server = TestServer::start_with(|config| config.read_only = true);
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.txt", b"x");
+    let input = connect_line(&server) + "WRITE,up.txt\n";
+
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let said = run
+        .stderr
+        .split("server said: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no server message: {}", run.stderr));
+    assert!(said.contains("read-only"), "{}", run.stderr);
+}
+
+#[test]
+fn rhai_errors_give_the_line_in_the_input() {
+    let work = TempDir::new().unwrap();
+    let input = "let x = 1;\n\nfn twice(v) {\n  v * 2\n}\nlet y = twice(x);\nlet z = y + nope;\n";
+
+    let run = run_ioe(work.path(), &["repl"], input);
+
+    assert_eq!(run.code, Some(2), "a compile error: {run:?}");
+    assert!(
+        run.stderr.starts_with("ioe: line 7: error: "),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("<stdin>:7:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("let z = y + nope;"),
+        "quotes the line: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn errors_inside_functions_quote_the_line_that_defined_them() {
+    let work = TempDir::new().unwrap();
+    let input = "fn twice(v) {\n  v * 2\n}\nlet y = twice(\"a\");\n";
+
+    let run = run_ioe(work.path(), &["repl"], input);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.starts_with("ioe: line 4: error: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("<stdin>:2:") && run.stderr.contains("2 |   v * 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("in `twice`, called at <stdin>:4:"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_block_left_open_at_the_end_fails_on_its_first_line() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &["repl"],
+        "print(\"ran\");\nfor i in 0..3 {\n  print(i);\n",
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "ran\n");
+    assert!(
+        run.stderr.starts_with("ioe: line 2: ") && run.stderr.contains("not finished"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn exit_sets_the_status_and_quit_ends_the_batch() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &["repl"],
+        "print(\"a\");\nexit(3);\nprint(\"b\");\n",
+    );
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert_eq!(run.stdout, "a\n");
+
+    let run = run_ioe(
+        work.path(),
+        &["repl"],
+        "print(\"a\");\nquit\nprint(\"b\");\n",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "a\n");
+}
+
+#[test]
+fn usage_errors_explain_the_form() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &["repl"], "CONNECT,localhost\n");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("line 1: error: usage: CONNECT,host,port"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn connect_option_opens_the_session_first() {
+    let server = TestServer::start();
+    put(server.root(), "a.txt", b"hello");
+    let work = TempDir::new().unwrap();
+    let addr = server.addr().to_string();
+
+    let run = run_ioe(work.path(), &["repl", "--connect", &addr], "READ,a.txt\n");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(fs::read(work.path().join("a.txt")).unwrap(), b"hello");
+
+    // an unreachable server stops a batch before its first line
+    drop(server);
+    let run = run_ioe(
+        work.path(),
+        &["repl", "--connect", &addr],
+        "print(\"ran\");\n",
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains(&format!("--connect {addr}")) && run.stderr.contains("connect_failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn plain_ioe_without_a_terminal_points_to_repl() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &[], "LIST\n");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("`ioe repl`"), "{}", run.stderr);
+}
