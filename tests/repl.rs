@@ -357,6 +357,12 @@ fn ctrl_c_cancels_a_slow_download_and_keeps_the_prompt() {
     repl.line("6 * 7");
     repl.expect("42\r\n");
     repl.prompt(None);
+    // Ctrl-C also stops a script that never ends
+    repl.line("print(\"looping\"); loop { }");
+    repl.expect("looping\r\n");
+    repl.keys("\x03");
+    repl.expect("interrupted");
+    repl.prompt(None);
     // Ctrl-C at the prompt clears the line instead of running it
     repl.keys("print(\"never\")\x03");
     repl.expect("^C");
