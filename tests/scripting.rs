@@ -599,6 +599,23 @@ fn an_error_inside_a_function_shows_where_and_the_call_chain() {
 }
 
 #[test]
+fn an_error_inside_a_closure_says_so() {
+    let work = TempDir::new().unwrap();
+    let run = script(
+        work.path(),
+        "let f = |name| read(name);\n[\"a\"].map(f);\n",
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "error[not_connected]: read `a`: not connected; connect to a server first\n \
+         --> job.rhai:1:16\n  |\n1 | let f = |name| read(name);\n  |                ^\n  \
+         in a closure, called at job.rhai:2:7\n  in `map`, called at job.rhai:2:7\n"
+    );
+}
+
+#[test]
 fn a_script_that_does_not_compile_exits_2_before_anything_runs() {
     let work = TempDir::new().unwrap();
     let code = "write_text(\"ran.txt\", \"it ran\");\nprint(\"hello\");\nlet x = (1 + ;\n";

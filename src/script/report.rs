@@ -216,7 +216,12 @@ impl Report {
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = err {
             let site =
                 Location::find(sources, &file, pos).map_or_else(|| file.clone(), |l| l.to_string());
-            trace.push(format!("in `{name}`, called at {site}"));
+            // Rhai names closures `anon$<hash>`
+            if name.starts_with("anon$") {
+                trace.push(format!("in a closure, called at {site}"));
+            } else {
+                trace.push(format!("in `{name}`, called at {site}"));
+            }
             if let Some(defined_in) = fn_sources.get(&name) {
                 file.clone_from(defined_in);
             }
