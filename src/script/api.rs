@@ -282,3 +282,23 @@ fn serve(state: &Rc<RefCell<State>>, dir: &str) -> Fallible<ServerHandle> {
 pub(crate) fn to_int(n: u64) -> INT {
     INT::try_from(n).unwrap_or(INT::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_alone_gets_the_default_port() {
+        assert_eq!(with_default_port("files.example"), "files.example:7070");
+        assert_eq!(with_default_port("127.0.0.1:9000"), "127.0.0.1:9000");
+        assert_eq!(with_default_port("[::1]:9000"), "[::1]:9000");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        assert_eq!(join_host_port("127.0.0.1", 7070), "127.0.0.1:7070");
+        assert_eq!(join_host_port("::1", 7070), "[::1]:7070");
+        assert_eq!(join_host_port("[::1]", 7070), "[::1]:7070");
+        assert_eq!(join_host_port("localhost", 1), "localhost:1");
+    }
+}
