@@ -44,7 +44,8 @@ impl ScriptSession {
         self.0.borrow_mut().list(dir)
     }
 
-    fn describe(&self) -> String {
+    /// `Session(host:port, open)`: what `to_string` and the REPL show.
+    pub fn describe(&self) -> String {
         let state = if self.is_open() { "open" } else { "closed" };
         format!("Session({}, {state})", self.addr())
     }
@@ -59,7 +60,8 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    fn describe(&self) -> String {
+    /// `Server(host:port)`: what `to_string` and the REPL show.
+    pub fn describe(&self) -> String {
         format!("Server({})", self.addr)
     }
 }
