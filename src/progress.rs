@@ -74,7 +74,12 @@ impl Meter {
     }
 
     fn make_bar(&self) -> ProgressBar {
-        let bar = ProgressBar::with_draw_target(Some(self.total), ProgressDrawTarget::stderr());
+        // `ProgressDrawTarget::stderr()` hides itself when stderr is not a
+        // terminal, which would make `--progress` a no-op on a pipe or log;
+        // whether to draw at all was decided by `ProgressMode::enabled`
+        let stderr = Box::new(console::Term::stderr());
+        let bar =
+            ProgressBar::with_draw_target(Some(self.total), ProgressDrawTarget::term_like(stderr));
         bar.set_style(
             ProgressStyle::with_template(
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
