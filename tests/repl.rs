@@ -5,17 +5,14 @@
 
 mod common;
 
-use common::{TestServer, pseudo_random, put, temp_files};
+use common::{TestServer, TrickleServer, pseudo_random, put, temp_files};
 use rexpect::process::WaitStatus;
 use rexpect::session::{Options, PtySession, spawn_with_options};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use std::{fs, thread};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// How long any one expected output may take (generous: a loaded 2-core
@@ -262,74 +259,6 @@ fn an_unfinished_block_continues_on_the_next_line() {
     assert_eq!(repl.quit(), 0);
 }
 
-/// A fake IOE/1 server for one connection: it answers `READ` with a size
-/// and then trickles the body (`chunk` bytes every `pause`) until all of it
-/// went out, the client goes away, or [`EXPECT_TIMEOUT`] passes. It reports
-/// once the first body bytes are out, and answers `BYE`.
-struct TrickleServer {
-    addr: SocketAddr,
-    body_started: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TrickleServer {
-    fn start(size: usize, chunk: usize, pause: Duration) -> TrickleServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let (started, body_started) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            let _ = stream.set_read_timeout(Some(EXPECT_TIMEOUT));
-            let mut writer = stream.try_clone().expect("clone the socket");
-            let mut reader = BufReader::new(stream);
-            let deadline = Instant::now() + EXPECT_TIMEOUT;
-            let mut request = String::new();
-            while reader.read_line(&mut request).unwrap_or(0) > 0 && Instant::now() < deadline {
-                if request.starts_with("READ,") {
-                    if writer.write_all(format!("{size}\n").as_bytes()).is_err() {
-                        return;
-                    }
-                    let body = pseudo_random(3, size);
-                    for (i, piece) in body.chunks(chunk).enumerate() {
-                        if writer.write_all(piece).is_err() || Instant::now() > deadline {
-                            return;
-                        }
-                        if i == 0 {
-                            let _ = started.send(());
-                        }
-                        thread::sleep(pause);
-                    }
-                } else if request.starts_with("BYE") {
-                    let _ = writer.write_all(b"OK bye\n");
-                    return;
-                }
-                request.clear();
-            }
-        });
-        TrickleServer {
-            addr,
-            body_started,
-            thread: Some(thread),
-        }
-    }
-
-    fn wait_for_body(&self) {
-        self.body_started
-            .recv_timeout(EXPECT_TIMEOUT)
-            .expect("the download started");
-    }
-}
-
-impl Drop for TrickleServer {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[test]
 fn ctrl_c_cancels_a_slow_download_and_keeps_the_prompt() {
     // 1 MB at 64 bytes every 20 ms would take minutes
@@ -373,25 +302,37 @@ fn ctrl_c_cancels_a_slow_download_and_keeps_the_prompt() {
     assert_eq!(repl.quit(), 0);
 }
 
-#[test]
-fn a_slow_transfer_shows_a_progress_bar() {
-    // 20 KB at 500 bytes every 50 ms: about two seconds
+/// Downloads a 20 KB file that trickles in over about two seconds, with
+/// the REPL started with `args`; returns what the terminal showed meanwhile.
+fn slow_download(args: &[&str]) -> String {
     let server = TrickleServer::start(20_000, 500, Duration::from_millis(50));
     let folders = Folders::new();
-    let mut repl = folders.repl(&["--progress"]);
+    let mut repl = folders.repl(args);
     repl.prompt(None);
     repl.connect(server.addr);
     repl.line("READ,slow.bin");
     let shown = repl.expect("received `slow.bin` (20000 bytes)");
-    assert!(
-        shown.contains("slow.bin [") && shown.contains("ETA"),
-        "no progress bar in {shown:?}"
-    );
     assert_eq!(
         fs::read(folders.work().join("slow.bin")).unwrap(),
         pseudo_random(3, 20_000)
     );
     assert_eq!(repl.quit(), 0);
+    shown
+}
+
+#[test]
+fn a_slow_transfer_shows_a_progress_bar_on_a_terminal() {
+    let shown = slow_download(&[]);
+    assert!(
+        shown.contains("slow.bin [") && shown.contains("ETA"),
+        "no progress bar in {shown:?}"
+    );
+}
+
+#[test]
+fn no_progress_keeps_the_terminal_quiet() {
+    let shown = slow_download(&["--no-progress"]);
+    assert!(!shown.contains("ETA"), "a progress bar in {shown:?}");
 }
 
 #[test]

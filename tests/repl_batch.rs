@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{TestServer, pseudo_random, put, run_ioe};
+use common::{TestServer, TrickleServer, pseudo_random, put, run_ioe};
 use std::fs;
+use std::time::Duration;
 use tempfile::TempDir;
 
 fn connect_line(server: &TestServer) -> String {
@@ -285,6 +286,51 @@ fn connect_option_opens_the_session_first() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn script_values_are_echoed_as_to_string_shows_them() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &["repl"],
+        "let h = serve(\".\");\nh\nconnect(h)\nh.addr == connect(h).addr\n",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("Server(127.0.0.1:"), "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("Session(127.0.0.1:") && lines[1].ends_with(", open)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines[2], "true");
+}
+
+/// Reads a file that trickles in over about two seconds, stderr piped.
+fn slow_batch_download(args: &[&str]) -> common::Run {
+    let server = TrickleServer::start(20_000, 500, Duration::from_millis(50));
+    let work = TempDir::new().unwrap();
+    let input = format!("CONNECT,{}\nREAD,slow.bin\n", server.addr);
+    let run = run_ioe(work.path(), args, &input);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        fs::read(work.path().join("slow.bin")).unwrap(),
+        pseudo_random(3, 20_000)
+    );
+    run
+}
+
+#[test]
+fn progress_is_forced_onto_a_pipe_only_when_asked() {
+    let forced = slow_batch_download(&["repl", "--progress"]);
+    assert!(
+        forced.stderr.contains("slow.bin [") && forced.stderr.contains("ETA"),
+        "{:?}",
+        forced.stderr
+    );
+    let quiet = slow_batch_download(&["repl"]);
+    assert_eq!(quiet.stderr, "");
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub mod table;
 use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
-use crate::script::{Host, HostOptions, Phase, Report, ScriptSession, Stop};
+use crate::script::{Host, HostOptions, Phase, Report, ScriptSession, ServerHandle, Stop};
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
 use rhai::{Dynamic, Map};
@@ -474,8 +474,10 @@ fn show(value: &Dynamic) -> Option<String> {
         return None;
     }
     if let Some(session) = value.read_lock::<ScriptSession>() {
-        let state = if session.is_open() { "open" } else { "closed" };
-        return Some(format!("Session({}, {state})", session.addr()));
+        return Some(session.describe());
+    }
+    if let Some(server) = value.read_lock::<ServerHandle>() {
+        return Some(server.describe());
     }
     Some(format!("{value:?}"))
 }

@@ -497,3 +497,77 @@ pub fn assert_no_temp_files(dir: &Path) {
         "temporary files left"
     );
 }
+
+/// A fake IOE/1 server for one connection: it answers `READ` with a size
+/// and then trickles the body (`chunk` bytes every `pause`) until all of it
+/// went out, the client goes away, or [`RUN_TIMEOUT`] passes. It reports
+/// once the first body bytes are out, and answers `BYE`.
+pub struct TrickleServer {
+    pub addr: SocketAddr,
+    body_started: std::sync::mpsc::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TrickleServer {
+    /// Starts it on 127.0.0.1 with a free port.
+    pub fn start(size: usize, chunk: usize, pause: Duration) -> TrickleServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let (started, body_started) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
+            let mut writer = stream.try_clone().expect("clone the socket");
+            let mut reader = BufReader::new(stream);
+            let deadline = Instant::now() + RUN_TIMEOUT;
+            let mut request = String::new();
+            while reader.read_line(&mut request).unwrap_or(0) > 0 && Instant::now() < deadline {
+                if request.starts_with("READ,") {
+                    if writer.write_all(format!("{size}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                    let body = pseudo_random(3, size);
+                    for (i, piece) in body.chunks(chunk).enumerate() {
+                        if writer.write_all(piece).is_err() || Instant::now() > deadline {
+                            return;
+                        }
+                        if i == 0 {
+                            let _ = started.send(());
+                        }
+                        std::thread::sleep(pause);
+                    }
+                } else if request.starts_with("BYE") {
+                    let _ = writer.write_all(b"OK bye\n");
+                    return;
+                }
+                request.clear();
+            }
+        });
+        TrickleServer {
+            addr,
+            body_started,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits (bounded) until the first body bytes went out.
+    pub fn wait_for_body(&self) {
+        self.body_started
+            .recv_timeout(RUN_TIMEOUT)
+            .expect("the download started");
+    }
+}
+
+impl Drop for TrickleServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if !thread.is_finished() {
+                // a test that failed before connecting: end the accept()
+                let _ = TcpStream::connect(self.addr);
+            }
+            let _ = thread.join();
+        }
+    }
+}
