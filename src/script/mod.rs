@@ -234,6 +234,19 @@ impl Host {
     pub fn function_names(&self) -> &[&'static str] {
         &self.names
     }
+
+    /// The functions earlier entries defined with `fn`, sorted (for the
+    /// REPL's completion).
+    pub fn script_function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .functions
+            .iter_functions()
+            .map(|f| f.name.to_string())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 /// `upper`'s lines, except where they are blank and `lower` has a line.
@@ -340,6 +353,17 @@ mod tests {
             "\n\nfn f(v) {\n  v * 2\n}\nlet y = f(\"a\");"
         );
         assert_eq!(overlay_lines("a\nb\nc", "x"), "x\nb\nc");
+    }
+
+    #[test]
+    fn script_functions_are_listed_once_defined() {
+        let mut host = host();
+        assert_eq!(host.script_function_names(), Vec::<String>::new());
+        let _ = host
+            .eval("<1>", "fn twice(x) { x * 2 } fn twice(x, y) { x * y }")
+            .unwrap();
+        let _ = host.eval("<2>", "fn half(x) { x / 2 }").unwrap();
+        assert_eq!(host.script_function_names(), ["half", "twice"]);
     }
 
     #[test]
