@@ -165,6 +165,37 @@ fn connect_list_download_and_upload_at_the_prompt() {
 }
 
 #[test]
+fn pasted_lines_run_one_by_one_and_stop_at_a_failure() {
+    let server = TestServer::start();
+    put(server.root(), "a.txt", b"first");
+    put(server.root(), "b.txt", b"second");
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+
+    // a terminal's bracketed paste: the lines arrive as one piece of text
+    let connect = format!("CONNECT,{},{}", server.addr().ip(), server.addr().port());
+    repl.keys(&format!(
+        "\x1b[200~{connect}\rLIST\rlet n = read(\"a.txt\");\rn + 1\x1b[201~\r"
+    ));
+    repl.expect("2 files, 0 folders");
+    repl.expect("6\r\n");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(fs::read(folders.work().join("a.txt")).unwrap(), b"first");
+
+    repl.keys("\x1b[200~READ,missing.txt\rREAD,b.txt\x1b[201~\r");
+    repl.expect("server said: no such file or folder");
+    repl.prompt(Some(server.addr()));
+    repl.line("n");
+    repl.expect("5\r\n");
+    assert!(
+        !folders.work().join("b.txt").exists(),
+        "ran past the failure"
+    );
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
 fn tab_completes_remote_names_and_local_paths() {
     let server = TestServer::start();
     let report = pseudo_random(9, 70_000);
@@ -250,9 +281,11 @@ fn an_unfinished_block_continues_on_the_next_line() {
     assert!(!before.contains("error"), "{before}");
     repl.prompt(Some(server.addr()));
 
-    // a backtick string spans lines; `total` is still defined
-    repl.line("print(`total:");
-    repl.line("${total(list())} bytes`)");
+    // a backtick string spans lines; `total` is still defined, and Tab
+    // completes its name
+    repl.keys("print(`total:\r${tot\t");
+    repl.expect("total(");
+    repl.keys("list())} bytes`)\r");
     let before = repl.expect("total:\r\n5 bytes");
     assert!(!before.contains("error"), "{before}");
     repl.prompt(Some(server.addr()));

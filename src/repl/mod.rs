@@ -175,11 +175,11 @@ impl Repl {
             if let Some(path) = &history {
                 save_history(&mut editor, path, &line);
             }
-            entries += 1;
-            // a name per entry, so reports quote the right entry's lines
-            let result = self.execute(&line, &format!("input {entries}"));
+            let result = self.run_entered(&line, &mut entries);
+            let functions = self.function_names();
             if let Some(helper) = editor.helper_mut() {
                 helper.forget_listings();
+                helper.set_functions(functions);
             }
             match result {
                 Ok(Next::Prompt) => {}
@@ -188,6 +188,22 @@ impl Repl {
                 Err(failure) => eprintln!("{}", failure.text),
             }
         }
+    }
+
+    /// Runs what was entered at the prompt. A paste of several lines may
+    /// hold several entries (command forms and Rhai code, grouped as in
+    /// batch mode); they run in order and a failure skips the rest.
+    /// `count` numbers the entries, naming them in reports.
+    fn run_entered(&mut self, text: &str, count: &mut usize) -> Result<Next, Failure> {
+        for entry in batch::entries(text.as_bytes()) {
+            let entry = entry.map_err(|e| Failure::usage(e.to_string()))?;
+            *count += 1;
+            match self.execute(&entry.text, &format!("input {count}"))? {
+                Next::Prompt => {}
+                leave => return Ok(leave),
+            }
+        }
+        Ok(Next::Prompt)
     }
 
     fn batch(&mut self, options: &Options) -> u8 {
@@ -367,17 +383,18 @@ impl Repl {
         }
     }
 
-    /// The script functions worth offering: the `ioe` API plus Rhai's
-    /// `print` and `debug`, without the conversions Rhai calls itself.
+    /// The script functions worth offering: the `ioe` API, Rhai's `print`
+    /// and `debug`, and the functions defined at the prompt so far —
+    /// without the conversions Rhai calls itself.
     fn function_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .host
-            .borrow()
+        let host = self.host.borrow();
+        let mut names: Vec<String> = host
             .function_names()
             .iter()
             .filter(|name| !matches!(**name, "to_string" | "to_debug"))
             .map(|name| name.to_string())
             .chain(["print".to_string(), "debug".to_string()])
+            .chain(host.script_function_names())
             .collect();
         names.sort();
         names.dedup();
