@@ -375,7 +375,7 @@ impl Connection<'_> {
             let incoming = if config.legacy {
                 self.read_legacy_request()?
             } else {
-                let deadline = Instant::now() + config.idle_timeout;
+                let deadline = deadline_after(config.idle_timeout);
                 let line = self.conn.read_line_by(MAX_LINE, deadline);
                 self.conn.set_read_timeout(Some(config.idle_timeout))?;
                 match line {
@@ -626,7 +626,7 @@ impl Connection<'_> {
     /// digits end.
     fn read_legacy_request(&mut self) -> io::Result<Incoming> {
         let config = &self.shared.config;
-        let deadline = Instant::now() + config.idle_timeout;
+        let deadline = deadline_after(config.idle_timeout);
         let incoming = loop {
             let buffered = self.conn.buffered();
             let lf = buffered.iter().take(MAX_LINE).position(|&b| b == b'\n');
@@ -735,6 +735,14 @@ fn linger(mut stream: &TcpStream) {
             Err(_) => break,
         }
     }
+}
+
+/// The instant `limit` from now, or a century from now for a limit too far
+/// out to represent (`--idle-timeout` accepts any number of seconds).
+fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Whether a line is a whole framed header `WRITE,<name>,<digits>`.
