@@ -94,14 +94,26 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     max_size: Option<u64>,
     /// Connections served at once; further ones get `ERROR: server busy`.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    max_connections: usize,
-    /// Close connections idle for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = at_least_one)]
+    max_connections: u64,
+    /// Close connections idle for this many seconds; a request line must
+    /// also arrive whole within it.
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = at_least_one)]
     idle_timeout: u64,
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Parses a count or a number of seconds that must not be 0.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -168,8 +180,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         root: args.root,
         read_only: args.read_only,
         max_size: args.max_size,
-        max_connections: args.max_connections.max(1),
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
         legacy: args.legacy,
         quiet: args.quiet,
         ..Config::default()
