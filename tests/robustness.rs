@@ -584,3 +584,44 @@ fn sigint_stops_the_server_with_status_zero() {
     let refused = TcpStream::connect(server.addr()).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
 }
+
+#[test]
+fn limits_of_zero_are_refused_on_the_command_line() {
+    let root = TempDir::new().unwrap();
+    for flag in ["--max-connections", "--idle-timeout"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
+            .args(["serve", "--listen", "127.0.0.1:0", flag, "0"])
+            .arg("--root")
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        let exited = wait_until(PATIENCE, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`ioe serve {flag} 0` started serving");
+        }
+        assert_eq!(status.unwrap().code(), Some(2), "{flag} 0");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(stderr.contains(flag), "{flag} 0: {stderr}");
+    }
+}
+
+#[test]
+fn the_longest_idle_timeout_still_serves() {
+    let root = root_with_kept_file();
+    let server = ServeProcess::start(root.path(), &["--idle-timeout", &u64::MAX.to_string()]);
+    let mut client = Raw::connect(server.addr());
+    assert_eq!(client.read_file(KEPT), KEPT_BODY);
+    client.send(b"LIST");
+    client.expect_silence(Duration::from_millis(100));
+    client.send(b"\n");
+    assert_eq!(client.line(), "OK 1\n");
+}
