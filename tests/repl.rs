@@ -415,3 +415,27 @@ fn ctrl_d_says_bye_and_exits_zero() {
     let status = repl.pty.process().wait().expect("wait for ioe");
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
 }
+
+#[test]
+fn a_signal_at_the_prompt_ends_ioe_and_restores_the_terminal() {
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    let terminal = repl.pty.process().get_file_handle().expect("the pty");
+    let canonical = |fd: &std::fs::File| {
+        let settings = rustix::termios::tcgetattr(fd).expect("terminal settings");
+        settings
+            .local_modes
+            .contains(rustix::termios::LocalModes::ICANON)
+    };
+    assert!(!canonical(&terminal), "line editing runs in raw mode");
+
+    repl.pty
+        .process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .expect("send SIGTERM");
+    repl.pty.exp_eof().expect("ioe ends");
+    let status = repl.pty.process().wait().expect("wait for ioe");
+    assert!(matches!(status, WaitStatus::Exited(_, 130)), "{status:?}");
+    assert!(canonical(&terminal), "the terminal was left in raw mode");
+}

@@ -79,14 +79,21 @@ pub fn run(options: Options) -> u8 {
 
 /// Ctrl-C (and SIGTERM/SIGHUP) while a line runs cancels it; at any other
 /// time it ends the program. At the prompt the terminal is in raw mode, so
-/// Ctrl-C arrives as a key (clearing the line), not as a signal.
+/// Ctrl-C arrives as a key (clearing the line), not as a signal; a signal
+/// that ends the program there first restores the terminal's settings from
+/// before line editing, so the shell is not left in raw mode.
 fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let terminal = rustix::termios::tcgetattr(io::stdin()).ok();
     ctrlc::set_handler(move || {
         if busy.load(Ordering::SeqCst) {
             cancel.cancel();
-        } else {
-            std::process::exit(i32::from(INTERRUPTED));
+            return;
         }
+        if let Some(settings) = &terminal {
+            let now = rustix::termios::OptionalActions::Now;
+            let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
+        }
+        std::process::exit(i32::from(INTERRUPTED));
     })?;
     Ok(())
 }
@@ -115,6 +122,8 @@ impl Failure {
     }
 }
 
+/// The REPL's state: the script host (shared with the completer, which
+/// lists remote folders through it) and the Ctrl-C plumbing.
 struct Repl {
     host: Rc<RefCell<Host>>,
     cancel: CancelToken,
