@@ -19,27 +19,30 @@ use tempfile::TempDir;
 /// machine builds and tests in parallel).
 const EXPECT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The REPL on a pseudo-terminal, in folder `work`, with its state
-/// (history) folder under `state`.
+/// `ioe` on a pseudo-terminal; the process is killed on drop.
 struct Repl {
     pty: PtySession,
 }
 
 impl Repl {
+    /// `ioe ARGS` in folder `work`, with HOME and XDG_STATE_HOME at `state`.
     fn start(work: &Path, state: &Path, args: &[&str]) -> Repl {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
         command
-            .arg("repl")
             .args(args)
             .current_dir(work)
             .env("HOME", state)
-            .env("XDG_STATE_HOME", state)
-            .env("TERM", "xterm")
-            .env("NO_COLOR", "1");
+            .env("XDG_STATE_HOME", state);
+        Repl::spawn(command)
+    }
+
+    /// Runs `command` on a pseudo-terminal and waits for the banner.
+    fn spawn(mut command: Command) -> Repl {
+        command.env("TERM", "xterm").env("NO_COLOR", "1");
         let options = Options::default()
             .timeout_ms(Some(EXPECT_TIMEOUT.as_millis() as u64))
             .strip_ansi_escape_codes(true);
-        let pty = spawn_with_options(command, options).expect("start ioe repl on a pty");
+        let pty = spawn_with_options(command, options).expect("start ioe on a pty");
         let mut repl = Repl { pty };
         repl.expect("Ctrl-D leaves.");
         repl
@@ -107,8 +110,10 @@ impl Folders {
         self.work.path()
     }
 
+    /// `ioe repl ARGS` on a pseudo-terminal.
     fn repl(&self, args: &[&str]) -> Repl {
-        Repl::start(self.work.path(), self.state.path(), args)
+        let args: Vec<&str> = ["repl"].iter().chain(args).copied().collect();
+        Repl::start(self.work.path(), self.state.path(), &args)
     }
 }
 
@@ -391,6 +396,23 @@ fn history_survives_a_restart() {
     repl.expect("84\r\n");
     assert_eq!(repl.quit(), 0);
 
+    // without XDG_STATE_HOME the history lives under HOME
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .arg("repl")
+        .current_dir(folders.work())
+        .env("HOME", folders.state.path().join("home"))
+        .env_remove("XDG_STATE_HOME");
+    let mut repl = Repl::spawn(command);
+    repl.prompt(None);
+    repl.line("let at_home = 1; at_home");
+    repl.expect("1\r\n");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
+    let home_file = folders.state.path().join("home/.local/state/ioe/history");
+    let saved = fs::read_to_string(home_file).expect("history under HOME");
+    assert!(saved.contains("let at_home = 1; at_home"), "{saved}");
+
     // --no-history neither reads nor writes it
     let before = fs::read_to_string(&file).unwrap();
     let mut repl = folders.repl(&["--no-history"]);
@@ -438,4 +460,15 @@ fn a_signal_at_the_prompt_ends_ioe_and_restores_the_terminal() {
     let status = repl.pty.process().wait().expect("wait for ioe");
     assert!(matches!(status, WaitStatus::Exited(_, 130)), "{status:?}");
     assert!(canonical(&terminal), "the terminal was left in raw mode");
+}
+
+#[test]
+fn plain_ioe_at_a_terminal_opens_the_prompt() {
+    let folders = Folders::new();
+    let mut repl = Repl::start(folders.work(), folders.state.path(), &[]);
+    repl.prompt(None);
+    repl.line("help");
+    repl.expect("CONNECT,host,port   open a session");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
 }
