@@ -102,6 +102,10 @@ struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300,
           value_parser = at_least_one)]
     idle_timeout: u64,
+    /// On SIGINT/SIGTERM, how many seconds requests in flight may still run
+    /// (a second signal ends this at once).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    grace: u64,
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -184,7 +188,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         legacy: args.legacy,
         quiet: args.quiet,
-        ..Config::default()
+        grace: Duration::from_secs(args.grace),
     };
     let root = config.root.clone();
     let server = Server::bind(args.listen.as_str(), config)

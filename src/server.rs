@@ -67,6 +67,8 @@ struct Shared {
     config: Config,
     root: Root,
     stopping: AtomicBool,
+    /// Set by a second shutdown request: the grace period ends at once.
+    hurry: AtomicBool,
     live: Mutex<HashMap<u64, Live>>,
     next_id: AtomicU64,
     /// Busy refusals still lingering (see [`refuse_busy`]).
@@ -99,9 +101,12 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Stops accepting; connections finish within the grace period.
+    /// Stops accepting; connections finish within the grace period. A
+    /// second call (a second Ctrl-C) ends the grace period at once.
     pub fn shutdown(&self) {
-        if !self.shared.stopping.swap(true, Ordering::SeqCst) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            self.shared.hurry.store(true, Ordering::SeqCst);
+        } else {
             // wake the accept loop
             let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
         }
@@ -123,6 +128,7 @@ impl Server {
                 config,
                 root,
                 stopping: AtomicBool::new(false),
+                hurry: AtomicBool::new(false),
                 live: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
                 refusing: AtomicUsize::new(0),
@@ -318,16 +324,18 @@ fn drain(shared: &Shared) {
             let _ = live.stream.shutdown(Shutdown::Read);
         }
     }
-    wait_until_idle(shared, shared.config.grace);
+    wait_until_idle(shared, shared.config.grace, &shared.hurry);
     for live in shared.live().values() {
         let _ = live.stream.shutdown(Shutdown::Both);
     }
-    wait_until_idle(shared, Duration::from_secs(2));
+    wait_until_idle(shared, Duration::from_secs(2), &AtomicBool::new(false));
 }
 
-fn wait_until_idle(shared: &Shared, limit: Duration) {
+/// Waits until no connection is left, at most `limit` or until `cut_short`.
+fn wait_until_idle(shared: &Shared, limit: Duration, cut_short: &AtomicBool) {
     let start = Instant::now();
-    while !shared.live().is_empty() && start.elapsed() < limit {
+    while !shared.live().is_empty() && start.elapsed() < limit && !cut_short.load(Ordering::SeqCst)
+    {
         thread::sleep(Duration::from_millis(10));
     }
 }
