@@ -572,6 +572,27 @@ fn sigterm_finishes_uploads_in_flight_then_exits_cleanly() {
 }
 
 #[test]
+fn a_second_signal_ends_the_grace_period_at_once() {
+    let root = root_with_kept_file();
+    let mut server = ServeProcess::start(root.path(), &["--grace", "3600"]);
+    let mut stalled = Raw::connect(server.addr());
+    stalled.send(b"WRITE,stalled.bin,2000\n");
+    stalled.send(&[1u8; 100]);
+    assert!(
+        wait_until(PATIENCE, || temp_files(root.path()).len() == 1),
+        "the upload never began"
+    );
+    server.signal("TERM");
+    wait_for_refusal(server.addr());
+    server.signal("INT");
+    let status = server.wait_exit(PATIENCE).expect("server exits");
+    assert_eq!(status.code(), Some(0));
+    stalled.read_to_close();
+    assert!(!root.path().join("stalled.bin").exists());
+    assert_eq!(temp_files(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
 fn sigint_stops_the_server_with_status_zero() {
     let root = root_with_kept_file();
     let mut server = ServeProcess::start(root.path(), &[]);
