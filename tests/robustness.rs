@@ -394,6 +394,13 @@ fn max_connections_refuses_the_extra_client_until_one_leaves() {
     assert_eq!(error.kind, ioe::ErrorKind::Refused, "{error}");
     assert!(error.to_string().contains("server busy"), "{error}");
 
+    // a crowd of refused clients, more than linger at once, all read why
+    let crowd: Vec<Raw> = (0..24).map(|_| Raw::connect(server.addr())).collect();
+    for mut refused in crowd {
+        assert!(refused.line().starts_with("ERROR: server busy"));
+        refused.expect_closed();
+    }
+
     // the refused clients took no slot: both sessions still work
     assert_eq!(first.read_file(KEPT), KEPT_BODY);
     assert_eq!(second.read_file(KEPT), KEPT_BODY);
