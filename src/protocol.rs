@@ -387,6 +387,18 @@ pub fn split_legacy_write(buffered: &[u8]) -> Option<LegacyWriteHeader> {
     exact.or(first)
 }
 
+/// Whether the split [`split_legacy_write`] makes of `buffered` leaves a
+/// body of digits only. Such a body may equally be the rest of the size of a
+/// header sent on its own (`WRITE,n,250` is `n`, 2 bytes, body `50` — or the
+/// header of a 250-byte upload still to come), so the server waits longer
+/// before it believes the split.
+pub fn legacy_body_may_be_size(buffered: &[u8]) -> bool {
+    split_legacy_write(buffered).is_some_and(|header| {
+        let body = &buffered[header.len..];
+        !body.is_empty() && body.iter().all(u8::is_ascii_digit)
+    })
+}
+
 /// A byte string shown to a person: UTF-8 where it is, escapes elsewhere,
 /// cut at 80 characters.
 pub fn printable(bytes: &[u8]) -> String {
@@ -597,6 +609,18 @@ mod tests {
             let complete = line_ends.iter().filter(|&&end| end <= cut).count();
             assert_eq!(parsed.len(), complete, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn legacy_splits_with_an_all_digit_body_are_doubtful() {
+        assert!(legacy_body_may_be_size(b"WRITE,n,10"));
+        assert!(legacy_body_may_be_size(b"WRITE,n,250"));
+        assert!(legacy_body_may_be_size(b"WRITE,n,3123"));
+        assert!(!legacy_body_may_be_size(b"WRITE,n,5hello"));
+        assert!(!legacy_body_may_be_size(b"WRITE,n,3a23"));
+        assert!(!legacy_body_may_be_size(b"WRITE,n,25"));
+        assert!(!legacy_body_may_be_size(b"WRITE,n,0"));
+        assert!(!legacy_body_may_be_size(b"WRITE,n"));
     }
 
     #[test]

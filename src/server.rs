@@ -2,7 +2,9 @@
 //! thread per connection; a bounded number of connections; graceful stop.
 
 use crate::conn::{BodyError, Conn, Line, is_timeout, send_file};
-use crate::protocol::{self, AfterError, MAX_LINE, Request, split_legacy_write};
+use crate::protocol::{
+    self, AfterError, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
+};
 use crate::root::Root;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -17,6 +19,10 @@ use std::time::{Duration, Instant};
 /// with no LF count as a whole request; also the pause after a legacy `READ`
 /// reply's size line.
 pub const LEGACY_GAP: Duration = Duration::from_millis(40);
+/// In legacy mode, how long the client must stay silent before an upload
+/// header is split so that its body is all digits: those digits may instead
+/// be the rest of the size of a header sent on its own, its body to follow.
+pub const LEGACY_SETTLE: Duration = Duration::from_millis(500);
 /// Most busy refusals lingering at once (see `refuse_busy`).
 const MAX_REFUSING: usize = 16;
 
@@ -635,6 +641,9 @@ impl Connection<'_> {
     fn read_legacy_request(&mut self) -> io::Result<Incoming> {
         let config = &self.shared.config;
         let deadline = deadline_after(config.idle_timeout);
+        // an upload split whose body is all digits waits longer (see
+        // `LEGACY_SETTLE`)
+        let mut settling = false;
         let incoming = loop {
             let buffered = self.conn.buffered();
             let lf = buffered.iter().take(MAX_LINE).position(|&b| b == b'\n');
@@ -651,7 +660,8 @@ impl Connection<'_> {
             }
             let is_write = buffered.starts_with(b"WRITE,");
             let left = deadline.saturating_duration_since(Instant::now());
-            let waited_for_gap = !buffered.is_empty() && left >= LEGACY_GAP;
+            let silence = if settling { LEGACY_SETTLE } else { LEGACY_GAP };
+            let waited_for_gap = !buffered.is_empty() && left >= silence;
             if buffered.is_empty() {
                 if left.is_zero() {
                     break Incoming::IdleTimeout;
@@ -667,16 +677,19 @@ impl Connection<'_> {
                 }
                 break Incoming::IdleTimeout;
             } else {
-                self.conn.set_read_timeout(Some(LEGACY_GAP.min(left)))?;
+                self.conn.set_read_timeout(Some(silence.min(left)))?;
             }
             match self.conn.fill() {
                 // the client closed its sending side: it has said all it will
                 Ok(0) if self.conn.buffered().is_empty() => break Incoming::Eof,
                 Ok(0) if self.stopping() => break Incoming::Truncated,
                 Ok(0) => break self.take_legacy_request()?,
-                Ok(_) => {}
+                Ok(_) => settling = false,
                 Err(e) if is_timeout(&e) && waited_for_gap => {
-                    break self.take_legacy_request()?;
+                    if settling || !legacy_body_may_be_size(self.conn.buffered()) {
+                        break self.take_legacy_request()?;
+                    }
+                    settling = true;
                 }
                 // the deadline: decided at the top of the loop
                 Err(e) if is_timeout(&e) => {}
