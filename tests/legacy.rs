@@ -105,6 +105,24 @@ fn ambiguous_uploads_are_split_as_documented() {
 }
 
 #[test]
+fn a_header_sent_apart_from_its_body_still_works() {
+    let (root, server) = legacy_server(&[]);
+    let mut client = Raw::connect(server.addr());
+    // sizes whose digits could be cut into a smaller size and a body of
+    // digits (11 = 1 + "1", 250 = 2 + "50") and one that could not
+    for size in [11, 250, 1000] {
+        let name = format!("late-{size}.txt");
+        client.send(format!("WRITE,{name},{size}").as_bytes());
+        // longer than the legacy gap, shorter than the settling time
+        std::thread::sleep(Duration::from_millis(200));
+        let body = vec![b'x'; size];
+        client.send(&body);
+        assert_eq!(client.line(), format!("OK {size}\n"));
+        assert_eq!(std::fs::read(root.path().join(&name)).unwrap(), body);
+    }
+}
+
+#[test]
 fn a_large_upload_whose_body_begins_with_digits_is_lost_not_corrupted() {
     let (root, server) = legacy_server(&["--idle-timeout", "1"]);
     let mut client = Raw::connect(server.addr());

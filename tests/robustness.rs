@@ -497,6 +497,21 @@ fn read_only_refuses_uploads_and_keeps_the_session() {
 }
 
 #[test]
+fn a_refused_upload_whose_body_stalls_is_closed_with_the_reason() {
+    let root = TempDir::new().unwrap();
+    let server = ServeProcess::start(root.path(), &["--read-only", "--idle-timeout", "1"]);
+    let mut client = Raw::connect(server.addr());
+    client.send(b"WRITE,new.txt,100\n");
+    client.send(&[1u8; 10]);
+    assert_eq!(
+        client.line(),
+        "ERROR: server is read-only; closing, since the upload's body stopped \
+         arriving for 1 s\n"
+    );
+    client.expect_closed();
+}
+
+#[test]
 fn max_size_refuses_larger_uploads_and_keeps_the_session() {
     let root = TempDir::new().unwrap();
     let server = ServeProcess::start(root.path(), &["--max-size", "10"]);
