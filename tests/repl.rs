@@ -439,6 +439,30 @@ fn ctrl_d_says_bye_and_exits_zero() {
 }
 
 #[test]
+fn ctrl_c_cancels_a_slow_upload_and_keeps_the_prompt() {
+    // the server takes 64 bytes every 20 ms, so the socket buffers fill up
+    // and the upload blocks long before 16 MB went out
+    let server = TrickleServer::start(0, 64, Duration::from_millis(20));
+    let folders = Folders::new();
+    let upload = pseudo_random(11, 16 * 1024 * 1024);
+    put(folders.work(), "big.bin", &upload);
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr);
+
+    repl.line("WRITE,big.bin");
+    server.wait_for_body();
+    repl.keys("\x03");
+    let report = repl.expect("the session was closed");
+    assert!(report.contains("interrupted"), "{report}");
+    repl.prompt(None);
+    repl.line("6 * 7");
+    repl.expect("42\r\n");
+    assert_eq!(fs::read(folders.work().join("big.bin")).unwrap(), upload);
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
 fn a_signal_at_the_prompt_ends_ioe_and_restores_the_terminal() {
     let folders = Folders::new();
     let mut repl = folders.repl(&[]);

@@ -499,12 +499,15 @@ pub fn assert_no_temp_files(dir: &Path) {
 }
 
 /// A fake IOE/1 server for one connection: it answers `READ` with a size
-/// and then trickles the body (`chunk` bytes every `pause`) until all of it
-/// went out, the client goes away, or [`RUN_TIMEOUT`] passes. It reports
-/// once the first body bytes are out, and answers `BYE`.
+/// and then trickles the body (`chunk` bytes every `pause`), and takes a
+/// `WRITE` body just as slowly, until all of it went through, the client
+/// goes away, or [`RUN_TIMEOUT`] passes. It reports once the first body
+/// bytes went through, and answers `BYE`.
 pub struct TrickleServer {
     pub addr: SocketAddr,
     body_started: std::sync::mpsc::Receiver<()>,
+    /// Set on drop: the trickling ends at the next piece.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -514,6 +517,8 @@ impl TrickleServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let (started, body_started) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             let Ok((stream, _)) = listener.accept() else {
                 return;
@@ -522,21 +527,47 @@ impl TrickleServer {
             let mut writer = stream.try_clone().expect("clone the socket");
             let mut reader = BufReader::new(stream);
             let deadline = Instant::now() + RUN_TIMEOUT;
+            let give_up =
+                || Instant::now() > deadline || stopped.load(std::sync::atomic::Ordering::SeqCst);
             let mut request = String::new();
-            while reader.read_line(&mut request).unwrap_or(0) > 0 && Instant::now() < deadline {
+            while reader.read_line(&mut request).unwrap_or(0) > 0 && !give_up() {
                 if request.starts_with("READ,") {
                     if writer.write_all(format!("{size}\n").as_bytes()).is_err() {
                         return;
                     }
                     let body = pseudo_random(3, size);
                     for (i, piece) in body.chunks(chunk).enumerate() {
-                        if writer.write_all(piece).is_err() || Instant::now() > deadline {
+                        if writer.write_all(piece).is_err() || give_up() {
                             return;
                         }
                         if i == 0 {
                             let _ = started.send(());
                         }
                         std::thread::sleep(pause);
+                    }
+                } else if let Some(header) = request.strip_prefix("WRITE,") {
+                    let Some(size) = header
+                        .trim_end()
+                        .rsplit_once(',')
+                        .and_then(|(_, n)| n.parse::<usize>().ok())
+                    else {
+                        return;
+                    };
+                    let mut piece = vec![0; chunk];
+                    let mut received = 0;
+                    while received < size {
+                        let n = chunk.min(size - received);
+                        if reader.read_exact(&mut piece[..n]).is_err() || give_up() {
+                            return;
+                        }
+                        if received == 0 {
+                            let _ = started.send(());
+                        }
+                        received += n;
+                        std::thread::sleep(pause);
+                    }
+                    if writer.write_all(format!("OK {size}\n").as_bytes()).is_err() {
+                        return;
                     }
                 } else if request.starts_with("BYE") {
                     let _ = writer.write_all(b"OK bye\n");
@@ -548,20 +579,22 @@ impl TrickleServer {
         TrickleServer {
             addr,
             body_started,
+            stop,
             thread: Some(thread),
         }
     }
 
-    /// Waits (bounded) until the first body bytes went out.
+    /// Waits (bounded) until the first body bytes went through.
     pub fn wait_for_body(&self) {
         self.body_started
             .recv_timeout(RUN_TIMEOUT)
-            .expect("the download started");
+            .expect("the transfer started");
     }
 }
 
 impl Drop for TrickleServer {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             if !thread.is_finished() {
                 // a test that failed before connecting: end the accept()
