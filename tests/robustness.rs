@@ -453,6 +453,38 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
 }
 
 #[test]
+fn a_client_that_stops_reading_a_download_is_let_go() {
+    let root = root_with_kept_file();
+    // sparse: more than any socket buffers hold, at no cost on disk
+    let big = std::fs::File::create(root.path().join("big.bin")).unwrap();
+    big.set_len(256 * 1024 * 1024).unwrap();
+    let server = ServeProcess::start(
+        root.path(),
+        &["--idle-timeout", "1", "--max-connections", "1"],
+    );
+    let mut stuck = Raw::connect(server.addr());
+    stuck.send(b"READ,big.bin\n");
+    assert_eq!(stuck.line(), format!("{}\n", 256 * 1024 * 1024));
+    // the only slot is taken until the server gives up on the reader
+    let mut served = None;
+    let freed = wait_until(PATIENCE, || {
+        let mut next = Raw::connect(server.addr());
+        next.send(b"LIST\n");
+        if next.line().starts_with("ERROR: server busy") {
+            thread::sleep(Duration::from_millis(100));
+            return false;
+        }
+        served = Some(next);
+        true
+    });
+    assert!(freed, "the stuck download kept its slot");
+    let mut served = served.unwrap();
+    assert!(served.line().ends_with(",big.bin\n"));
+    assert_eq!(served.line().trim_end().rsplit(',').next(), Some(KEPT));
+    drop(stuck);
+}
+
+#[test]
 fn a_request_line_trickling_in_is_cut_off_at_the_idle_timeout() {
     let root = root_with_kept_file();
     let server = ServeProcess::start(root.path(), &["--idle-timeout", "1"]);
