@@ -1,6 +1,6 @@
 //! The client: IOE/1 requests behind a [`Session`] API. Downloads go to a
 //! temporary file beside their target and are renamed only once every byte
-//! arrived; uploads stream from the file with `sendfile`. An `ERROR:` reply
+//! arrived; uploads stream from the file in pieces. An `ERROR:` reply
 //! leaves the session usable; a broken transfer closes it.
 
 use crate::cancel::CancelToken;
@@ -20,7 +20,8 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a read or write on an open session may stall.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest piece handed to one `sendfile` call during uploads.
+/// Uploads go out in pieces of this size; cancellation and the progress
+/// bar are checked between pieces.
 const UPLOAD_CHUNK: u64 = 4 * 1024 * 1024;
 
 /// A connection to an IOE/1 server.
@@ -337,7 +338,7 @@ impl Drop for Session {
     }
 }
 
-/// Streams `size` bytes of `file` to `stream` in `sendfile`-sized pieces.
+/// Streams `size` bytes of `file` to `stream` in [`UPLOAD_CHUNK`] pieces.
 /// Returns how many bytes went out (fewer if the file shrank).
 fn send_file(
     file: &File,
