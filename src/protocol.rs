@@ -70,6 +70,10 @@ impl BadRequest {
     }
 }
 
+/// The refusal of a `WRITE` without a size; the server then closes.
+const WRITE_USAGE: &str = "WRITE needs a name and a size: WRITE,<name>,<size>; \
+                           closing, since the body cannot be skipped";
+
 /// Parses one request line (without its LF; a trailing CR is ignored).
 pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -93,10 +97,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
             "READ needs a name: READ,<name>",
             AfterError::Continue,
         )),
-        (b"WRITE", None) => Err(BadRequest::new(
-            "WRITE needs a name and a size: WRITE,<name>,<size>",
-            AfterError::Close,
-        )),
+        (b"WRITE", None) => Err(BadRequest::new(WRITE_USAGE, AfterError::Close)),
         (b"BYE", Some(_)) => Err(BadRequest::new("BYE takes no fields", AfterError::Continue)),
         _ => Err(BadRequest::new(unknown_command(word), AfterError::Continue)),
     }
@@ -123,10 +124,7 @@ fn unknown_command(word: &[u8]) -> String {
 
 fn parse_write(rest: &[u8]) -> Result<Request, BadRequest> {
     let Some(comma) = rest.iter().rposition(|&b| b == b',') else {
-        return Err(BadRequest::new(
-            "WRITE needs a name and a size: WRITE,<name>,<size>",
-            AfterError::Close,
-        ));
+        return Err(BadRequest::new(WRITE_USAGE, AfterError::Close));
     };
     let size = parse_number(&rest[comma + 1..]).map_err(|e| {
         BadRequest::new(
