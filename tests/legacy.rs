@@ -224,3 +224,37 @@ fn a_client_that_closes_its_sending_side_still_gets_its_answer() {
     assert!(!root.path().join("short.txt").exists());
     assert_no_temp_files(root.path());
 }
+
+#[test]
+fn overlong_legacy_requests_are_refused_and_closed() {
+    let (root, server) = legacy_server(&[]);
+    let mut client = Raw::connect(server.addr());
+    client.send(&[b'A'; 5000]);
+    assert_eq!(
+        client.line(),
+        "ERROR: request line longer than 4096 bytes; closing\n"
+    );
+    client.expect_closed();
+
+    // an upload header with no size, and far more bytes than a header holds
+    let mut client = Raw::connect(server.addr());
+    let mut request = b"WRITE,name.txt".to_vec();
+    request.extend_from_slice(&[b'x'; 300 * 1024]);
+    let mut socket = client.stream().try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut socket, &request);
+    });
+    let reply = client.line();
+    assert!(
+        reply.starts_with("ERROR: WRITE") && reply.contains("; closing"),
+        "{reply:?}"
+    );
+    client.expect_closed();
+    sender.join().unwrap();
+    assert!(!root.path().join("name.txt").exists());
+    assert_eq!(client_list(&server), [KEPT]);
+}
+
+fn client_list(server: &ServeProcess) -> Vec<String> {
+    Raw::connect(server.addr()).list_names()
+}

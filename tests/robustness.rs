@@ -263,6 +263,19 @@ fn unusable_write_sizes_get_an_error_then_close() {
             assert!(!root.join("sized.bin").exists());
         });
     }
+    for request in ["WRITE\nhello", "WRITE,sized.bin\nhello"] {
+        survives(|addr, root| {
+            let mut client = Raw::connect(addr);
+            client.send(request.as_bytes());
+            assert_eq!(
+                client.line(),
+                "ERROR: WRITE needs a name and a size: WRITE,<name>,<size>; \
+                 closing, since the body cannot be skipped\n"
+            );
+            client.expect_closed();
+            assert!(!root.join("sized.bin").exists());
+        });
+    }
 }
 
 #[test]
