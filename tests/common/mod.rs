@@ -11,6 +11,8 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -34,6 +36,7 @@ impl TestServer {
 
     /// A server whose configuration `adjust` may change (read-only, limits…).
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        count_server_panics();
         let outer = TempDir::new().expect("temporary folder");
         let root = outer.path().join("root");
         std::fs::create_dir(&root).expect("root folder");
@@ -86,7 +89,35 @@ impl Drop for TestServer {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+        // bad input must never crash a server thread, even when the client
+        // sees nothing wrong
+        if !std::thread::panicking() {
+            assert_eq!(
+                SERVER_PANICS.load(Ordering::SeqCst),
+                0,
+                "a server thread panicked (its message is above)"
+            );
+        }
     }
+}
+
+/// Panics on the server's own threads (named `ioe-…`) in this test binary.
+static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts panics on server threads in [`SERVER_PANICS`], once per binary;
+/// the default hook still prints them.
+fn count_server_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let name = std::thread::current().name().map(str::to_owned);
+            if name.is_some_and(|name| name.starts_with("ioe-")) {
+                SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            default(info);
+        }));
+    });
 }
 
 /// A plain TCP client for sending exact bytes and reading exact replies.
@@ -276,6 +307,8 @@ pub struct ServeProcess {
     addr: SocketAddr,
     /// Kept open so the server never writes to a closed pipe.
     _stdout: BufReader<ChildStdout>,
+    /// Collects stderr, checked for panics on drop.
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl ServeProcess {
@@ -290,8 +323,15 @@ impl ServeProcess {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start ioe serve");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text);
+            text
+        });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut first = String::new();
         let _ = stdout.read_line(&mut first);
@@ -309,6 +349,7 @@ impl ServeProcess {
             child,
             addr,
             _stdout: stdout,
+            stderr: Some(stderr),
         }
     }
 
@@ -344,6 +385,16 @@ impl Drop for ServeProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        let stderr = self.stderr.take().and_then(|reader| reader.join().ok());
+        let stderr = stderr.unwrap_or_default();
+        if std::thread::panicking() {
+            eprint!("{stderr}");
+        } else {
+            assert!(
+                !stderr.contains("panicked"),
+                "ioe serve panicked:\n{stderr}"
+            );
+        }
     }
 }
 
