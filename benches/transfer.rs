@@ -53,7 +53,7 @@ const FULL: Plan = Plan {
     mid: 64 * MIB,
     small_count: 2000,
     small_size: 4 * KIB,
-    rounds: 5,
+    rounds: 7,
     empty_runs: 20,
 };
 
