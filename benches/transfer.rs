@@ -130,13 +130,14 @@ fn run(plan: &Plan) -> Result<()> {
         bench.server.addr
     );
     let results = bench.measure()?;
-    results.print(plan);
     eprintln!(
         "bench: done in {:.1} s; the benchmark's own peak RSS, the floor of the \
          clients' figures, was {:.1} MiB",
         started.elapsed().as_secs_f64(),
         own_peak_rss_mib()?
     );
+    // the JSON line of medians is the last line of the output
+    results.print(plan);
     Ok(())
 }
 
