@@ -16,6 +16,20 @@ pub const TEMP_PREFIX: &str = ".ioe-tmp-";
 /// Start of the server's reply when a file does not exist; the client maps it
 /// to [`crate::ErrorKind::NotFound`].
 pub const NOT_FOUND: &str = "no such file or folder";
+/// How the server marks an `ERROR:` after which it closes the connection:
+/// the message ends with it, or with it, a comma and a reason naming no file.
+pub const CLOSING: &str = "; closing";
+
+/// Whether an `ERROR:` message announces that the server closes the
+/// connection (busy, idle, shutting down, an unskippable body). Names in
+/// messages are always followed by a backtick, so a file name that happens
+/// to contain [`CLOSING`] is not mistaken for it.
+pub fn announces_close(message: &str) -> bool {
+    match message.rsplit_once(CLOSING) {
+        Some((_, tail)) => tail.is_empty() || (tail.starts_with(", ") && !tail.contains('`')),
+        None => false,
+    }
+}
 
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,6 +425,21 @@ pub fn printable(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closing_errors_are_told_apart_from_refusals() {
+        assert!(announces_close("server is shutting down; closing"));
+        assert!(announces_close("idle for 300 s; closing"));
+        assert!(announces_close(
+            "server busy (64 connections open); closing, try again later"
+        ));
+        assert!(announces_close(
+            "WRITE size is not a number; closing, since the body cannot be skipped"
+        ));
+        assert!(!announces_close("no such file or folder: `a; closing`"));
+        assert!(!announces_close("`b; closing, x` is a folder, not a file"));
+        assert!(!announces_close("the server is read-only"));
+    }
 
     #[test]
     fn parses_every_request_form() {

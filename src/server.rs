@@ -288,7 +288,8 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
 /// on a short-lived thread of its own (at most [`MAX_REFUSING`] at a time;
 /// beyond that, the error is sent and the socket closed at once).
 fn refuse_busy(shared: &Arc<Shared>, mut stream: TcpStream, open: usize) {
-    let message = format!("ERROR: server busy ({open} connections open); try again later\n");
+    let message =
+        format!("ERROR: server busy ({open} connections open); closing, try again later\n");
     if stream.write_all(message.as_bytes()).is_err() {
         return;
     }

@@ -110,7 +110,7 @@ impl Session {
         let count = match self.status(&op)? {
             Status::Ok(text) => protocol::parse_number(text.as_bytes())
                 .map_err(|e| self.broken(&op, format!("entry count {e}")))?,
-            Status::Error(message) => return Err(server_refusal(op, message)),
+            Status::Error(message) => return Err(self.refusal(&op, &message)),
             Status::Size(_) => return Err(self.broken(&op, "a size where `OK <n>` was expected")),
         };
         let mut entries = Vec::with_capacity(count.min(4096) as usize);
@@ -148,7 +148,7 @@ impl Session {
             .map_err(local_err);
         let size = match self.status(&op)? {
             Status::Size(size) => size,
-            Status::Error(message) => return Err(server_refusal(op, message)),
+            Status::Error(message) => return Err(self.refusal(&op, &message)),
             Status::Ok(_) => return Err(self.broken(&op, "`OK` where a size was expected")),
         };
 
@@ -235,7 +235,7 @@ impl Session {
         }
         match self.status(&op)? {
             Status::Ok(_) => Ok(size),
-            Status::Error(message) => Err(server_refusal(op, message)),
+            Status::Error(message) => Err(self.refusal(&op, &message)),
             Status::Size(_) => Err(self.broken(&op, "a size where `OK` was expected")),
         }
     }
@@ -251,7 +251,7 @@ impl Session {
         self.conn = None;
         match status? {
             Status::Ok(_) => Ok(()),
-            Status::Error(message) => Err(server_refusal(op.to_string(), message)),
+            Status::Error(message) => Err(self.refusal(op, &message)),
             Status::Size(_) => Err(Error::new(
                 ErrorKind::ConnectionLost,
                 op,
@@ -316,6 +316,25 @@ impl Session {
         }
     }
 
+    /// The server's `ERROR:` reply. The session stays usable unless the
+    /// message says the server is closing the connection.
+    fn refusal(&mut self, op: &str, message: &str) -> Error {
+        if protocol::announces_close(message) {
+            self.conn = None;
+            return Error::new(
+                ErrorKind::ConnectionLost,
+                op,
+                format!("server said: {message}; the session was closed, reconnect to go on"),
+            );
+        }
+        let kind = if message.starts_with(protocol::NOT_FOUND) {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Refused
+        };
+        Error::new(kind, op, format!("server said: {message}"))
+    }
+
     /// Closes the session after the server broke the protocol.
     fn broken(&mut self, op: &str, cause: impl std::fmt::Display) -> Error {
         self.conn = None;
@@ -364,15 +383,6 @@ fn send_file(
 
 fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
-}
-
-fn server_refusal(op: String, message: String) -> Error {
-    let kind = if message.starts_with(protocol::NOT_FOUND) {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Refused
-    };
-    Error::new(kind, op, format!("server said: {message}"))
 }
 
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {

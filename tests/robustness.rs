@@ -401,11 +401,14 @@ fn max_connections_refuses_the_extra_client_until_one_leaves() {
         "{reply:?}"
     );
     third.expect_closed();
-    // the client library reports it as a refusal the user can read
+    // the client library reports why, and knows the session is over
     let mut session = ioe::Session::connect(&server.addr().to_string()).unwrap();
     let error = session.list(None).unwrap_err();
-    assert_eq!(error.kind, ioe::ErrorKind::Refused, "{error}");
+    assert_eq!(error.kind, ioe::ErrorKind::ConnectionLost, "{error}");
     assert!(error.to_string().contains("server busy"), "{error}");
+    assert!(!session.is_open());
+    let next = session.list(None).unwrap_err();
+    assert_eq!(next.kind, ioe::ErrorKind::NotConnected, "{next}");
 
     // a crowd of refused clients, more than linger at once, all read why
     let crowd: Vec<Raw> = (0..24).map(|_| Raw::connect(server.addr())).collect();
@@ -431,6 +434,7 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
     let root = root_with_kept_file();
     let server = ServeProcess::start(root.path(), &["--idle-timeout", "1"]);
     let mut idle = Raw::connect(server.addr());
+    let mut idle_session = ioe::Session::connect(&server.addr().to_string()).unwrap();
     let mut stalled_upload = Raw::connect(server.addr());
     stalled_upload.send(b"WRITE,stalled.bin,100\n");
     stalled_upload.send(&[1u8; 10]);
@@ -454,6 +458,12 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
 
     assert_eq!(idle.line(), "ERROR: idle for 1 s; closing\n");
     idle.expect_closed();
+    // the client reads the notice as the reply to its next request, and
+    // closes the session rather than sending into a closed connection
+    let error = idle_session.list(None).unwrap_err();
+    assert_eq!(error.kind, ioe::ErrorKind::ConnectionLost, "{error}");
+    assert!(error.to_string().contains("idle for 1 s"), "{error}");
+    assert!(!idle_session.is_open());
     // a stalled upload is cut off, told so, and nothing is kept
     assert_eq!(
         stalled_upload.line(),
