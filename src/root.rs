@@ -20,6 +20,8 @@ pub enum FsError {
     NotAFile(String),
     NotAFolder(String),
     IsAFolder(String),
+    /// A symbolic link whose target does not exist.
+    Dangling(String),
     Io(String, io::Error),
 }
 
@@ -31,6 +33,9 @@ impl fmt::Display for FsError {
             FsError::NotAFile(name) => write!(f, "`{name}` is not a regular file"),
             FsError::NotAFolder(name) => write!(f, "`{name}` is not a folder"),
             FsError::IsAFolder(name) => write!(f, "`{name}` is a folder"),
+            FsError::Dangling(name) => {
+                write!(f, "`{name}` is a symbolic link whose target does not exist")
+            }
             FsError::Io(name, e) => write!(f, "`{name}`: {e}"),
         }
     }
@@ -161,22 +166,22 @@ impl Root {
     /// Starts an upload of `name`: checks where it leads, creates missing
     /// parent folders and a temporary file beside the target.
     pub fn create_upload(&self, name: &str) -> Result<Upload, FsError> {
+        self.check_upload_parents(name)?;
         let target = self.dir.join(name);
         match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.file_type().is_symlink() && !self.is_inside(&target) => {
-                return Err(FsError::Outside(name.to_string()));
-            }
+            Ok(meta) if meta.file_type().is_symlink() => match follow(&target, name)? {
+                None => return Err(FsError::Dangling(name.to_string())),
+                Some(real) if !real.starts_with(&self.dir) => {
+                    return Err(FsError::Outside(name.to_string()));
+                }
+                // a link to a folder is listed as a folder
+                Some(real) if real.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
+                Some(_) => {}
+            },
+            Ok(meta) if meta.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
             _ => {}
         }
-        // following links: a link to a folder is listed as a folder
-        if fs::metadata(&target).is_ok_and(|meta| meta.is_dir()) {
-            return Err(FsError::IsAFolder(name.to_string()));
-        }
         let parent = target.parent().unwrap_or(&self.dir);
-        let existing = parent.ancestors().find(|p| p.exists()).unwrap_or(&self.dir);
-        if !self.is_inside(existing) {
-            return Err(FsError::Outside(name.to_string()));
-        }
         fs::create_dir_all(parent).map_err(|e| FsError::Io(name.to_string(), e))?;
         // check again: a link could have appeared while folders were made
         let parent = parent.canonicalize().map_err(|e| io_error(name, e))?;
@@ -192,6 +197,43 @@ impl Root {
             target: parent.join(file_name),
             name: name.to_string(),
         })
+    }
+
+    /// Checks the folders above `name` that exist already, outermost first:
+    /// each must be a folder (links followed) inside the root. The first
+    /// missing one ends the check; it and those below it will be made.
+    fn check_upload_parents(&self, name: &str) -> Result<(), FsError> {
+        let mut path = self.dir.clone();
+        let mut shown = String::new();
+        let mut components = name.split('/');
+        components.next_back();
+        for component in components {
+            path.push(component);
+            if !shown.is_empty() {
+                shown.push('/');
+            }
+            shown.push_str(component);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(FsError::Io(name.to_string(), e)),
+            };
+            let is_dir = if meta.file_type().is_symlink() {
+                match follow(&path, name)? {
+                    None => return Err(FsError::Dangling(shown)),
+                    Some(real) if !real.starts_with(&self.dir) => {
+                        return Err(FsError::Outside(name.to_string()));
+                    }
+                    Some(real) => real.is_dir(),
+                }
+            } else {
+                meta.is_dir()
+            };
+            if !is_dir {
+                return Err(FsError::NotAFolder(shown));
+            }
+        }
+        Ok(())
     }
 
     /// The canonical path of an existing name, if it stays inside the root.
@@ -211,6 +253,16 @@ impl Root {
     /// Whether `path`, with every link followed, exists inside the root.
     fn is_inside(&self, path: &Path) -> bool {
         path.canonicalize().is_ok_and(|p| p.starts_with(&self.dir))
+    }
+}
+
+/// Where the link at `path` leads, all links followed; `None` when its
+/// target does not exist.
+fn follow(path: &Path, name: &str) -> Result<Option<PathBuf>, FsError> {
+    match path.canonicalize() {
+        Ok(real) => Ok(Some(real)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FsError::Io(name.to_string(), e)),
     }
 }
 

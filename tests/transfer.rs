@@ -451,6 +451,45 @@ fn links_inside_the_root_work() {
 }
 
 #[test]
+fn uploads_blocked_by_a_dangling_link_or_a_file_say_which_part_is_wrong() {
+    let server = linked_server();
+    let mut raw = server.raw();
+    // `dangling` is a link to a missing `nowhere` inside the root
+    for (name, words) in [
+        (
+            "dangling",
+            "`dangling` is a symbolic link whose target does not exist",
+        ),
+        (
+            "dangling/new.txt",
+            "`dangling` is a symbolic link whose target does not exist",
+        ),
+        ("real.txt/new.txt", "`real.txt` is not a folder"),
+        ("in_file/new.txt", "`in_file` is not a folder"),
+        (
+            "realdir/r.txt/deeper/new.txt",
+            "`realdir/r.txt` is not a folder",
+        ),
+    ] {
+        let reply = raw.upload(name, b"abc");
+        assert!(
+            reply.starts_with("ERROR: ") && reply.contains(words),
+            "WRITE {name}: {reply:?}"
+        );
+        assert!(!reply.contains("outside"), "WRITE {name}: {reply:?}");
+        assert!(!reply.contains("os error"), "WRITE {name}: {reply:?}");
+    }
+    // still in sync, and nothing was made
+    assert_eq!(
+        raw.list_names(),
+        vec!["in_dir", "in_file", "real.txt", "realdir"]
+    );
+    assert!(!server.root().join("nowhere").exists());
+    assert_eq!(fs::read(server.root().join("real.txt")).unwrap(), b"real");
+    assert_eq!(temp_files(server.root()), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
 fn special_files_are_refused_without_blocking() {
     let server = TestServer::start();
     let fifo = server.root().join("pipe");
