@@ -103,6 +103,8 @@ impl Session {
         if let Some(dir) = dir {
             check_name(&op, dir)?;
         }
+        let cancel = self.cancel.clone();
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
         self.send(
             &op,
             Request::List(dir.map(str::to_string)).to_line().as_bytes(),
@@ -127,7 +129,9 @@ impl Session {
     pub fn read(&mut self, remote: &str, local: &Path) -> Result<u64> {
         let op = format!("read `{remote}`");
         check_name(&op, remote)?;
-        self.conn_mut(&op)?;
+        // from the request on, Ctrl-C stops the wait for the reply too
+        let cancel = self.cancel.clone();
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
         let local_err = |e: io::Error| {
             Error::new(
                 ErrorKind::LocalIo,
@@ -157,16 +161,13 @@ impl Session {
         }
         let mut meter = Meter::start(self.progress, remote, size);
         let conn = self.conn.as_mut().expect("checked above");
-        let received = {
-            let _in_flight = self.cancel.guard(conn.stream());
-            conn.read_body(size, |chunk| {
-                if let Ok(part) = &mut part {
-                    part.write_all(chunk)?;
-                }
-                meter.advance(chunk.len() as u64);
-                Ok(())
-            })
-        };
+        let received = conn.read_body(size, |chunk| {
+            if let Ok(part) = &mut part {
+                part.write_all(chunk)?;
+            }
+            meter.advance(chunk.len() as u64);
+            Ok(())
+        });
         match received {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(local_err(e)),
@@ -180,7 +181,8 @@ impl Session {
     pub fn write(&mut self, local: &Path, remote: &str) -> Result<u64> {
         let op = format!("write `{remote}`");
         check_name(&op, remote)?;
-        self.conn_mut(&op)?;
+        let cancel = self.cancel.clone();
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
         // refused below as not a regular file)
         let file = File::options()
@@ -214,10 +216,7 @@ impl Session {
 
         let mut meter = Meter::start(self.progress, remote, size);
         let conn = self.conn.as_mut().expect("checked above");
-        let sent = {
-            let _in_flight = self.cancel.guard(conn.stream());
-            send_file(&file, conn.stream(), size, &self.cancel, &mut meter)
-        };
+        let sent = send_file(&file, conn.stream(), size, &self.cancel, &mut meter);
         match sent {
             Ok(n) if n == size => {}
             Ok(n) => {

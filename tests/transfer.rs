@@ -681,6 +681,74 @@ fn short_body_server(announced: u64, body: Vec<u8>) -> (String, thread::JoinHand
     (addr, thread)
 }
 
+/// A fake server that takes one request line, reports it on `arrived`,
+/// then reads on until the client hangs up (at most 10 s of silence). Returns whether it did;
+/// a client still there then gets `reply`, so that it is not left waiting.
+fn silent_server(
+    reply: &'static [u8],
+) -> (
+    String,
+    std::sync::mpsc::Receiver<()>,
+    thread::JoinHandle<bool>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (arrived, arrival) = std::sync::mpsc::channel();
+    let thread = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut byte = [0];
+        while stream.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {}
+        arrived.send(()).unwrap();
+        // whatever follows the request (an upload's body) is read first
+        let hung_up = loop {
+            match stream.read(&mut byte) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(_) => break false,
+            }
+        };
+        if !hung_up {
+            let _ = stream.write_all(reply);
+        }
+        hung_up
+    });
+    (addr, arrival, thread)
+}
+
+#[test]
+fn cancelling_while_the_server_has_not_answered_yet_stops_at_once() {
+    let local = TempDir::new().unwrap();
+    let source = put(local.path(), "source", b"abc");
+    let target = local.path().join("got");
+    for op in ["read", "write", "list"] {
+        let (addr, arrival, fake) = silent_server(match op {
+            "read" => b"3\nabc",
+            "write" => b"OK 3\n",
+            _ => b"OK 0\n",
+        });
+        let token = ioe::cancel::CancelToken::new();
+        let mut session = Session::connect(&addr).unwrap();
+        session.set_cancel(token.clone());
+        let (source, into) = (source.clone(), target.clone());
+        let client = thread::spawn(move || match op {
+            "read" => session.read("file", &into).map(drop),
+            "write" => session.write(&source, "file").map(drop),
+            _ => session.list(None).map(drop),
+        });
+        arrival.recv_timeout(NOTICE).expect("the request arrives");
+        token.cancel();
+        let hung_up = fake.join().unwrap();
+        let e = client.join().unwrap().unwrap_err();
+        assert!(hung_up, "{op}: Ctrl-C did not stop the wait for the reply");
+        assert_eq!(e.kind, ErrorKind::Cancelled, "{op}: {e}");
+        assert!(!target.exists(), "{op}");
+        assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
+    }
+}
+
 #[test]
 fn a_server_vanishing_mid_download_leaves_no_local_file() {
     let (addr, fake) = short_body_server(100_000, pseudo_random(10, 4000));
