@@ -538,6 +538,28 @@ fn local_helpers_walk_and_inspect_files() {
 }
 
 #[test]
+fn read_text_of_a_file_too_big_for_a_string_is_a_catchable_local_io() {
+    let work = TempDir::new().unwrap();
+    // sparse: 64 MiB + 1 zero bytes (valid UTF-8) without writing them
+    let big = fs::File::create(work.path().join("big.txt")).unwrap();
+    big.set_len(64 * 1024 * 1024 + 1).unwrap();
+    put(work.path(), "small.txt", b"fits");
+    let code = r#"
+        try { read_text("big.txt"); print("no error"); }
+        catch (e) { print(e.kind); print(e.message); }
+        print(read_text("small.txt"));
+    "#;
+    let run = eval(work.path(), code, &[]);
+    assert_eq!(
+        ok(&run),
+        "local_io\n\
+         read_text: `big.txt` is over 64 MiB, the longest string a script holds; \
+         move big files with read and write\n\
+         fits\n"
+    );
+}
+
+#[test]
 fn temp_dir_is_fresh_and_removed_when_the_script_ends() {
     let work = TempDir::new().unwrap();
     let code = r#"

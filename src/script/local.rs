@@ -9,7 +9,7 @@ use crate::error::ErrorKind;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::cell::RefCell;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -106,9 +106,27 @@ fn remove(path: &str) -> Fallible<()> {
     removed.map_err(|e| local_error(op, path, &e))
 }
 
+/// A UTF-8 text file's content; a file longer than a script string may be
+/// fails with `local_io` before it is read whole.
 fn read_text(path: &str) -> Fallible<String> {
     let op = "read_text";
-    let bytes = fs::read(path).map_err(|e| local_error(op, path, &e))?;
+    let limit = super::limits::STRING_SIZE;
+    let file = fs::File::open(path).map_err(|e| local_error(op, path, &e))?;
+    let mut bytes = Vec::new();
+    // one byte more than the limit tells a file that is too big
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| local_error(op, path, &e))?;
+    if bytes.len() > limit {
+        return Err(throw(
+            ErrorKind::LocalIo.as_str(),
+            format!(
+                "{op}: `{path}` is over {} MiB, the longest string a script holds; \
+                 move big files with read and write",
+                limit / (1024 * 1024)
+            ),
+        ));
+    }
     String::from_utf8(bytes).map_err(|_| {
         throw(
             ErrorKind::LocalIo.as_str(),
