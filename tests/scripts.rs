@@ -286,3 +286,55 @@ fn batch_keep_going_reconnects_after_a_lost_connection() {
     assert_eq!(fs::read(work.path().join("out/a.txt")).unwrap(), b"hello");
     assert!(temp_files(work.path()).is_empty());
 }
+
+/// A server whose only connection breaks in the middle of a download; it
+/// stops listening first, so reconnecting is refused.
+fn server_that_breaks_and_goes_away() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        drop(listener);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() {
+            let _ = writer.write_all(b"10\nhalf");
+        }
+    });
+    addr
+}
+
+#[test]
+fn batch_keep_going_still_ends_with_a_summary_when_reconnecting_fails() {
+    let addr = server_that_breaks_and_goes_away();
+    let work = TempDir::new().unwrap();
+    let run = run_example(
+        work.path(),
+        "batch_keep_going.rhai",
+        &[&addr, "out", "a.txt", "b.txt"],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let refused = format!(
+        "connect to `{addr}`: connection refused; is `ioe serve` running there? [connect_failed]"
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("retry   a.txt: read `a.txt`: connection to "));
+    assert_eq!(
+        lines[1..],
+        [
+            "FAILED  a.txt [connect_failed]",
+            "FAILED  b.txt [connect_failed]",
+            "0 of 2 files downloaded into out",
+            "2 failed:",
+            &format!("  a.txt: {refused}"),
+            &format!("  b.txt: {refused}"),
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.stderr, "");
+    assert!(!work.path().join("out/a.txt").exists());
+    assert!(temp_files(work.path()).is_empty());
+}
