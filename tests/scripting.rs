@@ -638,6 +638,78 @@ fn an_error_inside_a_closure_says_so() {
 }
 
 #[test]
+fn going_past_a_limit_says_which_limit_and_keeps_the_report_short() {
+    let work = TempDir::new().unwrap();
+    // a runaway recursion through a closure: 3 calls per level
+    let run = script(
+        work.path(),
+        "fn dig(n) {\n    [n].map(|x| dig(x + 1))\n}\ndig(0);\n",
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "error: too many nested function calls: more than 64 \
+             (does a function call itself without end?)",
+            " --> job.rhai:2:9",
+            "  |",
+            "2 |     [n].map(|x| dig(x + 1))",
+            "  |         ^",
+        ],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        lines[5..],
+        [
+            "  in `map`, called at job.rhai:2:9",
+            "  in `dig`, called at job.rhai:2:17",
+            "  in a closure, called at job.rhai:2:9",
+            "  in `map`, called at job.rhai:2:9",
+            "  in `dig`, called at job.rhai:2:17",
+            "  … 55 more calls …",
+            "  in `map`, called at job.rhai:2:9",
+            "  in `dig`, called at job.rhai:2:17",
+            "  in a closure, called at job.rhai:2:9",
+            "  in `map`, called at job.rhai:2:9",
+            "  in `dig`, called at job.rhai:4:1",
+        ],
+        "{}",
+        run.stderr
+    );
+
+    for (code, message) in [
+        (
+            "let s = \"x\"; loop { s += s; }",
+            "error: a string would be longer than 64 MiB, the limit for scripts",
+        ),
+        (
+            "let a = [0]; loop { a += a; }",
+            "error: an array would have more than 10000000 items, the limit for scripts",
+        ),
+    ] {
+        let run = eval(work.path(), code, &[]);
+        assert_eq!(run.code, Some(1));
+        assert_eq!(run.stderr.lines().next(), Some(message), "{}", run.stderr);
+    }
+
+    let nested = format!("let x = {}1{};", "(".repeat(70), ")".repeat(70));
+    let run = eval(work.path(), &nested, &[]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr.lines().next(),
+        Some(
+            "error: the script does not compile: an expression is nested more than 64 deep, \
+             the limit for scripts"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_script_that_does_not_compile_exits_2_before_anything_runs() {
     let work = TempDir::new().unwrap();
     let code = "write_text(\"ran.txt\", \"it ran\");\nprint(\"hello\");\nlet x = (1 + ;\n";

@@ -2,8 +2,9 @@
 //! `try … catch` receives, and the report `ioe run` prints on stderr for an
 //! error nobody caught (message, `file:LINE:COL`, the source line, a caret).
 
+use super::limits;
 use crate::error::{Error, ErrorKind};
-use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
+use rhai::{Dynamic, EvalAltResult, Map, ParseError, ParseErrorType, Position};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -194,7 +195,14 @@ impl Report {
         Report {
             phase: Phase::Compile,
             kind: None,
-            message: format!("the script does not compile: {}", err.err_type()),
+            message: match err.err_type() {
+                ParseErrorType::ExprTooDeep => format!(
+                    "the script does not compile: an expression is nested more than {} deep, \
+                     the limit for scripts",
+                    limits::EXPR_DEPTH
+                ),
+                other => format!("the script does not compile: {other}"),
+            },
             location: Location::find(sources, file, err.position()),
             trace: Vec::new(),
         }
@@ -228,6 +236,7 @@ impl Report {
             err = *inner;
         }
         trace.reverse();
+        shorten_trace(&mut trace);
         let pos = err.position();
         let (phase, kind, message) = match err {
             EvalAltResult::ErrorTerminated(value, _) if value.is::<ExitRequest>() => {
@@ -245,6 +254,18 @@ impl Report {
                 Some((kind, message)) => (Phase::Runtime, Some(kind), message),
                 None => (Phase::Runtime, None, value.to_string()),
             },
+            EvalAltResult::ErrorStackOverflow(_) => (
+                Phase::Runtime,
+                None,
+                format!(
+                    "too many nested function calls: more than {} \
+                     (does a function call itself without end?)",
+                    limits::CALL_LEVELS
+                ),
+            ),
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                (Phase::Runtime, None, too_large_message(&what))
+            }
             mut other => {
                 other.clear_position();
                 (Phase::Runtime, None, other.to_string())
@@ -257,6 +278,42 @@ impl Report {
             location: Location::find(sources, &file, pos),
             trace,
         }))
+    }
+}
+
+/// Calls shown at each end of a long chain (a runaway recursion).
+const TRACE_ENDS: usize = 5;
+
+/// Keeps the innermost and outermost [`TRACE_ENDS`] calls of a long chain
+/// and says how many were left out.
+fn shorten_trace(trace: &mut Vec<String>) {
+    // hiding a single call would not make the report any shorter
+    if trace.len() > 2 * TRACE_ENDS + 1 {
+        let hidden = trace.len() - 2 * TRACE_ENDS;
+        trace.splice(
+            TRACE_ENDS..TRACE_ENDS + hidden,
+            [format!("… {hidden} more calls …")],
+        );
+    }
+}
+
+/// What Rhai's "… too large" means here: which limit was reached.
+fn too_large_message(what: &str) -> String {
+    if what.contains("string") {
+        format!(
+            "a string would be longer than {} MiB, the limit for scripts",
+            limits::STRING_SIZE / (1024 * 1024)
+        )
+    } else if what.contains("map") {
+        format!(
+            "an object map would have more than {} entries, the limit for scripts",
+            limits::MAP_SIZE
+        )
+    } else {
+        format!(
+            "an array would have more than {} items, the limit for scripts",
+            limits::ARRAY_SIZE
+        )
     }
 }
 
