@@ -468,7 +468,9 @@ impl Connection<'_> {
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
-                    AfterError::SkipBody(size) => self.refuse_upload(size, &bad.message)?,
+                    AfterError::SkipBody(size) => {
+                        self.refuse_upload(&protocol::printable(line), size, &bad.message)?
+                    }
                     AfterError::Close => {
                         self.log(&refused);
                         self.close_with_error(&bad.message);
@@ -522,7 +524,14 @@ impl Connection<'_> {
             // the original client reads the size with one recv()
             thread::sleep(LEGACY_GAP);
         }
-        let sent = send_file(&file, self.conn.stream(), size)?;
+        let sent = match send_file(&file, self.conn.stream(), size) {
+            Ok(sent) => sent,
+            Err(e) => {
+                let why = self.send_failure(&e);
+                self.log(&format!("READ {name} -> not finished: {why}; closing"));
+                return Ok(Flow::Close);
+            }
+        };
         if sent < size {
             self.log(&format!(
                 "READ {name} -> file shrank to {sent} of {size} bytes; closing"
@@ -535,18 +544,20 @@ impl Connection<'_> {
 
     fn write(&mut self, name: &str, size: u64) -> io::Result<Flow> {
         let config = &self.shared.config;
+        let request = format!("WRITE {name}");
         if config.read_only {
-            return self.refuse_upload(size, "server is read-only");
+            return self.refuse_upload(&request, size, "server is read-only");
         }
         if let Some(max) = config.max_size.filter(|&max| size > max) {
             return self.refuse_upload(
+                &request,
                 size,
                 &format!("`{name}` is {size} bytes, over the server's limit of {max}"),
             );
         }
         let mut upload = match self.shared.root.create_upload(name) {
             Ok(upload) => upload,
-            Err(e) => return self.refuse_upload(size, &e.to_string()),
+            Err(e) => return self.refuse_upload(&request, size, &e.to_string()),
         };
         match self
             .conn
@@ -588,9 +599,10 @@ impl Connection<'_> {
         Ok(Flow::Continue)
     }
 
-    /// Refuses an upload after reading and discarding its body.
-    fn refuse_upload(&mut self, size: u64, message: &str) -> io::Result<Flow> {
-        self.log(&format!("WRITE refused: {message}"));
+    /// Refuses an upload after reading and discarding its body; `request`
+    /// says in the log what was refused.
+    fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
+        self.log(&format!("{request} -> refused: {message}"));
         match self.conn.read_body(size, |_| Ok(())) {
             Ok(_) => {
                 self.reply_error(message)?;
@@ -605,6 +617,27 @@ impl Connection<'_> {
                 Ok(Flow::Close)
             }
             Err(BodyError::Io(e)) => Err(e),
+        }
+    }
+
+    /// Why sending to the client failed, in words for the log.
+    fn send_failure(&self, e: &io::Error) -> String {
+        if self.stopping() {
+            "the server is shutting down".to_string()
+        } else if is_timeout(e) {
+            format!(
+                "the client stopped reading for {} s",
+                self.shared.config.idle_timeout.as_secs()
+            )
+        } else if matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        ) {
+            "the client closed the connection".to_string()
+        } else {
+            e.to_string()
         }
     }
 

@@ -1015,3 +1015,40 @@ fn uploading_a_missing_local_file_sends_nothing() {
     assert!(session.list(None).unwrap().is_empty());
     assert!(!Path::new(&server.root().join("absent.txt")).exists());
 }
+
+#[test]
+fn the_server_log_names_the_file_of_every_request_that_fails() {
+    let root = TempDir::new().unwrap();
+    // more than the socket buffers on both sides hold
+    let big = pseudo_random(21, 48 << 20);
+    put(root.path(), "big.bin", &big);
+    let server =
+        common::ServeProcess::start_logging(root.path(), &["--read-only", "--idle-timeout", "1"]);
+
+    // a client that vanishes mid-download
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"READ,big.bin\n");
+    assert_eq!(raw.line(), format!("{}\n", big.len()));
+    assert!(raw.bytes(1000) == big[..1000]);
+    drop(raw);
+    let line = server.wait_for_log(&["READ big.bin", "not finished"]);
+    assert!(line.contains("closed the connection"), "{line}");
+
+    // a client that stops reading a download
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"READ,big.bin\n");
+    assert_eq!(raw.line(), format!("{}\n", big.len()));
+    let line = server.wait_for_log(&["READ big.bin", "stopped reading"]);
+    assert!(line.contains("for 1 s"), "{line}");
+    drop(raw);
+
+    // refused uploads name what was refused
+    let mut raw = Raw::connect(server.addr());
+    assert_eq!(
+        raw.upload("notes.txt", b"abc"),
+        "ERROR: server is read-only\n"
+    );
+    server.wait_for_log(&["WRITE notes.txt -> refused: server is read-only"]);
+    assert!(raw.upload("a//b", b"abc").starts_with("ERROR: "));
+    server.wait_for_log(&["WRITE,a//b,3 -> refused: name has an empty component"]);
+}

@@ -11,8 +11,8 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -307,30 +307,49 @@ pub struct ServeProcess {
     addr: SocketAddr,
     /// Kept open so the server never writes to a closed pipe.
     _stdout: BufReader<ChildStdout>,
-    /// Collects stderr, checked for panics on drop.
-    stderr: Option<std::thread::JoinHandle<String>>,
+    /// Everything written on stderr so far, checked for panics on drop.
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServeProcess {
     /// Runs `ioe serve --root ROOT --listen 127.0.0.1:0 --quiet ARGS…` and
     /// reads the bound address from its first stdout line.
     pub fn start(root: &Path, args: &[&str]) -> ServeProcess {
+        let mut all = vec!["--quiet"];
+        all.extend_from_slice(args);
+        ServeProcess::spawn(root, &all)
+    }
+
+    /// Like [`start`](Self::start), with the log of requests on stderr
+    /// (see [`wait_for_log`](Self::wait_for_log)).
+    pub fn start_logging(root: &Path, args: &[&str]) -> ServeProcess {
+        ServeProcess::spawn(root, args)
+    }
+
+    fn spawn(root: &Path, args: &[&str]) -> ServeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ioe"))
             .arg("serve")
             .arg("--root")
             .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--quiet"])
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ioe serve");
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr_pipe.read_to_string(&mut text);
-            text
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let collected = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            let mut pipe = BufReader::new(stderr_pipe);
+            let mut line = Vec::new();
+            while pipe.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let mut text = collected.lock().unwrap_or_else(|e| e.into_inner());
+                text.push_str(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
         });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut first = String::new();
@@ -349,8 +368,30 @@ impl ServeProcess {
             child,
             addr,
             _stdout: stdout,
-            stderr: Some(stderr),
+            stderr,
+            stderr_reader: Some(stderr_reader),
         }
+    }
+
+    /// Waits (at most [`REPLY_TIMEOUT`]) for a line of the server's log
+    /// that contains every one of `words`, and returns it; panics with the
+    /// whole log if none comes.
+    pub fn wait_for_log(&self, words: &[&str]) -> String {
+        let find = || {
+            let text = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+            text.lines()
+                .find(|line| words.iter().all(|w| line.contains(w)))
+                .map(str::to_owned)
+        };
+        let mut found = None;
+        wait_until(REPLY_TIMEOUT, || {
+            found = find();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            let text = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+            panic!("no log line with {words:?}; the log:\n{text}")
+        })
     }
 
     /// The address it listens on.
@@ -385,8 +426,14 @@ impl Drop for ServeProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        let stderr = self.stderr.take().and_then(|reader| reader.join().ok());
-        let stderr = stderr.unwrap_or_default();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if std::thread::panicking() {
             eprint!("{stderr}");
         } else {
