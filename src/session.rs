@@ -129,6 +129,7 @@ impl Session {
     pub fn read(&mut self, remote: &str, local: &Path) -> Result<u64> {
         let op = format!("read `{remote}`");
         check_name(&op, remote)?;
+        check_local_target(&op, remote, local)?;
         // from the request on, Ctrl-C stops the wait for the reply too
         let cancel = self.cancel.clone();
         let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
@@ -382,6 +383,32 @@ fn send_file(
 
 fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
+}
+
+/// Refuses, before anything is sent, a download target that cannot be a
+/// file: an empty path, or a folder (which would only fail after the whole
+/// body had arrived).
+fn check_local_target(op: &str, remote: &str, local: &Path) -> Result<()> {
+    if local.as_os_str().is_empty() {
+        return Err(Error::new(
+            ErrorKind::LocalIo,
+            op,
+            "no local file name given; say where to write the file",
+        ));
+    }
+    if local.file_name().is_none() || local.is_dir() {
+        let base = remote.rsplit('/').next().unwrap_or(remote);
+        return Err(Error::new(
+            ErrorKind::LocalIo,
+            op,
+            format!(
+                "`{}` is a folder; give the path of the file to write, such as `{}`",
+                local.display(),
+                local.join(base).display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {

@@ -100,6 +100,37 @@ fn a_download_that_cannot_be_stored_keeps_the_session_in_sync() {
     assert_eq!(temp_files(local.path()), Vec::<std::path::PathBuf>::new());
 }
 
+#[test]
+fn a_download_to_a_folder_or_to_no_name_is_refused_before_asking() {
+    let server = TestServer::start();
+    put(server.root(), "dir/f.txt", b"contents");
+    let local = TempDir::new().unwrap();
+    let mut session = server.session();
+    for (target, words) in [
+        (local.path().to_path_buf(), "is a folder"),
+        (local.path().join("."), "is a folder"),
+        (local.path().join("sub/.."), "is a folder"),
+        (std::path::PathBuf::new(), "no local file name"),
+    ] {
+        let e = session.read("dir/f.txt", &target).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+        let message = e.to_string();
+        assert!(message.contains(words), "{target:?}: {message}");
+        assert!(!message.contains("os error"), "{target:?}: {message}");
+        assert!(session.is_open(), "{message}");
+    }
+    // the message points at the path that would work
+    let e = session.read("dir/f.txt", local.path()).unwrap_err();
+    let wanted = local.path().join("f.txt");
+    assert!(
+        e.to_string().contains(&format!("`{}`", wanted.display())),
+        "{e}"
+    );
+    assert_eq!(fs::read_dir(local.path()).unwrap().count(), 0);
+    session.read("dir/f.txt", &wanted).unwrap();
+    assert_eq!(fs::read(&wanted).unwrap(), b"contents");
+}
+
 const ODD_NAMES: [&str; 5] = [
     "a,b c.txt",
     "comma, at, end,",
