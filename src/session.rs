@@ -261,11 +261,14 @@ impl Session {
     }
 
     fn conn_mut(&mut self, op: &str) -> Result<&mut Conn> {
+        let addr = &self.addr;
         self.conn.as_mut().ok_or_else(|| {
             Error::new(
                 ErrorKind::NotConnected,
                 op,
-                "not connected; connect to a server first",
+                format!(
+                    "not connected (the session with {addr} was closed); connect to a server first"
+                ),
             )
         })
     }

@@ -296,7 +296,11 @@ fn after_bye_the_session_is_not_connected() {
     let run = eval(work.path(), &code, &[]);
     assert_eq!(
         ok(&run),
-        "not_connected: list: not connected; connect to a server first\nnot_connected\n"
+        format!(
+            "not_connected: list: not connected (the session with {} was closed); \
+             connect to a server first\nnot_connected\n",
+            server.addr()
+        )
     );
 }
 
