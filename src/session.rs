@@ -231,7 +231,7 @@ impl Session {
                     ),
                 ));
             }
-            Err(e) => return Err(self.lost(&op, e.to_string())),
+            Err(e) => return Err(self.send_failed(&op, &e)),
         }
         match self.status(&op)? {
             Status::Ok(_) => Ok(size),
@@ -317,6 +317,27 @@ impl Session {
                 ),
             )
         }
+    }
+
+    /// An upload body the server stopped taking. A server that closes a
+    /// connection it refuses (busy, shutting down) says why first, and that
+    /// line is still readable after the reset: report it, not "broken pipe".
+    fn send_failed(&mut self, op: &str, e: &io::Error) -> Error {
+        let closed_by_server = matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        );
+        if closed_by_server && !self.cancel.is_cancelled() {
+            // the connection is closed, so this read does not wait
+            let line = self.conn.as_mut().map(|conn| conn.read_line(MAX_LINE));
+            if let Some(Ok(Line::Complete(line))) = line
+                && let Ok(Status::Error(message)) = protocol::parse_status(&line)
+                && protocol::announces_close(&message)
+            {
+                return self.refusal(op, &message);
+            }
+        }
+        self.lost(op, e)
     }
 
     /// The server's `ERROR:` reply. The session stays usable unless the

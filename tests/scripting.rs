@@ -370,6 +370,35 @@ fn a_broken_transfer_is_caught_as_connection_lost_and_keeps_nothing() {
     assert!(temp_files(work.path()).is_empty());
 }
 
+#[test]
+fn an_upload_cut_off_by_a_busy_server_says_the_server_is_busy() {
+    let server = TestServer::start_with(|config| config.max_connections = 1);
+    let work = TempDir::new().unwrap();
+    // sparse, and far more than the server reads before it closes
+    let big = fs::File::create(work.path().join("big.bin")).unwrap();
+    big.set_len(64 * 1024 * 1024).unwrap();
+    let code = r#"
+        let first = connect("ADDR");
+        first.list();                   // the server's only slot is taken
+        let second = connect("ADDR");
+        try { second.write("big.bin"); print("no error"); }
+        catch (e) { print(e.kind); print(e.message); }
+        print(second.is_open);
+        print(first.list().len());
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    assert_eq!(
+        ok(&run),
+        "connection_lost\n\
+         write `big.bin`: server said: server busy (1 connections open); closing, try again later; \
+         the session was closed, reconnect to go on\n\
+         false\n\
+         0\n"
+    );
+    assert!(!server.root().join("big.bin").exists());
+}
+
 fn interrupt(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
