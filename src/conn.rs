@@ -1,8 +1,8 @@
 //! A TCP stream with one large input buffer, shared by the client and the
 //! server: lines (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
-//! allocation. Outgoing file bodies go straight from the file to the socket
-//! ([`send_file`]).
+//! allocation. Outgoing file bodies go from the file to the socket through
+//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
