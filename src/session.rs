@@ -14,12 +14,16 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::Duration;
 
 /// How long `connect` waits for each address of a host.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a read or write on an open session may stall.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often [`Session::connect_cancellable`] looks at its token.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// Uploads go out in pieces of this size; cancellation and the progress
 /// bar are checked between pieces.
 const UPLOAD_CHUNK: u64 = 4 * 1024 * 1024;
@@ -72,6 +76,53 @@ impl Session {
             None => "the name resolved to no address".to_string(),
         };
         Err(Error::new(ErrorKind::ConnectFailed, op, cause))
+    }
+
+    /// Like [`connect`](Self::connect), but gives up at once, as
+    /// [`ErrorKind::Cancelled`], when `cancel` is cancelled while it waits
+    /// for the name to resolve or the server to answer (the attempt goes on
+    /// on a thread of its own until its timeout, and is then dropped). The
+    /// session uses `cancel` for its transfers.
+    pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
+        let op = format!("connect to `{addr}`");
+        let cancelled = || {
+            Error::new(
+                ErrorKind::Cancelled,
+                &op,
+                "cancelled before the server answered",
+            )
+        };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let (sender, receiver) = mpsc::channel();
+        let target = addr.to_string();
+        thread::Builder::new()
+            .name("ioe-connect".into())
+            .spawn(move || {
+                let _ = sender.send(Session::connect(&target));
+            })
+            .map_err(|e| Error::new(ErrorKind::ConnectFailed, &op, e.to_string()))?;
+        loop {
+            match receiver.recv_timeout(CANCEL_POLL) {
+                Ok(result) => {
+                    let mut session = result?;
+                    session.set_cancel(cancel.clone());
+                    return Ok(session);
+                }
+                Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                    return Err(cancelled());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::new(
+                        ErrorKind::ConnectFailed,
+                        &op,
+                        "the connecting thread stopped",
+                    ));
+                }
+            }
+        }
     }
 
     /// Makes transfers fail promptly when `token` is cancelled.

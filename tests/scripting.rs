@@ -438,6 +438,53 @@ fn ctrl_c_stops_the_transfer_in_flight_removes_the_partial_file_and_exits_130() 
     );
 }
 
+/// A listener on 127.0.0.1 whose queue of connections waiting to be
+/// accepted is full, so the kernel ignores further attempts and a client's
+/// `connect` waits for its own timeout. Returns it with the queued
+/// connections (keep both alive) and its address.
+fn full_listener() -> (TcpListener, Vec<std::net::TcpStream>, String) {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Linux lets listen() shorten the queue of a listening socket
+    // SAFETY: a valid socket descriptor, owned by `listener`
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => return (listener, queued, addr.to_string()),
+        }
+    }
+    panic!("the listener's queue never filled up");
+}
+
+#[test]
+fn ctrl_c_stops_a_connect_that_waits_for_an_answer() {
+    let (_listener, _queued, addr) = full_listener();
+    let work = TempDir::new().unwrap();
+    let code =
+        r#"print("connecting"); connect("ADDR"); print("connected");"#.replace("ADDR", &addr);
+    let mut child = spawn_ioe(work.path(), &["run", "-e", &code]);
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the script prints");
+    assert_eq!(line, "connecting\n");
+    interrupt(&child);
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    assert_eq!(run.stdout, "");
+    // Ctrl-C usually lands while connect waits; it may land just before
+    let waiting = format!("interrupted: connect to `{addr}`: cancelled before the server answered");
+    assert!(
+        (run.stderr.starts_with(&waiting)
+            || run.stderr.starts_with("interrupted: stopped by Ctrl-C"))
+            && run.stderr.contains(" --> -e:1:22\n"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn ctrl_c_stops_a_script_that_is_busy_computing() {
     let work = TempDir::new().unwrap();

@@ -177,9 +177,9 @@ fn join_host_port(host: &str, port: u16) -> String {
 }
 
 fn connect(state: &Rc<RefCell<State>>, addr: &str) -> Fallible<ScriptSession> {
-    let mut session = Session::connect(addr).map_err(from_client)?;
+    let cancel = state.borrow().cancel.clone();
+    let mut session = Session::connect_cancellable(addr, &cancel).map_err(from_client)?;
     let mut st = state.borrow_mut();
-    session.set_cancel(st.cancel.clone());
     session.set_progress(st.progress);
     let session = ScriptSession(Rc::new(RefCell::new(session)));
     st.current = Some(session.clone());
