@@ -23,6 +23,9 @@ pub const LEGACY_GAP: Duration = Duration::from_millis(40);
 /// header is split so that its body is all digits: those digits may instead
 /// be the rest of the size of a header sent on its own, its body to follow.
 pub const LEGACY_SETTLE: Duration = Duration::from_millis(500);
+/// At the end of the grace period, how long uploads cut off get to tell
+/// their clients before every socket is shut.
+const CUT_OFF_NOTICE: Duration = Duration::from_millis(200);
 /// Most busy refusals lingering at once (see `refuse_busy`).
 const MAX_REFUSING: usize = 16;
 
@@ -75,6 +78,8 @@ struct Shared {
     stopping: AtomicBool,
     /// Set by a second shutdown request: the grace period ends at once.
     hurry: AtomicBool,
+    /// Set when the grace period is over and requests in flight are cut off.
+    cut_off: AtomicBool,
     live: Mutex<HashMap<u64, Live>>,
     next_id: AtomicU64,
     /// Busy refusals still lingering (see [`refuse_busy`]).
@@ -135,6 +140,7 @@ impl Server {
                 root,
                 stopping: AtomicBool::new(false),
                 hurry: AtomicBool::new(false),
+                cut_off: AtomicBool::new(false),
                 live: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
                 refusing: AtomicUsize::new(0),
@@ -324,7 +330,9 @@ impl Drop for Registered<'_> {
 
 /// After the accept loop stops: idle connections are closed now, busy ones
 /// get the grace period, then every socket is shut down so each thread
-/// unwinds (removing its temporary file).
+/// unwinds (removing its temporary file): the reading sides first, so that
+/// a thread waiting for an upload's body can still tell its client why,
+/// then, [`CUT_OFF_NOTICE`] later, both sides.
 fn drain(shared: &Shared) {
     for live in shared.live().values() {
         if !live.busy.load(Ordering::SeqCst) {
@@ -332,6 +340,11 @@ fn drain(shared: &Shared) {
         }
     }
     wait_until_idle(shared, shared.config.grace, &shared.hurry);
+    shared.cut_off.store(true, Ordering::SeqCst);
+    for live in shared.live().values() {
+        let _ = live.stream.shutdown(Shutdown::Read);
+    }
+    wait_until_idle(shared, CUT_OFF_NOTICE, &AtomicBool::new(false));
     for live in shared.live().values() {
         let _ = live.stream.shutdown(Shutdown::Both);
     }
@@ -571,6 +584,17 @@ impl Connection<'_> {
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }
+            Err(_) if self.cut_off() => {
+                drop(upload);
+                self.log(&format!(
+                    "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
+                ));
+                self.close_with_error(&format!(
+                    "upload of `{name}` cut off: the server is shutting down; \
+                     nothing was stored; closing"
+                ));
+                return Ok(Flow::Close);
+            }
             Err(e) => {
                 drop(upload);
                 self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
@@ -608,6 +632,12 @@ impl Connection<'_> {
                 self.reply_error(message)?;
                 Ok(Flow::Continue)
             }
+            Err(BodyError::Eof { .. }) if self.cut_off() => {
+                self.close_with_error(&format!(
+                    "{message}; closing, since the server is shutting down"
+                ));
+                Ok(Flow::Close)
+            }
             Err(BodyError::Eof { .. }) => Ok(Flow::Close),
             Err(BodyError::Io(e)) if is_timeout(&e) => {
                 self.close_with_error(&format!(
@@ -622,7 +652,7 @@ impl Connection<'_> {
 
     /// Why sending to the client failed, in words for the log.
     fn send_failure(&self, e: &io::Error) -> String {
-        if self.stopping() {
+        if self.cut_off() {
             "the server is shutting down".to_string()
         } else if is_timeout(e) {
             format!(
@@ -639,6 +669,11 @@ impl Connection<'_> {
         } else {
             e.to_string()
         }
+    }
+
+    /// Whether the grace period of a shutdown is over.
+    fn cut_off(&self) -> bool {
+        self.shared.cut_off.load(Ordering::SeqCst)
     }
 
     fn stopping(&self) -> bool {

@@ -1083,3 +1083,29 @@ fn the_server_log_names_the_file_of_every_request_that_fails() {
     assert!(raw.upload("a//b", b"abc").starts_with("ERROR: "));
     server.wait_for_log(&["WRITE,a//b,3 -> refused: name has an empty component"]);
 }
+
+#[test]
+fn an_upload_cut_off_by_the_shutdown_is_told_so_and_leaves_nothing() {
+    let root = TempDir::new().unwrap();
+    let mut server = common::ServeProcess::start_logging(root.path(), &["--grace", "1"]);
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"WRITE,sub/slow.bin,2000\n");
+    raw.send(&[7u8; 100]);
+    assert!(
+        wait_until(NOTICE, || temp_files(root.path()).len() == 1),
+        "the upload never began"
+    );
+    server.signal("TERM");
+    // after the grace period, the client reads why its upload failed
+    let reply = raw.read_to_close();
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "ERROR: upload of `sub/slow.bin` cut off: the server is shutting down; \
+         nothing was stored; closing\n"
+    );
+    let line = server.wait_for_log(&["WRITE sub/slow.bin"]);
+    assert!(line.contains("server is shutting down"), "{line}");
+    assert!(server.wait_exit(NOTICE).is_some(), "the server exits");
+    assert!(!root.path().join("sub/slow.bin").exists());
+    assert_eq!(temp_files(root.path()), Vec::<std::path::PathBuf>::new());
+}
