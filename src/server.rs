@@ -97,9 +97,11 @@ impl Shared {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// One line on stderr, unless quiet. A log that cannot be written (its
+    /// reader went away) is skipped: serving matters more than logging.
     fn log(&self, args: std::fmt::Arguments<'_>) {
         if !self.config.quiet {
-            eprintln!("{args}");
+            let _ = writeln!(io::stderr().lock(), "{args}");
         }
     }
 }

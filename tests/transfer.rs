@@ -1109,3 +1109,41 @@ fn an_upload_cut_off_by_the_shutdown_is_told_so_and_leaves_nothing() {
     assert!(!root.path().join("sub/slow.bin").exists());
     assert_eq!(temp_files(root.path()), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn a_server_whose_log_cannot_be_written_goes_on_serving() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let root = TempDir::new().unwrap();
+    put(root.path(), "f.txt", b"contents");
+    let mut child = common::Child(
+        Command::new(env!("CARGO_BIN_EXE_ioe"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // whoever read the log went away (`ioe serve 2>&1 | head`)
+    drop(child.0.stderr.take());
+    let mut first = String::new();
+    std::io::BufReader::new(child.0.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr: std::net::SocketAddr = first
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for _ in 0..2 {
+        let mut raw = Raw::connect(addr);
+        raw.send(b"LIST\n");
+        assert_eq!(raw.list_reply().len(), 1);
+        assert_eq!(raw.read_file("f.txt"), b"contents");
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "the server stopped");
+}
