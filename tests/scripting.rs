@@ -575,7 +575,8 @@ fn local_helpers_walk_and_inspect_files() {
         remove("notes");
         print(exists("notes"));
         for f in [|| walk("nope"), || file_size("nope"), || remove("nope"), || read_text("nope"),
-                     || remove("tree"), || file_size("tree"), || mkdir("tree/a.txt/x")] {
+                     || remove("tree"), || file_size("tree"), || mkdir("tree/a.txt/x"),
+                     || walk("tree/a.txt")] {
             try { f.call(); print("worked?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
         }
     "#;
@@ -610,6 +611,10 @@ fn local_helpers_walk_and_inspect_files() {
         lines[16].starts_with("local_io: mkdir: `tree/a.txt/x`: "),
         "{}",
         lines[16]
+    );
+    assert_eq!(
+        lines[17],
+        "local_io: walk `tree/a.txt`: `tree/a.txt` is not a folder"
     );
     assert!(
         work.path().join("tree/b.txt").exists(),

@@ -48,8 +48,12 @@ fn local_error(op: &str, path: &str, e: &io::Error) -> Box<EvalAltResult> {
 /// beginning with `dir` as given.
 fn walk(dir: &str) -> Fallible<Array> {
     let op = format!("walk `{dir}`");
-    if let Err(e) = fs::metadata(dir) {
-        return Err(local_error(&op, dir, &e));
+    let meta = fs::metadata(dir).map_err(|e| local_error(&op, dir, &e))?;
+    if !meta.is_dir() {
+        return Err(throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{dir}` is not a folder"),
+        ));
     }
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(true) {
