@@ -883,6 +883,12 @@ fn args_reach_the_script_from_a_file_from_stdin_and_from_e() {
 
     let run = eval(work.path(), printer, &[]);
     assert_eq!(ok(&run), "0\n");
+
+    // `--` after a script is an argument; right after `-e CODE` it is not
+    let run = script(work.path(), printer, &["--", "-x"]);
+    assert_eq!(ok(&run), "2\n--\n-x\n");
+    let run = eval(work.path(), printer, &["--", "-x", "--"]);
+    assert_eq!(ok(&run), "2\n-x\n--\n");
 }
 
 #[test]
