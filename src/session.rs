@@ -200,8 +200,19 @@ impl Session {
         // overlap is a fifth of the time. If it fails, the body is still
         // read (and dropped) so that the session stays in sync.
         let mut part = std::fs::create_dir_all(parent)
-            .and_then(|()| partial::create_in(parent))
-            .map_err(local_err);
+            .map_err(|e| match file_in_the_way(parent) {
+                Some(file) => Error::new(
+                    ErrorKind::LocalIo,
+                    &op,
+                    format!(
+                        "`{}` is a file, not a folder, so `{}` cannot be written",
+                        file.display(),
+                        local.display()
+                    ),
+                ),
+                None => local_err(e),
+            })
+            .and_then(|()| partial::create_in(parent).map_err(local_err));
         let size = match self.status(&op)? {
             Status::Size(size) => size,
             Status::Error(message) => return Err(self.refusal(&op, &message)),
@@ -484,6 +495,18 @@ fn check_local_target(op: &str, remote: &str, local: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The part of `dir` (itself or a parent) that is a file or other
+/// non-folder, which is why `dir` cannot be made; asked only after making
+/// it failed.
+pub(crate) fn file_in_the_way(dir: &Path) -> Option<&Path> {
+    let mut parts: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    parts.reverse();
+    parts.into_iter().find(|p| p.exists() && !p.is_dir())
 }
 
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {

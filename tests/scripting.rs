@@ -607,10 +607,9 @@ fn local_helpers_walk_and_inspect_files() {
         lines[14]
     );
     assert_eq!(lines[15], "local_io: file_size: `tree` is a folder");
-    assert!(
-        lines[16].starts_with("local_io: mkdir: `tree/a.txt/x`: "),
-        "{}",
-        lines[16]
+    assert_eq!(
+        lines[16],
+        "local_io: mkdir: `tree/a.txt` is a file, not a folder, so `tree/a.txt/x` cannot be made"
     );
     assert_eq!(
         lines[17],
@@ -642,6 +641,38 @@ fn read_text_of_a_file_too_big_for_a_string_is_a_catchable_local_io() {
          move big files with read and write\n\
          fits\n"
     );
+}
+
+#[test]
+fn a_file_where_a_folder_should_be_is_named() {
+    let server = TestServer::start();
+    put(server.root(), "a.txt", b"alpha");
+    let work = TempDir::new().unwrap();
+    put(work.path(), "notes.txt", b"not a folder");
+    let code = r#"
+        let s = connect("ADDR");
+        for f in [|| s.read("a.txt", "notes.txt/deeper/a.txt"), || write_text("notes.txt/n.txt", "x"),
+                  || mkdir("notes.txt")] {
+            try { f.call(); print("worked?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+        print(s.read("a.txt", "fine/a.txt"));
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    assert_eq!(
+        ok(&run),
+        "local_io: read `a.txt`: `notes.txt` is a file, not a folder, \
+         so `notes.txt/deeper/a.txt` cannot be written\n\
+         local_io: write_text: `notes.txt` is a file, not a folder, \
+         so `notes.txt/n.txt` cannot be written\n\
+         local_io: mkdir: `notes.txt` is a file, not a folder\n\
+         5\n"
+    );
+    assert_eq!(
+        fs::read(work.path().join("notes.txt")).unwrap(),
+        b"not a folder"
+    );
+    assert!(temp_files(work.path()).is_empty());
 }
 
 #[test]

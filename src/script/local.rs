@@ -6,6 +6,7 @@ use super::api::to_int;
 use super::report::throw;
 use super::{Registry, State};
 use crate::error::ErrorKind;
+use crate::session::file_in_the_way;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::cell::RefCell;
 use std::fs;
@@ -95,7 +96,21 @@ fn file_size(path: &str) -> Fallible<INT> {
 
 /// Creates a folder and its missing parents; an existing folder is fine.
 fn mkdir(path: &str) -> Fallible<()> {
-    fs::create_dir_all(path).map_err(|e| local_error("mkdir", path, &e))
+    let op = "mkdir";
+    fs::create_dir_all(path).map_err(|e| match file_in_the_way(Path::new(path)) {
+        Some(file) if file == Path::new(path) => throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{path}` is a file, not a folder"),
+        ),
+        Some(file) => throw(
+            ErrorKind::LocalIo.as_str(),
+            format!(
+                "{op}: `{}` is a file, not a folder, so `{path}` cannot be made",
+                file.display()
+            ),
+        ),
+        None => local_error(op, path, &e),
+    })
 }
 
 /// Removes a file or an empty folder (never a whole tree, by design).
@@ -146,7 +161,16 @@ fn write_text(path: &str, text: &str) -> Fallible<INT> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        fs::create_dir_all(parent).map_err(|e| local_error(op, path, &e))?;
+        fs::create_dir_all(parent).map_err(|e| match file_in_the_way(parent) {
+            Some(file) => throw(
+                ErrorKind::LocalIo.as_str(),
+                format!(
+                    "{op}: `{}` is a file, not a folder, so `{path}` cannot be written",
+                    file.display()
+                ),
+            ),
+            None => local_error(op, path, &e),
+        })?;
     }
     fs::write(path, text).map_err(|e| local_error(op, path, &e))?;
     Ok(to_int(text.len() as u64))
