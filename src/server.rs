@@ -281,7 +281,8 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 busy,
             };
             if let Err(e) = session.serve() {
-                thread_shared.log(format_args!("{} closed: {e}", session.peer));
+                let why = session.failure(&e);
+                thread_shared.log(format_args!("{} connection lost: {why}", session.peer));
             }
         });
     if let Err(e) = spawned {
@@ -542,7 +543,7 @@ impl Connection<'_> {
         let sent = match send_file(&file, self.conn.stream(), size) {
             Ok(sent) => sent,
             Err(e) => {
-                let why = self.send_failure(&e);
+                let why = self.failure(&e);
                 self.log(&format!("READ {name} -> not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
@@ -652,8 +653,10 @@ impl Connection<'_> {
         }
     }
 
-    /// Why sending to the client failed, in words for the log.
-    fn send_failure(&self, e: &io::Error) -> String {
+    /// Why talking to the client failed, in words for the log. (Read
+    /// timeouts are handled where they happen, so a timeout here is one of
+    /// writing.)
+    fn failure(&self, e: &io::Error) -> String {
         if self.cut_off() {
             "the server is shutting down".to_string()
         } else if is_timeout(e) {

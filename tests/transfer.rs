@@ -1147,3 +1147,17 @@ fn a_server_whose_log_cannot_be_written_goes_on_serving() {
     }
     assert!(child.0.try_wait().unwrap().is_none(), "the server stopped");
 }
+
+#[test]
+fn the_server_log_says_in_words_when_a_client_leaves_without_its_replies() {
+    let root = TempDir::new().unwrap();
+    let server = common::ServeProcess::start_logging(root.path(), &[]);
+    let mut raw = Raw::connect(server.addr());
+    // many requests, then gone before reading a reply: a write fails
+    raw.send(&b"NOPE\n".repeat(2000));
+    raw.shutdown();
+    drop(raw);
+    let line = server.wait_for_log(&["connection lost"]);
+    assert!(line.contains("the client closed the connection"), "{line}");
+    assert!(!line.contains("os error"), "{line}");
+}
