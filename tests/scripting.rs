@@ -738,6 +738,30 @@ fn an_error_inside_a_function_shows_where_and_the_call_chain() {
 }
 
 #[test]
+fn an_error_inside_an_imported_module_quotes_the_module() {
+    let work = TempDir::new().unwrap();
+    put(
+        work.path(),
+        "jobs/lib.rhai",
+        b"fn hello(x) { print(`hi ${x}`); }\nfn boom() { read(\"nope\") }\n",
+    );
+    put(
+        work.path(),
+        "jobs/main.rhai",
+        b"import \"lib\" as lib;\nlib::hello(\"a\");\nlib::boom();\n",
+    );
+    let run = run_ioe(work.path(), &["run", "jobs/main.rhai"], "");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "hi a\n");
+    assert_eq!(
+        run.stderr,
+        "error[not_connected]: read `nope`: not connected; connect to a server first\n \
+         --> jobs/lib.rhai:2:13\n  |\n2 | fn boom() { read(\"nope\") }\n  |             ^\n  \
+         in `boom`, called at jobs/main.rhai:3:6\n"
+    );
+}
+
+#[test]
 fn an_error_inside_a_closure_says_so() {
     let work = TempDir::new().unwrap();
     let run = script(

@@ -4,11 +4,13 @@
 //! failures into [`Report`]s.
 //!
 //! - `api`: `connect`, `Session`, the transfer functions, `serve`;
+//! - `import`: modules (`import "lib" as lib;`) beside the importing script;
 //! - `local`: the local file helpers;
 //! - `report`: error maps for `catch`, and the report for uncaught errors;
 //! - `run`: the `ioe run` command (sources, Ctrl-C, exit statuses).
 
 mod api;
+mod import;
 mod local;
 mod report;
 mod run;
@@ -126,7 +128,8 @@ impl Host {
             .set_max_map_size(limits::MAP_SIZE)
             .set_max_operations(0)
             .set_strict_variables(true)
-            .set_fail_on_invalid_map_property(true);
+            .set_fail_on_invalid_map_property(true)
+            .set_module_resolver(import::Modules::default());
         let cancel = options.cancel.clone();
         // between operations: stop the script once Ctrl-C was pressed
         engine.on_progress(move |_| {

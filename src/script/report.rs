@@ -141,10 +141,13 @@ impl Location {
     fn find(sources: &HashMap<String, String>, file: &str, pos: Position) -> Option<Location> {
         let line = pos.line()?;
         let column = pos.position().unwrap_or(1);
-        let text = sources
-            .get(file)
-            .and_then(|source| source.lines().nth(line - 1))
-            .map(str::to_string);
+        // an imported module's text is read from its file
+        let text = match sources.get(file) {
+            Some(source) => source.lines().nth(line - 1).map(str::to_string),
+            None => std::fs::read_to_string(file)
+                .ok()
+                .and_then(|source| source.lines().nth(line - 1).map(str::to_string)),
+        };
         Some(Location {
             file: file.to_string(),
             line,
@@ -221,7 +224,7 @@ impl Report {
         let mut file = file.to_string();
         let mut err = err;
         // walk into script function calls, noting each call site
-        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = err {
+        while let EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) = err {
             let site =
                 Location::find(sources, &file, pos).map_or_else(|| file.clone(), |l| l.to_string());
             // Rhai names closures `anon$<hash>`
@@ -230,7 +233,10 @@ impl Report {
             } else {
                 trace.push(format!("in `{name}`, called at {site}"));
             }
-            if let Some(defined_in) = fn_sources.get(&name) {
+            if !source.is_empty() && !sources.contains_key(&source) {
+                // a function of a module the script imported: its file
+                file = source;
+            } else if let Some(defined_in) = fn_sources.get(&name) {
                 file.clone_from(defined_in);
             }
             err = *inner;
