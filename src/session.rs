@@ -302,19 +302,28 @@ impl Session {
         }
     }
 
-    /// Ends the session politely. Closing a closed session does nothing.
+    /// Ends the session politely. Closing a closed session does nothing;
+    /// so does closing one that the server closed already (idle timeout,
+    /// shutdown) or that was lost: the session ends either way, with
+    /// nothing left pending.
     pub fn bye(&mut self) -> Result<()> {
-        if self.conn.is_none() {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let op = "bye";
+        if conn.write_all(Request::Bye.to_line().as_bytes()).is_err() {
+            self.conn = None;
             return Ok(());
         }
-        let op = "bye";
-        self.send(op, Request::Bye.to_line().as_bytes())?;
         let status = self.status(op);
         self.conn = None;
-        match status? {
-            Status::Ok(_) => Ok(()),
-            Status::Error(message) => Err(self.refusal(op, &message)),
-            Status::Size(_) => Err(Error::new(
+        match status {
+            Ok(Status::Ok(_)) => Ok(()),
+            Ok(Status::Error(message)) if protocol::announces_close(&message) => Ok(()),
+            Err(e) if e.kind == ErrorKind::ConnectionLost => Ok(()),
+            Err(e) => Err(e),
+            Ok(Status::Error(message)) => Err(self.refusal(op, &message)),
+            Ok(Status::Size(_)) => Err(Error::new(
                 ErrorKind::ConnectionLost,
                 op,
                 "unexpected reply to BYE",

@@ -1161,3 +1161,19 @@ fn the_server_log_says_in_words_when_a_client_leaves_without_its_replies() {
     assert!(line.contains("the client closed the connection"), "{line}");
     assert!(!line.contains("os error"), "{line}");
 }
+
+#[test]
+fn bye_after_the_server_closed_the_session_is_not_an_error() {
+    let root = TempDir::new().unwrap();
+    let mut server = common::ServeProcess::start(root.path(), &[]);
+    let mut session = Session::connect(&server.addr().to_string()).unwrap();
+    assert_eq!(session.list(None).unwrap(), vec![]);
+    // the server stops: an idle session is closed at once, with a reason
+    server.signal("TERM");
+    assert!(server.wait_exit(NOTICE).is_some(), "the server exits");
+    // the goal of bye() is reached already: a job that ends with it must
+    // not fail for that
+    session.bye().unwrap();
+    assert!(!session.is_open());
+    session.bye().unwrap();
+}
