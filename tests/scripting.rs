@@ -973,6 +973,32 @@ fn print_goes_to_stdout_and_debug_to_stderr() {
 }
 
 #[test]
+fn a_closed_stderr_stops_neither_debug_nor_the_report() {
+    let work = TempDir::new().unwrap();
+    for (code, status) in [
+        // far more than a pipe holds, so writes fail once it is closed
+        ("for i in 0..20000 { debug(i); } print(\"went on\");", 0),
+        (
+            "for i in 0..20000 { debug(i); } print(\"went on\"); throw \"x\";",
+            1,
+        ),
+        (
+            "for i in 0..20000 { debug(i); } print(\"went on\"); exit(\"bye\");",
+            1,
+        ),
+    ] {
+        let mut child = spawn_ioe(work.path(), &["run", "-e", code]);
+        drop(child.0.stderr.take());
+        let run = common::finish(child, std::thread::spawn(|| {}));
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (Some(status), "went on\n"),
+            "{code}"
+        );
+    }
+}
+
+#[test]
 fn sessions_and_servers_print_readably() {
     let work = TempDir::new().unwrap();
     fs::create_dir(work.path().join("d")).unwrap();

@@ -141,9 +141,13 @@ impl Host {
             // a closed pipe (`ioe run job.rhai | head`) must not panic
             let _ = writeln!(std::io::stdout().lock(), "{text}");
         });
-        engine.on_debug(|text, source, pos| match (source, pos.line()) {
-            (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
-            _ => eprintln!("{text}"),
+        engine.on_debug(|text, source, pos| {
+            // nor must a closed stderr (`ioe run job.rhai 2>&1 | head`)
+            let mut stderr = std::io::stderr().lock();
+            let _ = match (source, pos.line()) {
+                (Some(source), Some(line)) => writeln!(stderr, "{source}:{line}: {text}"),
+                _ => writeln!(stderr, "{text}"),
+            };
         });
 
         let mut names = Vec::new();

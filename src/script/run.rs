@@ -7,7 +7,7 @@
 use super::{Host, HostOptions, Stop};
 use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 /// Where the script comes from.
@@ -40,7 +40,7 @@ pub fn run(options: RunOptions) -> u8 {
     let (name, text) = match load(&options.source) {
         Ok(loaded) => loaded,
         Err(message) => {
-            eprintln!("ioe: {message}");
+            diagnose(format_args!("ioe: {message}"));
             return EXIT_UNUSABLE;
         }
     };
@@ -54,7 +54,9 @@ pub fn run(options: RunOptions) -> u8 {
         handler_token.cancel();
     });
     if let Err(e) = installed {
-        eprintln!("ioe: warning: Ctrl-C will not stop transfers cleanly: {e}");
+        diagnose(format_args!(
+            "ioe: warning: Ctrl-C will not stop transfers cleanly: {e}"
+        ));
     }
     let mut host = Host::new(HostOptions {
         args: options.args,
@@ -65,17 +67,23 @@ pub fn run(options: RunOptions) -> u8 {
         Ok(_) => 0,
         Err(Stop::Exit(exit)) => {
             if let Some(message) = exit.message {
-                eprintln!("{message}");
+                diagnose(&message);
             }
             exit.code
         }
         Err(Stop::Failed(report)) => {
-            eprintln!("{report}");
+            diagnose(&report);
             report.exit_code()
         }
     };
     drop(host);
     status
+}
+
+/// Writes a line on stderr; a closed stderr (`2>&1 | head`) is ignored
+/// rather than a panic that would change the exit status.
+fn diagnose(text: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// The script's name for reports, and its text.
