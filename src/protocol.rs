@@ -411,8 +411,8 @@ pub fn legacy_body_may_be_size(buffered: &[u8]) -> bool {
     })
 }
 
-/// A byte string shown to a person: UTF-8 where it is, escapes elsewhere,
-/// cut at 80 characters.
+/// A byte string shown to a person: invalid UTF-8 becomes U+FFFD, control
+/// characters and quotes are escaped, and it is cut at 80 characters.
 pub fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out: String = text.chars().take(80).flat_map(char::escape_debug).collect();

@@ -245,7 +245,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let open = shared.live().len();
     if open >= shared.config.max_connections {
-        shared.log(format_args!("{peer} refused: {open} connections open"));
+        shared.log(format_args!("{peer} refused: {}", connections_open(open)));
         refuse_busy(shared, stream, open);
         return;
     }
@@ -291,14 +291,22 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     }
 }
 
+/// "1 connection open", "2 connections open".
+fn connections_open(open: usize) -> String {
+    let plural = if open == 1 { "" } else { "s" };
+    format!("{open} connection{plural} open")
+}
+
 /// Tells a client beyond `--max-connections` that the server is busy. A client
 /// usually sends its first request at once; closing with that request unread
 /// would reset the connection and lose the error line, so the close lingers
 /// on a short-lived thread of its own (at most [`MAX_REFUSING`] at a time;
 /// beyond that, the error is sent and the socket closed at once).
 fn refuse_busy(shared: &Arc<Shared>, mut stream: TcpStream, open: usize) {
-    let message =
-        format!("ERROR: server busy ({open} connections open); closing, try again later\n");
+    let message = format!(
+        "ERROR: server busy ({}); closing, try again later\n",
+        connections_open(open)
+    );
     if stream.write_all(message.as_bytes()).is_err() {
         return;
     }

@@ -296,9 +296,13 @@ impl Session {
             Err(e) => return Err(self.send_failed(&op, &e)),
         }
         match self.status(&op)? {
-            Status::Ok(_) => Ok(size),
+            Status::Ok(text) if protocol::parse_number(text.as_bytes()) == Ok(size) => Ok(size),
+            Status::Ok(text) => Err(self.broken(
+                &op,
+                format!("it confirmed `OK {text}` for an upload of {size} bytes"),
+            )),
             Status::Error(message) => Err(self.refusal(&op, &message)),
-            Status::Size(_) => Err(self.broken(&op, "a size where `OK` was expected")),
+            Status::Size(_) => Err(self.broken(&op, "a size where `OK <size>` was expected")),
         }
     }
 

@@ -392,7 +392,7 @@ fn an_upload_cut_off_by_a_busy_server_says_the_server_is_busy() {
     assert_eq!(
         ok(&run),
         "connection_lost\n\
-         write `big.bin`: server said: server busy (1 connections open); closing, try again later; \
+         write `big.bin`: server said: server busy (1 connection open); closing, try again later; \
          the session was closed, reconnect to go on\n\
          false\n\
          0\n"

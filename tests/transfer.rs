@@ -1177,3 +1177,35 @@ fn bye_after_the_server_closed_the_session_is_not_an_error() {
     assert!(!session.is_open());
     session.bye().unwrap();
 }
+
+#[test]
+fn an_upload_confirmed_with_another_size_is_not_taken_as_stored() {
+    let local = TempDir::new().unwrap();
+    let source = put(local.path(), "source", b"abc");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fake = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut header = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut header).unwrap();
+        let mut body = [0; 3];
+        reader.read_exact(&mut body).unwrap();
+        (&stream).write_all(b"OK 5\n").unwrap();
+        header
+    });
+    let mut session = Session::connect(&addr).unwrap();
+    let error = session.write(&source, "up.txt").unwrap_err();
+    assert_eq!(fake.join().unwrap(), "WRITE,up.txt,3\n");
+    assert_eq!(error.kind, ErrorKind::ConnectionLost, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("it confirmed `OK 5` for an upload of 3 bytes"),
+        "{error}"
+    );
+    assert!(!session.is_open());
+}
