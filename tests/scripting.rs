@@ -885,7 +885,7 @@ fn a_script_that_does_not_compile_exits_2_before_anything_runs() {
 #[test]
 fn exit_sets_the_status() {
     let work = TempDir::new().unwrap();
-    let cases: [(&str, i32, &str, &str); 7] = [
+    let cases: [(&str, i32, &str, &str); 9] = [
         ("print(1);", 0, "1\n", ""),
         ("print(1); exit(); print(2);", 0, "1\n", ""),
         ("exit(0); print(2);", 0, "", ""),
@@ -902,6 +902,18 @@ fn exit_sets_the_status() {
             1,
             "",
             "exit(256): an exit status is 0 to 255; exiting with 1\n",
+        ),
+        (
+            "exit(3.5);",
+            1,
+            "",
+            "exit(3.5): give exit() a whole number from 0 to 255, or a text; exiting with 1\n",
+        ),
+        (
+            "exit(ARGS.is_empty());",
+            1,
+            "",
+            "exit(true): give exit() a whole number from 0 to 255, or a text; exiting with 1\n",
         ),
     ];
     for (code, status, stdout, stderr) in cases {

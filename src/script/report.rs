@@ -62,7 +62,8 @@ impl Stop {
 }
 
 /// What `exit(…)` asked for: `exit()` and `exit(n)` give a status;
-/// `exit("text")` prints the text on stderr and exits 1.
+/// `exit("text")` prints the text on stderr and exits 1; any other value
+/// exits 1 saying what `exit` takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
     /// The process exit status.
@@ -105,9 +106,16 @@ impl Exit {
                 },
             };
         }
+        let message = if value.is_string() {
+            value.to_string()
+        } else {
+            format!(
+                "exit({value}): give exit() a whole number from 0 to 255, or a text; exiting with 1"
+            )
+        };
         Exit {
             code: 1,
-            message: Some(value.to_string()),
+            message: Some(message),
         }
     }
 }
