@@ -851,6 +851,43 @@ fn going_past_a_limit_says_which_limit_and_keeps_the_report_short() {
 }
 
 #[test]
+fn a_call_with_the_wrong_arguments_shows_how_to_call_it() {
+    let work = TempDir::new().unwrap();
+    for (code, first_line) in [
+        (
+            // ARGS are strings, so this is the likeliest slip
+            "connect(\"127.0.0.1\", ARGS[0])",
+            "error: Function not found: connect (string, string); \
+             call it as connect(host, port) with a number for port, \
+             connect(\"host:port\") or connect(server)",
+        ),
+        (
+            "let s = connect(serve(\".\")); s.read(1)",
+            "error: Function not found: read (Session, int); \
+             call it as read(remote) or read(remote, local), on a session or on the current one",
+        ),
+        (
+            "write_text(\"a.txt\")",
+            "error: Function not found: write_text (string); \
+             call it as write_text(path, text)",
+        ),
+        (
+            "frobnicate(1)",
+            "error: Function not found: frobnicate (int)",
+        ),
+    ] {
+        let run = eval(work.path(), code, &["7070"]);
+        assert_eq!(run.code, Some(1), "{code}");
+        assert_eq!(
+            run.stderr.lines().next(),
+            Some(first_line),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn a_script_that_does_not_compile_exits_2_before_anything_runs() {
     let work = TempDir::new().unwrap();
     let code = "write_text(\"ran.txt\", \"it ran\");\nprint(\"hello\");\nlet x = (1 + ;\n";

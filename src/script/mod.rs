@@ -399,4 +399,13 @@ mod tests {
             assert!(host.function_names().contains(&name), "{name} missing");
         }
     }
+
+    #[test]
+    fn every_api_function_says_how_to_call_it() {
+        let host = host();
+        for name in host.function_names() {
+            let property = ["addr", "is_open", "root"].contains(name);
+            assert_eq!(report::usage(name).is_some(), !property, "{name}");
+        }
+    }
 }
