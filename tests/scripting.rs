@@ -759,6 +759,30 @@ fn an_error_inside_an_imported_module_quotes_the_module() {
          --> jobs/lib.rhai:2:13\n  |\n2 | fn boom() { read(\"nope\") }\n  |             ^\n  \
          in `boom`, called at jobs/main.rhai:3:6\n"
     );
+
+    // a module that does not compile, and one that is not there
+    put(work.path(), "jobs/broken.rhai", b"fn f( {\n");
+    put(
+        work.path(),
+        "jobs/uses_broken.rhai",
+        b"print(\"ran\");\nimport \"broken\" as b;\n",
+    );
+    let run = run_ioe(work.path(), &["run", "jobs/uses_broken.rhai"], "");
+    assert_eq!((run.code, run.stdout.as_str()), (Some(1), "ran\n"));
+    assert_eq!(
+        run.stderr,
+        "error: the module does not compile: \
+         Expecting ')' to close the parameters list of function 'f'\n \
+         --> jobs/broken.rhai:1:7\n  |\n1 | fn f( {\n  |       ^\n  \
+         in module `jobs/broken.rhai`, imported at jobs/uses_broken.rhai:2:8\n"
+    );
+    put(work.path(), "jobs/uses_missing.rhai", b"import \"util\" as u;\n");
+    let run = run_ioe(work.path(), &["run", "jobs/uses_missing.rhai"], "");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr.lines().next(),
+        Some("error: module `util` not found: there is no file `jobs/util.rhai`")
+    );
 }
 
 #[test]

@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 /// Finds modules beside the importing script and keeps each one loaded.
 #[derive(Default)]
 pub(crate) struct Modules {
-    /// Maps `lib` to `folder/lib.rhai` as Rhai does.
-    files: FileModuleResolver,
     loaded: RefCell<HashMap<PathBuf, Shared<Module>>>,
+}
+
+/// The file `import "path"` loads when run by the script named `importer`:
+/// `path` plus `.rhai`, relative to the importer's folder.
+pub(crate) fn module_file(path: &str, importer: &str) -> PathBuf {
+    FileModuleResolver::new().get_file_path(path, Path::new(importer).parent())
 }
 
 impl ModuleResolver for Modules {
@@ -25,17 +29,17 @@ impl ModuleResolver for Modules {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let beside = source.and_then(|s| Path::new(s).parent());
-        let file = self.files.get_file_path(path, beside);
+        let file = module_file(path, source.unwrap_or_default());
         if let Some(module) = self.loaded.borrow().get(&file) {
             return Ok(module.clone());
         }
         if !file.is_file() {
             return Err(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos).into());
         }
-        let in_module = |e| EvalAltResult::ErrorInModule(path.to_string(), e, pos);
+        let name = file.to_string_lossy().into_owned();
+        let in_module = |e| EvalAltResult::ErrorInModule(name.clone(), e, pos);
         let mut ast = engine.compile_file(file.clone()).map_err(in_module)?;
-        ast.set_source(file.to_string_lossy().into_owned());
+        ast.set_source(name.clone());
         let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(in_module)?
             .into();

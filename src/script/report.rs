@@ -231,24 +231,41 @@ impl Report {
         let mut trace = Vec::new();
         let mut file = file.to_string();
         let mut err = err;
-        // walk into script function calls, noting each call site
-        while let EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) = err {
-            let site =
-                Location::find(sources, &file, pos).map_or_else(|| file.clone(), |l| l.to_string());
-            // Rhai names closures `anon$<hash>`
-            if name.starts_with("anon$") {
-                trace.push(format!("in a closure, called at {site}"));
-            } else {
-                trace.push(format!("in `{name}`, called at {site}"));
-            }
-            if !source.is_empty() && !sources.contains_key(&source) {
-                // a function of a module the script imported: its file
-                file = source;
-            } else if let Some(defined_in) = fn_sources.get(&name) {
-                file.clone_from(defined_in);
-            }
-            err = *inner;
-        }
+        // walk into script function calls and imports, noting each site
+        let err = loop {
+            let site = |file: &str, pos| {
+                Location::find(sources, file, pos)
+                    .map_or_else(|| file.to_string(), |l| l.to_string())
+            };
+            err = match err {
+                EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                    let site = site(&file, pos);
+                    // Rhai names closures `anon$<hash>`
+                    if name.starts_with("anon$") {
+                        trace.push(format!("in a closure, called at {site}"));
+                    } else {
+                        trace.push(format!("in `{name}`, called at {site}"));
+                    }
+                    if !source.is_empty() && !sources.contains_key(&source) {
+                        // a function of a module the script imported: its file
+                        file = source;
+                    } else if let Some(defined_in) = fn_sources.get(&name) {
+                        file.clone_from(defined_in);
+                    }
+                    *inner
+                }
+                // `import` names a module by its file (see `import`)
+                EvalAltResult::ErrorInModule(module, inner, pos) => {
+                    trace.push(format!(
+                        "in module `{module}`, imported at {}",
+                        site(&file, pos)
+                    ));
+                    file = module;
+                    *inner
+                }
+                other => break other,
+            };
+        };
         trace.reverse();
         shorten_trace(&mut trace);
         let pos = err.position();
@@ -268,6 +285,19 @@ impl Report {
                 Some((kind, message)) => (Phase::Runtime, Some(kind), message),
                 None => (Phase::Runtime, None, value.to_string()),
             },
+            EvalAltResult::ErrorModuleNotFound(module, _) => (
+                Phase::Runtime,
+                None,
+                format!(
+                    "module `{module}` not found: there is no file `{}`",
+                    super::import::module_file(&module, &file).display()
+                ),
+            ),
+            EvalAltResult::ErrorParsing(error, _) => (
+                Phase::Runtime,
+                None,
+                format!("the module does not compile: {error}"),
+            ),
             EvalAltResult::ErrorStackOverflow(_) => (
                 Phase::Runtime,
                 None,
