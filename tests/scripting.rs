@@ -776,7 +776,11 @@ fn an_error_inside_an_imported_module_quotes_the_module() {
          --> jobs/broken.rhai:1:7\n  |\n1 | fn f( {\n  |       ^\n  \
          in module `jobs/broken.rhai`, imported at jobs/uses_broken.rhai:2:8\n"
     );
-    put(work.path(), "jobs/uses_missing.rhai", b"import \"util\" as u;\n");
+    put(
+        work.path(),
+        "jobs/uses_missing.rhai",
+        b"import \"util\" as u;\n",
+    );
     let run = run_ioe(work.path(), &["run", "jobs/uses_missing.rhai"], "");
     assert_eq!(run.code, Some(1));
     assert_eq!(
