@@ -1042,6 +1042,25 @@ fn stdin_scripts_report_as_stdin_and_shebang_lines_are_skipped() {
 }
 
 #[test]
+fn a_byte_order_mark_from_a_windows_editor_is_ignored() {
+    let work = TempDir::new().unwrap();
+    put(
+        work.path(),
+        "lib.rhai",
+        b"\xef\xbb\xbffn greet(x) { `hello ${x}` }\r\n",
+    );
+    let code = "\u{feff}import \"lib\" as lib;\r\nprint(lib::greet(\"bom\"));\r\nlist();\r\n";
+    let run = script(work.path(), code, &[]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.stdout, "hello bom\n");
+    assert!(
+        run.stderr.contains(" --> job.rhai:3:1\n  |\n3 | list();\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn print_goes_to_stdout_and_debug_to_stderr() {
     let work = TempDir::new().unwrap();
     let run = eval(work.path(), "print(\"out\"); debug(\"diagnostic\");", &[]);

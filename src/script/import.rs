@@ -38,7 +38,12 @@ impl ModuleResolver for Modules {
         }
         let name = file.to_string_lossy().into_owned();
         let in_module = |e| EvalAltResult::ErrorInModule(name.clone(), e, pos);
-        let mut ast = engine.compile_file(file.clone()).map_err(in_module)?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            in_module(EvalAltResult::ErrorSystem(format!("cannot read `{name}`"), e.into()).into())
+        })?;
+        let mut ast = engine
+            .compile(super::without_bom(&text))
+            .map_err(|e| in_module(e.into()))?;
         ast.set_source(name.clone());
         let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(in_module)?

@@ -256,6 +256,12 @@ impl Host {
     }
 }
 
+/// `text` without the byte order mark some Windows editors start files
+/// with (scripts and modules).
+pub(crate) fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// `upper`'s lines, except where they are blank and `lower` has a line.
 fn overlay_lines(lower: &str, upper: &str) -> String {
     let (mut lower, mut upper) = (lower.lines(), upper.lines());

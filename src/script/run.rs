@@ -105,9 +105,10 @@ fn load(source: &ScriptSource) -> Result<(String, String), String> {
     }
 }
 
-/// Blanks a `#!` first line (so scripts can be executable) and keeps the
-/// line numbers.
+/// Drops a byte order mark (some Windows editors write one) and blanks a
+/// `#!` first line (so scripts can be executable), keeping line numbers.
 fn without_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = super::without_bom(text);
     if text.starts_with("#!") {
         let rest = text.find('\n').map_or("", |i| &text[i..]);
         rest.to_string().into()
