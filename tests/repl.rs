@@ -9,7 +9,8 @@ use common::{TestServer, TrickleServer, pseudo_random, put, temp_files};
 use rexpect::process::WaitStatus;
 use rexpect::session::{Options, PtySession, spawn_with_options};
 use std::fs;
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -494,5 +495,36 @@ fn plain_ioe_at_a_terminal_opens_the_prompt() {
     repl.line("help");
     repl.expect("CONNECT,host,port   open a session");
     repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
+fn ctrl_c_stops_a_request_the_server_never_answers() {
+    // takes connections and requests but never replies
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    for line in ["LIST", "READ,never.bin"] {
+        repl.connect(addr);
+        let (stream, _) = silent.accept().expect("the REPL connects");
+        stream.set_read_timeout(Some(EXPECT_TIMEOUT)).unwrap();
+        let mut requests = BufReader::new(stream);
+        repl.line(line);
+        let mut request = String::new();
+        requests
+            .read_line(&mut request)
+            .expect("the request arrives");
+        assert_eq!(request, format!("{line}\n"));
+
+        repl.keys("\x03");
+        let report = repl.expect("the session was closed");
+        assert!(report.contains("interrupted"), "{line}: {report}");
+        repl.prompt(None);
+    }
+    assert_eq!(temp_files(folders.work()), Vec::<PathBuf>::new());
+    repl.line("6 * 7");
+    repl.expect("42\r\n");
     assert_eq!(repl.quit(), 0);
 }
