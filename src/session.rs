@@ -39,6 +39,16 @@ pub struct Session {
 impl Session {
     /// Connects to `addr` (`host:port`), with [`CONNECT_TIMEOUT`] per address.
     pub fn connect(addr: &str) -> Result<Session> {
+        Session::connect_within(addr, CONNECT_TIMEOUT, IO_TIMEOUT)
+    }
+
+    /// Like [`connect`](Self::connect) with other limits: `connect_timeout`
+    /// per address, and `io_timeout` for a read or write that stalls.
+    pub fn connect_within(
+        addr: &str,
+        connect_timeout: Duration,
+        io_timeout: Duration,
+    ) -> Result<Session> {
         let op = format!("connect to `{addr}`");
         let candidates = addr.to_socket_addrs().map_err(|e| {
             Error::new(
@@ -49,12 +59,12 @@ impl Session {
         })?;
         let mut last = None;
         for candidate in candidates {
-            match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
+            match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
                     let setup = stream
                         .set_nodelay(true)
-                        .and_then(|()| stream.set_read_timeout(Some(IO_TIMEOUT)))
-                        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)));
+                        .and_then(|()| stream.set_read_timeout(Some(io_timeout)))
+                        .and_then(|()| stream.set_write_timeout(Some(io_timeout)));
                     if let Err(e) = setup {
                         return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
                     }

@@ -528,3 +528,22 @@ fn ctrl_c_stops_a_request_the_server_never_answers() {
     repl.expect("42\r\n");
     assert_eq!(repl.quit(), 0);
 }
+
+#[test]
+fn tab_on_a_stalled_server_gives_up_and_leaves_the_session_alone() {
+    // connections complete in the backlog, but nothing is ever answered
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let folders = Folders::new();
+    let mut repl = folders.repl(&["--connect", &addr.to_string()]);
+    repl.prompt(Some(addr));
+
+    repl.keys("READ,re\t");
+    // Ctrl-U drops the typed line once completion gave up
+    repl.keys("\x15");
+    repl.line("6 * 7");
+    repl.expect("42\r\n");
+    // Tab's failed listing did not close the session (quitting would wait
+    // for the silent server's reply to BYE, so the REPL is killed instead)
+    repl.prompt(Some(addr));
+}

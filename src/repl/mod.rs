@@ -21,6 +21,7 @@ use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
 use crate::script::{Host, HostOptions, Phase, Report, ScriptSession, ServerHandle, Stop};
+use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
 use rhai::{Dynamic, Map};
@@ -33,11 +34,15 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Exit status after Ctrl-C stopped a batch.
 const INTERRUPTED: u8 = 130;
 /// Most entries kept in the history file.
 const HISTORY_SIZE: usize = 1000;
+/// How long Tab completion waits for the server (to connect, and for each
+/// read of a listing) before it offers no remote names.
+const LISTING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How `ioe repl` runs.
 #[derive(Debug, Clone, Default)]
@@ -470,9 +475,17 @@ fn save_history(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, li
     }
 }
 
-/// Remote names for completion, from the host's current session.
+/// Remote names for completion: a listing of `dir` over a short-lived
+/// connection of its own to the current session's server. A stalled server
+/// holds the prompt for at most [`LISTING_TIMEOUT`] (Ctrl-C cannot
+/// interrupt Tab), and a failed listing never closes the session itself,
+/// so its next command reports what really happened.
 fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
-    host.remote_entries(dir)
+    let Some(addr) = host.current_addr() else {
+        return Vec::new();
+    };
+    Session::connect_within(&addr, LISTING_TIMEOUT, LISTING_TIMEOUT)
+        .and_then(|mut lister| lister.list(dir))
         .unwrap_or_default()
         .into_iter()
         .map(|entry| RemoteName {
