@@ -255,6 +255,22 @@ fn connect_failures_and_bad_ports_are_caught() {
         "{}",
         lines[4]
     );
+
+    // the port inside one string is checked the same way
+    let code = r#"
+        for addr in ["127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:", "[::1]:x"] {
+            try { connect(addr); print("connected?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+    "#;
+    let run = eval(work.path(), code, &[]);
+    assert_eq!(
+        ok(&run),
+        "bad_argument: connect to `127.0.0.1:abc`: port `abc` is not a number from 1 to 65535\n\
+         bad_argument: connect to `127.0.0.1:0`: port `0` is not a number from 1 to 65535\n\
+         bad_argument: connect to `127.0.0.1:70000`: port `70000` is not a number from 1 to 65535\n\
+         bad_argument: connect to `127.0.0.1:`: port `` is not a number from 1 to 65535\n\
+         bad_argument: connect to `[::1]:x`: port `x` is not a number from 1 to 65535\n"
+    );
 }
 
 #[test]

@@ -75,7 +75,13 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
 
     let st = Rc::clone(state);
     reg.func("connect", move |addr: &str| {
-        connect(&st, &with_default_port(addr))
+        let addr = with_default_port(addr).map_err(|port| {
+            throw(
+                BAD_ARGUMENT,
+                format!("connect to `{addr}`: port `{port}` is not a number from 1 to 65535"),
+            )
+        })?;
+        connect(&st, &addr)
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
@@ -158,12 +164,24 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         .register_fn("to_debug", |h: &mut ServerHandle| h.describe());
 }
 
-/// `host` alone means port [`DEFAULT_PORT`].
-fn with_default_port(addr: &str) -> String {
-    if addr.contains(':') {
-        addr.to_string()
-    } else {
-        format!("{addr}:{DEFAULT_PORT}")
+/// `host:port`, where `host` alone means port [`DEFAULT_PORT`] (an IPv6
+/// host is bracketed); the port text if it is not a port number.
+fn with_default_port(addr: &str) -> Result<String, &str> {
+    let (host, port) = match addr.rsplit_once(':') {
+        // `[::1]`, or `::1` with no port: IPv6 literals are full of colons
+        _ if addr.starts_with('[') && addr.ends_with(']') => (addr, None),
+        Some((host, _)) if host.contains(':') && !host.ends_with(']') => (addr, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (addr, None),
+    };
+    match port {
+        None => Ok(join_host_port(host, DEFAULT_PORT)),
+        Some(port) => match port.parse::<u16>() {
+            Ok(number) if number != 0 && port.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(join_host_port(host, number))
+            }
+            _ => Err(port),
+        },
     }
 }
 
@@ -291,9 +309,24 @@ mod tests {
 
     #[test]
     fn a_host_alone_gets_the_default_port() {
-        assert_eq!(with_default_port("files.example"), "files.example:7070");
-        assert_eq!(with_default_port("127.0.0.1:9000"), "127.0.0.1:9000");
-        assert_eq!(with_default_port("[::1]:9000"), "[::1]:9000");
+        assert_eq!(
+            with_default_port("files.example"),
+            Ok("files.example:7070".into())
+        );
+        assert_eq!(
+            with_default_port("127.0.0.1:9000"),
+            Ok("127.0.0.1:9000".into())
+        );
+        assert_eq!(with_default_port("[::1]:9000"), Ok("[::1]:9000".into()));
+        assert_eq!(with_default_port("[::1]"), Ok("[::1]:7070".into()));
+        assert_eq!(with_default_port("::1"), Ok("[::1]:7070".into()));
+        assert_eq!(
+            with_default_port("fe80::1:2"),
+            Ok("[fe80::1:2]:7070".into())
+        );
+        assert_eq!(with_default_port("host:0"), Err("0"));
+        assert_eq!(with_default_port("host:+80"), Err("+80"));
+        assert_eq!(with_default_port("[::1]:"), Err(""));
     }
 
     #[test]
