@@ -414,15 +414,51 @@ fn history_survives_a_restart() {
     let saved = fs::read_to_string(home_file).expect("history under HOME");
     assert!(saved.contains("let at_home = 1; at_home"), "{saved}");
 
-    // --no-history neither reads nor writes it
+    // --no-history neither reads nor writes it, but Up still recalls the
+    // lines of this run
     let before = fs::read_to_string(&file).unwrap();
     let mut repl = folders.repl(&["--no-history"]);
     repl.prompt(None);
-    repl.line("let unrecorded = 1; unrecorded");
-    repl.expect("1\r\n");
+    repl.line("let unrecorded = 7; unrecorded");
+    repl.expect("7\r\n");
+    repl.prompt(None);
+    repl.keys("\x1b[A");
+    repl.line(" * 2");
+    repl.expect("14\r\n");
     repl.prompt(None);
     assert_eq!(repl.quit(), 0);
     assert_eq!(fs::read_to_string(&file).unwrap(), before);
+}
+
+#[test]
+fn a_history_file_that_cannot_be_written_is_reported_once() {
+    let folders = Folders::new();
+    // a file where the state folder should be: ioe/history cannot be made
+    let blocker = put(folders.state.path(), "not-a-folder", b"");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .arg("repl")
+        .current_dir(folders.work())
+        .env("XDG_STATE_HOME", &blocker);
+    let mut repl = Repl::spawn(command);
+    repl.prompt(None);
+    repl.line("1 + 1");
+    let first = repl.expect("2\r\n");
+    assert!(
+        first.contains("cannot save the history in"),
+        "no warning: {first:?}"
+    );
+    repl.prompt(None);
+    repl.line("2 + 2");
+    let second = repl.expect("4\r\n");
+    assert!(!second.contains("history"), "warned again: {second:?}");
+    repl.prompt(None);
+    // the lines are still recalled within the run
+    repl.keys("\x1b[A");
+    repl.line(" + 1");
+    repl.expect("5\r\n");
+    repl.prompt(None);
+    assert_eq!(repl.quit(), 0);
 }
 
 #[test]

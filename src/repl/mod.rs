@@ -144,7 +144,7 @@ impl Repl {
                 return 1;
             }
         };
-        let history = if options.no_history {
+        let mut history_file = if options.no_history {
             None
         } else {
             open_history(&mut editor)
@@ -186,8 +186,14 @@ impl Repl {
             if line.trim().is_empty() {
                 continue;
             }
-            if let Some(path) = &history {
-                save_history(&mut editor, path, &line);
+            if let Some(path) = &history_file
+                && !remember(&mut editor, path, &line)
+            {
+                history_file = None;
+            }
+            if history_file.is_none() {
+                // still recalled with Up during this run
+                let _ = editor.add_history_entry(line.as_str());
             }
             let result = self.run_entered(&line, &mut entries);
             let functions = self.function_names();
@@ -456,11 +462,13 @@ fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf>
     Some(path)
 }
 
-/// Adds `line` to the history and writes it out at once, so a crash or a
-/// closed terminal loses nothing.
-fn save_history(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: &str) {
+/// Adds `line` to the history and writes it out to `path` at once, so a
+/// crash or a closed terminal loses nothing. `false` (after a warning)
+/// when the file cannot be written: the caller stops trying, so the
+/// warning is not repeated after every line.
+fn remember(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: &str) -> bool {
     if !matches!(editor.add_history_entry(line), Ok(true)) {
-        return;
+        return true;
     }
     let saved = match path.parent() {
         Some(dir) => std::fs::create_dir_all(dir).map_err(ReadlineError::from),
@@ -469,10 +477,13 @@ fn save_history(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, li
     .and_then(|()| editor.append_history(path));
     if let Err(e) = saved {
         eprintln!(
-            "ioe: warning: cannot save the history in {}: {e}",
+            "ioe: warning: cannot save the history in {}: {e}; \
+             lines are recalled with Up for the rest of this run only",
             path.display()
         );
+        return false;
     }
+    true
 }
 
 /// Remote names for completion: a listing of `dir` over a short-lived
