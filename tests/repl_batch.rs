@@ -340,3 +340,20 @@ fn plain_ioe_without_a_terminal_points_to_repl() {
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("`ioe repl`"), "{}", run.stderr);
 }
+
+#[test]
+fn a_folder_listed_with_a_trailing_slash_is_the_folder() {
+    // Tab completes a folder as `docs/`, so LIST must take it as typed
+    let server = TestServer::start();
+    put(server.root(), "docs/guide.md", b"guide");
+    let work = TempDir::new().unwrap();
+    let input = connect_line(&server)
+        + "LIST,docs/\n\
+           print(list(\"docs/\").map(|f| f.name));\n";
+
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("  docs/guide.md\n"), "{run:?}");
+    assert!(run.stdout.contains("[\"docs/guide.md\"]"), "{run:?}");
+}
