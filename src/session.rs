@@ -156,14 +156,7 @@ impl Session {
     }
 
     /// Lists the root (`None`) or a folder, sorted by name.
-    /// A folder may be named with one trailing `/` (`docs/`, as Tab
-    /// completes it); it is dropped before the request.
     pub fn list(&mut self, dir: Option<&str>) -> Result<Vec<Entry>> {
-        let dir = dir.map(|dir| {
-            dir.strip_suffix('/')
-                .filter(|d| !d.is_empty())
-                .unwrap_or(dir)
-        });
         let op = match dir {
             Some(dir) => format!("list `{dir}`"),
             None => "list".to_string(),

@@ -61,9 +61,15 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
     let word = word.to_ascii_uppercase();
     let form = match word.as_str() {
         "CONNECT" => connect(fields),
+        // `LIST,docs/` (how Tab completes a folder) lists `docs`
         "LIST" => Ok(Form::List(
             fields
                 .map(str::trim)
+                .map(|dir| {
+                    dir.strip_suffix('/')
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or(dir)
+                })
                 .filter(|dir| !dir.is_empty())
                 .map(str::to_string),
         )),
@@ -205,6 +211,7 @@ mod tests {
         );
         assert_eq!(form("WRITE,out/x y.bin"), Form::Write("out/x y.bin".into()));
         assert_eq!(form("LIST,docs"), Form::List(Some("docs".into())));
+        assert_eq!(form("LIST, docs/ "), Form::List(Some("docs".into())));
         assert_eq!(form("LIST,"), Form::List(None));
     }
 
