@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use ioe::progress::ProgressMode;
 use ioe::script::{self, RunOptions, ScriptSource};
 use ioe::server::{Config, Server};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -196,11 +196,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let handle = server.shutdown_handle()?;
     ctrlc::set_handler(move || handle.shutdown()).context("cannot install the signal handler")?;
     // the address line is how scripts and tests learn a port chosen by the OS
-    println!(
+    writeln!(
+        std::io::stdout(),
         "ioe: serving {} on {}",
         root.display(),
         server.local_addr()?
-    );
+    )
+    .context("cannot print the address being served on stdout")?;
     server.run()?;
     Ok(ExitCode::SUCCESS)
 }
