@@ -325,6 +325,9 @@ impl Session {
             return Ok(());
         };
         let op = "bye";
+        // Ctrl-C stops the wait for the reply too
+        let cancel = self.cancel.clone();
+        let _in_flight = cancel.guard(conn.stream());
         if conn.write_all(Request::Bye.to_line().as_bytes()).is_err() {
             self.conn = None;
             return Ok(());

@@ -503,6 +503,55 @@ fn ctrl_c_stops_a_connect_that_waits_for_an_answer() {
 }
 
 #[test]
+fn ctrl_c_stops_a_bye_that_the_server_never_answers() {
+    // answers LIST, then takes BYE and says nothing until the client hangs up
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (hung_up_tx, hung_up) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() && line == "LIST\n" {
+            let _ = writer.write_all(b"OK 0\n");
+        }
+        line.clear();
+        let _ = reader.read_line(&mut line);
+        assert_eq!(line, "BYE\n");
+        line.clear();
+        // Ok(0) once the client closes the connection
+        let _ = hung_up_tx.send(reader.read_line(&mut line));
+    });
+    let work = TempDir::new().unwrap();
+    let code =
+        r#"let s = connect("ADDR"); s.list(); print("listed"); s.bye();"#.replace("ADDR", &addr);
+    let mut child = spawn_ioe(work.path(), &["run", "-e", &code]);
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the script prints");
+    assert_eq!(line, "listed\n");
+    interrupt(&child);
+    let closed = hung_up.recv_timeout(common::REPLY_TIMEOUT);
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "Ctrl-C did not end the wait for the reply to BYE: {closed:?}"
+    );
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    // Ctrl-C usually lands while bye waits; it may land just before
+    assert!(
+        (run.stderr.starts_with("interrupted: bye: ")
+            || run.stderr.starts_with("interrupted: stopped by Ctrl-C"))
+            && run.stderr.contains(" --> -e:1:"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn ctrl_c_stops_a_script_that_is_busy_computing() {
     let work = TempDir::new().unwrap();
     let mut child = spawn_ioe(
