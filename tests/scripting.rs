@@ -852,6 +852,25 @@ fn an_error_inside_an_imported_module_quotes_the_module() {
         run.stderr.lines().next(),
         Some("error: module `util` not found: there is no file `jobs/util.rhai`")
     );
+
+    // modules that import each other are an error, not a stack overflow
+    put(work.path(), "jobs/ping.rhai", b"import \"pong\" as pong;\n");
+    put(work.path(), "jobs/pong.rhai", b"import \"ping\" as ping;\n");
+    put(
+        work.path(),
+        "jobs/cycle.rhai",
+        b"import \"ping\" as ping;\n",
+    );
+    let run = run_ioe(work.path(), &["run", "jobs/cycle.rhai"], "");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "error: modules import each other: \
+         `jobs/ping.rhai` imports `jobs/pong.rhai` imports `jobs/ping.rhai`\n \
+         --> jobs/pong.rhai:1:8\n  |\n1 | import \"ping\" as ping;\n  |        ^\n  \
+         in module `jobs/pong.rhai`, imported at jobs/ping.rhai:1:8\n  \
+         in module `jobs/ping.rhai`, imported at jobs/cycle.rhai:1:8\n"
+    );
 }
 
 #[test]

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 #[derive(Default)]
 pub(crate) struct Modules {
     loaded: RefCell<HashMap<PathBuf, Shared<Module>>>,
+    /// The modules being loaded, outermost first: importing one of them
+    /// again is a cycle, which would otherwise recurse until the stack
+    /// overflows.
+    loading: RefCell<Vec<PathBuf>>,
 }
 
 /// The file `import "path"` loads when run by the script named `importer`:
@@ -36,19 +40,45 @@ impl ModuleResolver for Modules {
         if !file.is_file() {
             return Err(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos).into());
         }
+        if self.loading.borrow().contains(&file) {
+            let mut cycle: Vec<String> = self
+                .loading
+                .borrow()
+                .iter()
+                .skip_while(|f| **f != file)
+                .map(|f| format!("`{}`", f.display()))
+                .collect();
+            cycle.push(format!("`{}`", file.display()));
+            let message = format!("modules import each other: {}", cycle.join(" imports "));
+            return Err(EvalAltResult::ErrorRuntime(message.into(), pos).into());
+        }
+        self.loading.borrow_mut().push(file.clone());
+        let loaded = self.load(engine, &file, pos);
+        self.loading.borrow_mut().pop();
+        let module = loaded?;
+        self.loaded.borrow_mut().insert(file, module.clone());
+        Ok(module)
+    }
+}
+
+impl Modules {
+    /// Compiles and runs the module in `file`, named by its path.
+    fn load(
+        &self,
+        engine: &Engine,
+        file: &Path,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let name = file.to_string_lossy().into_owned();
         let in_module = |e| EvalAltResult::ErrorInModule(name.clone(), e, pos);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        let text = std::fs::read_to_string(file).map_err(|e| {
             in_module(EvalAltResult::ErrorSystem(format!("cannot read `{name}`"), e.into()).into())
         })?;
         let mut ast = engine
             .compile(super::without_bom(&text))
             .map_err(|e| in_module(e.into()))?;
         ast.set_source(name.clone());
-        let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
-            .map_err(in_module)?
-            .into();
-        self.loaded.borrow_mut().insert(file, module.clone());
-        Ok(module)
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        Ok(module.into())
     }
 }
