@@ -24,9 +24,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often [`Session::connect_cancellable`] looks at its token.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
-/// Uploads go out in pieces of this size; cancellation and the progress
-/// bar are checked between pieces.
-const UPLOAD_CHUNK: u64 = 4 * 1024 * 1024;
 
 /// A connection to an IOE/1 server.
 pub struct Session {
@@ -469,8 +466,9 @@ impl Drop for Session {
     }
 }
 
-/// Streams `size` bytes of `file` to `stream` in [`UPLOAD_CHUNK`] pieces.
-/// Returns how many bytes went out (fewer if the file shrank).
+/// Streams `size` bytes of `file` to `stream`, moving the progress bar and
+/// checking for cancellation after every buffer-sized piece. Returns how
+/// many bytes went out (fewer if the file shrank).
 fn send_file(
     file: &File,
     stream: &TcpStream,
@@ -478,19 +476,13 @@ fn send_file(
     cancel: &CancelToken,
     meter: &mut Meter,
 ) -> io::Result<u64> {
-    let mut sent = 0;
-    while sent < size {
+    conn::send_file_with(file, stream, size, |piece| {
         if cancel.is_cancelled() {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
         }
-        let n = conn::send_file(file, stream, UPLOAD_CHUNK.min(size - sent))?;
-        if n == 0 {
-            break;
-        }
-        sent += n;
-        meter.advance(n);
-    }
-    Ok(sent)
+        meter.advance(piece);
+        Ok(())
+    })
 }
 
 fn check_name(op: &str, name: &str) -> Result<()> {

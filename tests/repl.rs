@@ -369,6 +369,25 @@ fn a_slow_transfer_shows_a_progress_bar_on_a_terminal() {
 }
 
 #[test]
+fn a_slow_upload_shows_a_progress_bar_while_it_runs() {
+    // the server takes 64 KiB every 20 ms, so 12 MB need about 4 s, more
+    // than the socket buffers can hide
+    let server = TrickleServer::start(0, 64 * 1024, Duration::from_millis(20));
+    let folders = Folders::new();
+    put(folders.work(), "up.bin", &pseudo_random(12, 12_000_000));
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr);
+    repl.line("WRITE,up.bin");
+    let shown = repl.expect("sent `up.bin` (12000000 bytes)");
+    assert!(
+        shown.contains("up.bin [") && shown.contains("ETA"),
+        "no progress bar in {shown:?}"
+    );
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
 fn no_progress_keeps_the_terminal_quiet() {
     let shown = slow_download(&["--no-progress"]);
     assert!(!shown.contains("ETA"), "a progress bar in {shown:?}");
