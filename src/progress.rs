@@ -78,19 +78,36 @@ impl Meter {
         // terminal, which would make `--progress` a no-op on a pipe or log;
         // whether to draw at all was decided by `ProgressMode::enabled`
         let stderr = Box::new(console::Term::stderr());
-        let bar =
-            ProgressBar::with_draw_target(Some(self.total), ProgressDrawTarget::term_like(stderr));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .expect("valid progress template")
-            .progress_chars("=> "),
-        );
-        bar.set_message(self.label.clone());
-        bar.set_position(self.done);
-        bar
+        bar_from(
+            self.total,
+            self.done,
+            &self.label,
+            ProgressDrawTarget::term_like(stderr),
+        )
     }
+}
+
+/// A bar for `total` bytes that starts at `done`. Its rate (and so its
+/// ETA) counts only the bytes moved from now on: the bytes before the bar
+/// appeared would otherwise look as if they had come all at once, showing
+/// GiB/s and `ETA 0s` for the first seconds.
+fn bar_from(total: u64, done: u64, label: &str, target: ProgressDrawTarget) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        .with_position(done);
+    // the rate estimate takes `done` as its starting point…
+    bar.tick();
+    // …and forgets the jump from 0 to it
+    bar.reset_eta();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("valid progress template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    bar.set_draw_target(target);
+    bar
 }
 
 impl Drop for Meter {
@@ -98,5 +115,24 @@ impl Drop for Meter {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_counts_only_bytes_moved_after_the_bar_appeared() {
+        const MIB: u64 = 1024 * 1024;
+        // 4 MiB had gone through when the bar appeared; then 64 KiB in
+        // (at least) 100 ms: well under 1 MiB/s
+        let bar = bar_from(10 * MIB, 4 * MIB, "x", ProgressDrawTarget::hidden());
+        std::thread::sleep(Duration::from_millis(100));
+        bar.set_position(4 * MIB + 64 * 1024);
+        bar.tick();
+        let rate = bar.per_sec();
+        assert!(rate < 1.0 * MIB as f64, "{rate} bytes/s");
+        assert!(rate > 0.0, "{rate} bytes/s");
     }
 }
