@@ -147,9 +147,25 @@ impl Session {
         &self.addr
     }
 
-    /// Whether the session can still send requests.
+    /// Whether the session can still send requests: false after `bye`, a
+    /// lost connection, or once the server has hung up or sent a notice
+    /// unasked (it only does so when it closes the connection: idle too
+    /// long, shutting down). Looks at the socket without waiting.
     pub fn is_open(&self) -> bool {
-        self.conn.is_some()
+        let Some(conn) = &self.conn else {
+            return false;
+        };
+        if !conn.buffered().is_empty() {
+            return false;
+        }
+        let stream = conn.stream();
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let peeked = stream.peek(&mut [0u8; 1]);
+        let _ = stream.set_nonblocking(false);
+        // nothing to read yet: the server is waiting for a request
+        matches!(peeked, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted))
     }
 
     /// Lists the root (`None`) or a folder, sorted by name.

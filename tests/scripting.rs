@@ -416,6 +416,36 @@ fn an_upload_cut_off_by_a_busy_server_says_the_server_is_busy() {
     assert!(!server.root().join("big.bin").exists());
 }
 
+#[test]
+fn a_session_the_server_closed_for_idleness_is_not_open() {
+    let server = TestServer::start_with(|config| config.idle_timeout = Duration::from_millis(300));
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        let s = connect("ADDR");
+        print(s.list().len());
+        print(s.is_open);
+        // wait (at most 20 s) for the server to give up on the idle session
+        let started = timestamp();
+        while s.is_open && started.elapsed < 20.0 { }
+        print(s.is_open);
+        print(s);
+        try { s.list(); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        s.bye();
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    let closed = format!("Session({}, closed)", server.addr());
+    assert_eq!(lines[..4], ["0", "true", "false", closed.as_str()]);
+    // the server's notice is the reason the next request gives
+    assert!(
+        lines[4].starts_with("connection_lost: list: server said: idle for ")
+            && lines[4].ends_with("; closing; the session was closed, reconnect to go on"),
+        "{}",
+        lines[4]
+    );
+}
+
 fn interrupt(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
