@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{TestServer, TrickleServer, pseudo_random, put, run_ioe};
+use common::{TestServer, TrickleServer, finish, pseudo_random, put, run_ioe, spawn_ioe};
 use std::fs;
+use std::io::Write;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -353,4 +354,34 @@ fn a_folder_listed_with_a_trailing_slash_is_the_folder() {
 
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("  docs/guide.md\n"), "{run:?}");
+}
+
+#[test]
+fn a_closed_stdout_does_not_crash_the_batch() {
+    // `ioe repl < job.txt | head -1`: the reader goes away early
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "last.txt", b"sent at the end");
+    let mut child = spawn_ioe(work.path(), &["repl"]);
+    drop(child.0.stdout.take());
+    let mut input = child.0.stdin.take().expect("stdin is piped");
+    // far more output than a pipe holds, then one more command
+    let job = format!(
+        "{}{}WRITE,last.txt\n",
+        connect_line(&server),
+        "help\n".repeat(200)
+    );
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(job.as_bytes());
+    });
+
+    let run = finish(child, feeder);
+
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // like `print` in scripts, later lines still run
+    assert_eq!(
+        fs::read(server.root().join("last.txt")).unwrap(),
+        b"sent at the end"
+    );
 }

@@ -44,6 +44,15 @@ const HISTORY_SIZE: usize = 1000;
 /// read of a listing) before it offers no remote names.
 const LISTING_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Writes a line to stdout. A closed stdout (`ioe repl < job.txt | head`)
+/// is not an error, as with `print` in scripts: the lines go on running.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// How `ioe repl` runs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -149,7 +158,7 @@ impl Repl {
         } else {
             open_history(&mut editor)
         };
-        println!(
+        say!(
             "ioe {} — IOE/1 commands and Rhai code. `help` lists them; Tab completes; Ctrl-D leaves.",
             env!("CARGO_PKG_VERSION")
         );
@@ -170,7 +179,7 @@ impl Repl {
                 // Ctrl-C at the prompt: rustyline dropped the line; show
                 // it like a shell does and start a fresh one below
                 Err(ReadlineError::Interrupted) => {
-                    println!("^C");
+                    say!("^C");
                     continue;
                 }
                 Err(ReadlineError::Eof) => {
@@ -304,7 +313,7 @@ impl Repl {
         match value {
             Ok(value) => {
                 if let Some(shown) = show(&value) {
-                    println!("{shown}");
+                    say!("{shown}");
                 }
                 Ok(Next::Prompt)
             }
@@ -324,7 +333,7 @@ impl Repl {
     fn run_form(&mut self, form: Form) -> Result<Next, Failure> {
         match form {
             Form::Help => {
-                print!("{}", self.help());
+                say!("{}", self.help().trim_end());
                 Ok(Next::Prompt)
             }
             Form::Quit => {
@@ -333,7 +342,7 @@ impl Repl {
             }
             Form::Connect(addr) => {
                 let _session = self.call(&format!("connect({})", rhai_string(&addr)))?;
-                println!("connected to {addr}");
+                say!("connected to {addr}");
                 Ok(Next::Prompt)
             }
             Form::List(dir) => {
@@ -342,26 +351,26 @@ impl Repl {
                     None => "list()".to_string(),
                 };
                 let entries = self.call(&call)?;
-                print!("{}", table::render(&entries_of(&entries)));
+                say!("{}", table::render(&entries_of(&entries)).trim_end());
                 Ok(Next::Prompt)
             }
             Form::Read(name) => {
                 let bytes = self.call(&format!("read({})", rhai_string(&name)))?;
-                println!("received `{name}` ({} bytes) into {name}", show_int(&bytes));
+                say!("received `{name}` ({} bytes) into {name}", show_int(&bytes));
                 Ok(Next::Prompt)
             }
             Form::Write(name) => {
                 let bytes = self.call(&format!("write({})", rhai_string(&name)))?;
-                println!("sent `{name}` ({} bytes)", show_int(&bytes));
+                say!("sent `{name}` ({} bytes)", show_int(&bytes));
                 Ok(Next::Prompt)
             }
             Form::Bye => {
                 let Some(addr) = self.host.borrow().current_addr() else {
-                    println!("no session is open");
+                    say!("no session is open");
                     return Ok(Next::Prompt);
                 };
                 let _closed = self.call("bye()")?;
-                println!("closed the session with {addr}");
+                say!("closed the session with {addr}");
                 Ok(Next::Prompt)
             }
         }
@@ -397,7 +406,7 @@ impl Repl {
         };
         let result = self.host.borrow_mut().eval("<command>", "bye()");
         match result {
-            Ok(_) => println!("closed the session with {addr}"),
+            Ok(_) => say!("closed the session with {addr}"),
             Err(Stop::Failed(report)) => eprintln!("{}", headline(&report)),
             Err(Stop::Exit(_)) => {}
         }
