@@ -651,6 +651,8 @@ fn local_helpers_walk_and_inspect_files() {
     put(work.path(), "tree/a/z.txt", b"z");
     put(work.path(), "tree/a.txt", b"a");
     put(work.path(), "tree/a/deeper/x.bin", b"12345");
+    // a download in progress (or cut off by a kill): not a file to upload
+    put(work.path(), "tree/a/.ioe-tmp-Xy12ab", b"part");
     fs::create_dir_all(work.path().join("tree/empty")).unwrap();
     std::os::unix::fs::symlink(
         work.path().join("tree/b.txt"),

@@ -6,6 +6,7 @@ use super::api::to_int;
 use super::report::throw;
 use super::{Registry, State};
 use crate::error::ErrorKind;
+use crate::protocol::TEMP_PREFIX;
 use crate::session::file_in_the_way;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::cell::RefCell;
@@ -64,7 +65,11 @@ fn walk(dir: &str) -> Fallible<Array> {
                 .map_or_else(|| dir.to_string(), |p| p.display().to_string());
             throw(ErrorKind::LocalIo.as_str(), format!("{op}: `{path}`: {e}"))
         })?;
-        if !entry.file_type().is_file() {
+        let partial_download = entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes());
+        if !entry.file_type().is_file() || partial_download {
             continue;
         }
         let path = entry.path().to_str().ok_or_else(|| {
