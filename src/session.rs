@@ -449,7 +449,7 @@ impl Session {
             return Error::new(
                 ErrorKind::ConnectionLost,
                 op,
-                format!("server said: {message}; the session was closed, reconnect to go on"),
+                format!("server said: {message} (the session is now closed)"),
             );
         }
         let kind = if message.starts_with(protocol::NOT_FOUND) {

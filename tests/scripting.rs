@@ -408,8 +408,8 @@ fn an_upload_cut_off_by_a_busy_server_says_the_server_is_busy() {
     assert_eq!(
         ok(&run),
         "connection_lost\n\
-         write `big.bin`: server said: server busy (1 connection open); closing, try again later; \
-         the session was closed, reconnect to go on\n\
+         write `big.bin`: server said: server busy (1 connection open); closing, try again later \
+         (the session is now closed)\n\
          false\n\
          0\n"
     );
@@ -440,7 +440,7 @@ fn a_session_the_server_closed_for_idleness_is_not_open() {
     // the server's notice is the reason the next request gives
     assert!(
         lines[4].starts_with("connection_lost: list: server said: idle for ")
-            && lines[4].ends_with("; closing; the session was closed, reconnect to go on"),
+            && lines[4].ends_with("; closing (the session is now closed)"),
         "{}",
         lines[4]
     );
