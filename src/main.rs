@@ -47,7 +47,7 @@ struct ReplArgs {
     #[arg(long, group = "bars")]
     no_progress: bool,
     /// With piped input, go on after a failing line (the exit status is
-    /// still 1 if any line failed).
+    /// then that of the last failing line, so still non-zero).
     #[arg(long)]
     keep_going: bool,
 }

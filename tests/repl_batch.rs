@@ -385,3 +385,19 @@ fn a_closed_stdout_does_not_crash_the_batch() {
         b"sent at the end"
     );
 }
+
+#[test]
+fn keep_going_exits_with_the_status_of_the_last_failure_as_its_help_says() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &["repl", "--keep-going"], "list()\n1 +* 2\n");
+    assert_eq!(run.code, Some(2), "the compile error came last: {run:?}");
+    let run = run_ioe(work.path(), &["repl", "--keep-going"], "1 +* 2\nlist()\n");
+    assert_eq!(run.code, Some(1), "the run-time error came last: {run:?}");
+
+    let help = run_ioe(work.path(), &["repl", "--help"], "");
+    let text = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("the exit status is then that of the last failing line"),
+        "{text}"
+    );
+}
