@@ -76,11 +76,16 @@ impl ReplHelper {
     /// cursor), and what may replace it.
     fn candidates(&self, head: &str) -> (usize, Vec<Pair>) {
         let (start, target) = target(head);
-        let prefix = &head[start..];
+        let typed = &head[start..];
         let pairs = match target {
-            Target::Remote { dirs_only, quoted } => remote_names(self, prefix, dirs_only, quoted),
-            Target::Local { quoted } => local_paths(prefix, quoted),
-            Target::Word { line_start } => words(prefix, line_start, &self.functions),
+            Target::Remote {
+                dirs_only,
+                quoted: true,
+            } => remote_names(self, &unescape(typed), dirs_only, true),
+            Target::Remote { dirs_only, quoted } => remote_names(self, typed, dirs_only, quoted),
+            Target::Local { quoted: true } => local_paths(&unescape(typed), true),
+            Target::Local { quoted } => local_paths(typed, quoted),
+            Target::Word { line_start } => words(typed, line_start, &self.functions),
             Target::Nothing => Vec::new(),
         };
         (start, pairs)
@@ -227,13 +232,13 @@ fn remote_names(helper: &ReplHelper, prefix: &str, dirs_only: bool, quoted: bool
             if n.is_dir {
                 Pair {
                     display: format!("{leaf}/"),
-                    replacement: format!("{}/", n.name),
+                    replacement: format!("{}/", escape(&n.name, quoted)),
                 }
             } else {
                 let close = if quoted { "\"" } else { "" };
                 Pair {
                     display: leaf,
-                    replacement: format!("{}{close}", n.name),
+                    replacement: format!("{}{close}", escape(&n.name, quoted)),
                 }
             }
         })
@@ -272,12 +277,41 @@ fn local_paths(prefix: &str, quoted: bool) -> Vec<Pair> {
             let slash = if is_dir { "/" } else { "" };
             Some(Pair {
                 display: format!("{name}{slash}"),
-                replacement: format!("{dir_part}{name}{slash}{close}"),
+                replacement: format!(
+                    "{}{close}",
+                    escape(&format!("{dir_part}{name}{slash}"), quoted)
+                ),
             })
         })
         .collect();
     pairs.sort_by(|a, b| a.replacement.cmp(&b.replacement));
     pairs
+}
+
+/// What the typed contents of a Rhai `"…"` string stand for: `\"` is `"`
+/// and `\\` is `\`.
+fn unescape(typed: &str) -> String {
+    let mut text = String::with_capacity(typed.len());
+    let mut chars = typed.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(&next @ ('"' | '\\'))) => {
+                text.push(next);
+                chars.next();
+            }
+            _ => text.push(c),
+        }
+    }
+    text
+}
+
+/// `name` as it must be written inside a Rhai `"…"` string when `quoted`.
+fn escape(name: &str, quoted: bool) -> String {
+    if quoted {
+        name.replace('\\', "\\\\").replace('"', "\\\"")
+    } else {
+        name.to_string()
+    }
 }
 
 impl Completer for ReplHelper {
@@ -483,6 +517,27 @@ mod tests {
         assert_eq!(got.len(), 3, "no hidden or temporary files: {got:?}");
         let (_, got) = complete(&h, &format!("WRITE,{base}."));
         assert_eq!(got, vec![format!("{base}.hidden")]);
+    }
+
+    #[test]
+    fn names_inside_a_string_are_escaped_as_rhai_reads_them() {
+        let h = helper(&[("say \"hi\".txt", false), ("back\\slash.txt", false)]);
+        let quoted = "say \\\"hi\\\".txt\"";
+        assert_eq!(complete(&h, "read(\"say"), (6, vec![quoted.into()]));
+        // the typed text is read unescaped, so completion goes on after a quote
+        assert_eq!(complete(&h, "read(\"say \\\"h"), (6, vec![quoted.into()]));
+        assert_eq!(
+            complete(&h, "read(\"back"),
+            (6, vec!["back\\\\slash.txt\"".into()])
+        );
+        // the command form takes names as they are
+        assert_eq!(complete(&h, "READ,say"), (5, vec!["say \"hi\".txt".into()]));
+
+        let dir = tempfile::TempDir::new().unwrap();
+        fs::write(dir.path().join("a\"b.txt"), b"x").unwrap();
+        let base = format!("{}/", dir.path().display());
+        let (_, got) = complete(&h, &format!("write(\"{base}a"));
+        assert_eq!(got, vec![format!("{base}a\\\"b.txt\"")]);
     }
 
     #[test]
