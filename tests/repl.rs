@@ -189,8 +189,10 @@ fn pasted_lines_run_one_by_one_and_stop_at_a_failure() {
     repl.prompt(Some(server.addr()));
     assert_eq!(fs::read(folders.work().join("a.txt")).unwrap(), b"first");
 
-    repl.keys("\x1b[200~READ,missing.txt\rREAD,b.txt\x1b[201~\r");
+    repl.keys("\x1b[200~READ,missing.txt\rREAD,b.txt\rn\x1b[201~\r");
     repl.expect("server said: no such file or folder");
+    // the user learns that the rest of the paste did not run
+    repl.expect("the 2 pasted entries after it did not run");
     repl.prompt(Some(server.addr()));
     repl.line("n");
     repl.expect("5\r\n");

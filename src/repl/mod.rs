@@ -221,15 +221,28 @@ impl Repl {
 
     /// Runs what was entered at the prompt. A paste of several lines may
     /// hold several entries (command forms and Rhai code, grouped as in
-    /// batch mode); they run in order and a failure skips the rest.
-    /// `count` numbers the entries, naming them in reports.
+    /// batch mode); they run in order and a failure skips the rest, saying
+    /// so. `count` numbers the entries, naming them in reports.
     fn run_entered(&mut self, text: &str, count: &mut usize) -> Result<Next, Failure> {
-        for entry in batch::entries(text.as_bytes()) {
-            let entry = entry.map_err(|e| Failure::usage(e.to_string()))?;
+        let entries: Vec<batch::Entry> = batch::entries(text.as_bytes())
+            .collect::<io::Result<_>>()
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        for (i, entry) in entries.iter().enumerate() {
             *count += 1;
-            match self.execute(&entry.text, &format!("input {count}"))? {
-                Next::Prompt => {}
-                leave => return Ok(leave),
+            let result = self.execute(&entry.text, &format!("input {count}"));
+            match result {
+                Ok(Next::Prompt) => {}
+                Ok(leave) => return Ok(leave),
+                Err(mut failure) => {
+                    let skipped = entries.len() - i - 1;
+                    if skipped > 0 {
+                        let noun = if skipped == 1 { "entry" } else { "entries" };
+                        failure.text.push_str(&format!(
+                            "\nnote: the {skipped} pasted {noun} after it did not run"
+                        ));
+                    }
+                    return Err(failure);
+                }
             }
         }
         Ok(Next::Prompt)
