@@ -401,3 +401,22 @@ fn keep_going_exits_with_the_status_of_the_last_failure_as_its_help_says() {
         "{text}"
     );
 }
+
+#[test]
+fn input_that_is_not_utf8_is_reported_with_its_line() {
+    let work = TempDir::new().unwrap();
+    let mut child = spawn_ioe(work.path(), &["repl"]);
+    let mut input = child.0.stdin.take().expect("stdin is piped");
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(b"print(\"first\")\nREAD,caf\xe9.txt\nprint(\"third\")\n");
+    });
+
+    let run = finish(child, feeder);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "first\n");
+    assert!(
+        run.stderr.contains("line 2") && run.stderr.contains("UTF-8"),
+        "{run:?}"
+    );
+}

@@ -31,13 +31,20 @@ pub struct Entries<R> {
 }
 
 impl<R: BufRead> Entries<R> {
-    /// The next line without its line ending, `None` at the end.
+    /// The next line without its line ending, `None` at the end; a line
+    /// that is not UTF-8 text is an error naming its number.
     fn next_line(&mut self) -> io::Result<Option<String>> {
-        let mut line = String::new();
-        if self.lines.read_line(&mut line)? == 0 {
+        let mut bytes = Vec::new();
+        if self.lines.read_until(b'\n', &mut bytes)? == 0 {
             return Ok(None);
         }
         self.number += 1;
+        let mut line = String::from_utf8(bytes).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {} is not UTF-8 text", self.number),
+            )
+        })?;
         let trimmed = line.trim_end_matches(['\n', '\r']).len();
         line.truncate(trimmed);
         Ok(Some(line))
