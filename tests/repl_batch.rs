@@ -420,3 +420,22 @@ fn input_that_is_not_utf8_is_reported_with_its_line() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_leading_dot_slash_names_the_same_file() {
+    // Tab completes `WRITE,./` into `./up.txt`, which the server would refuse
+    let server = TestServer::start();
+    put(server.root(), "down.txt", b"from the server");
+    let work = TempDir::new().unwrap();
+    put(work.path(), "up.txt", b"from here");
+    let input = connect_line(&server) + "WRITE,./up.txt\nREAD,./down.txt\n";
+
+    let run = run_ioe(work.path(), &["repl"], &input);
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(fs::read(server.root().join("up.txt")).unwrap(), b"from here");
+    assert_eq!(
+        fs::read(work.path().join("down.txt")).unwrap(),
+        b"from the server"
+    );
+}

@@ -117,12 +117,17 @@ fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
 }
 
 /// The one field of `READ`/`WRITE`: everything after the first comma (names
-/// may contain commas), without surrounding spaces.
+/// may contain commas), without surrounding spaces or a leading `./` (as
+/// Tab completes `./` — the same file here, a name the server refuses).
 fn name_field(word: &str, what: &str, fields: Option<&str>) -> Result<String, UsageError> {
-    match fields.map(str::trim) {
-        Some(name) if !name.is_empty() => Ok(name.to_string()),
-        _ => Err(UsageError(format!("usage: {word},{what}"))),
+    let mut name = fields.map(str::trim).unwrap_or_default();
+    while let Some(rest) = name.strip_prefix("./") {
+        name = rest.trim_start_matches('/');
     }
+    if name.is_empty() {
+        return Err(UsageError(format!("usage: {word},{what}")));
+    }
+    Ok(name.to_string())
 }
 
 fn no_fields(word: &str, fields: Option<&str>) -> Result<(), UsageError> {
@@ -210,6 +215,8 @@ mod tests {
             Form::Read("my report.pdf".into())
         );
         assert_eq!(form("WRITE,out/x y.bin"), Form::Write("out/x y.bin".into()));
+        assert_eq!(form("WRITE,./out/x.bin"), Form::Write("out/x.bin".into()));
+        assert_eq!(form("READ, .//./a.txt"), Form::Read("a.txt".into()));
         assert_eq!(form("LIST,docs"), Form::List(Some("docs".into())));
         assert_eq!(form("LIST, docs/ "), Form::List(Some("docs".into())));
         assert_eq!(form("LIST,"), Form::List(None));
@@ -219,6 +226,7 @@ mod tests {
     fn missing_names_and_extra_fields_are_usage_errors() {
         assert_eq!(usage("READ"), "usage: READ,name");
         assert_eq!(usage("READ, "), "usage: READ,name");
+        assert_eq!(usage("WRITE,./"), "usage: WRITE,local-file");
         assert_eq!(usage("WRITE"), "usage: WRITE,local-file");
         assert_eq!(usage("BYE,now"), "BYE takes no fields");
         assert_eq!(usage("quit,1"), "QUIT takes no fields");
