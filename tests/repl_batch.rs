@@ -433,7 +433,10 @@ fn a_leading_dot_slash_names_the_same_file() {
     let run = run_ioe(work.path(), &["repl"], &input);
 
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(fs::read(server.root().join("up.txt")).unwrap(), b"from here");
+    assert_eq!(
+        fs::read(server.root().join("up.txt")).unwrap(),
+        b"from here"
+    );
     assert_eq!(
         fs::read(work.path().join("down.txt")).unwrap(),
         b"from the server"
