@@ -1264,6 +1264,12 @@ fn the_docs_cover_every_function_and_error_kind() {
             "docs/scripting.md does not document `{name}`"
         );
     }
+    for name in host.property_names() {
+        assert!(
+            docs.contains(&format!(".{name}`")),
+            "docs/scripting.md does not document the property `{name}`"
+        );
+    }
     for kind in ioe::script::kinds() {
         assert!(
             docs.contains(&format!("| `{kind}` |")),

@@ -44,6 +44,8 @@ pub type RemoteLister = Box<dyn Fn(Option<&str>) -> Vec<RemoteName>>;
 /// The `rustyline` helper of the REPL.
 pub struct ReplHelper {
     functions: Vec<String>,
+    /// Completed after a `.`, with no `(`.
+    properties: Vec<String>,
     lister: RemoteLister,
     /// Listings fetched since the last line ran, by folder.
     listings: RefCell<HashMap<Option<String>, Vec<RemoteName>>>,
@@ -51,10 +53,16 @@ pub struct ReplHelper {
 }
 
 impl ReplHelper {
-    /// A helper completing `functions` and remote names from `lister`.
-    pub fn new(functions: Vec<String>, lister: RemoteLister) -> ReplHelper {
+    /// A helper completing `functions`, `properties` (after a `.`) and
+    /// remote names from `lister`.
+    pub fn new(
+        functions: Vec<String>,
+        properties: Vec<String>,
+        lister: RemoteLister,
+    ) -> ReplHelper {
         ReplHelper {
             functions,
+            properties,
             lister,
             listings: RefCell::new(HashMap::new()),
             history_hints: HistoryHinter::new(),
@@ -85,7 +93,14 @@ impl ReplHelper {
             Target::Remote { dirs_only, quoted } => remote_names(self, typed, dirs_only, quoted),
             Target::Local { quoted: true } => local_paths(&unescape(typed), true),
             Target::Local { quoted } => local_paths(typed, quoted),
-            Target::Word { line_start } => words(typed, line_start, &self.functions),
+            Target::Word { line_start } => {
+                let properties: &[String] = if head[..start].ends_with('.') {
+                    &self.properties
+                } else {
+                    &[]
+                };
+                words(typed, line_start, &self.functions, properties)
+            }
             Target::Nothing => Vec::new(),
         };
         (start, pairs)
@@ -187,10 +202,11 @@ fn identifier_before(text: &str) -> &str {
     &text[start..]
 }
 
-/// Command words and functions starting with `word`. Command words are
-/// offered in capitals (their customary spelling) unless `word` has lower
-/// case letters, where the script functions of the same names fit better.
-fn words(word: &str, line_start: bool, functions: &[String]) -> Vec<Pair> {
+/// Command words, functions and `properties` starting with `word`. Command
+/// words are offered in capitals (their customary spelling) unless `word`
+/// has lower case letters, where the script functions of the same names fit
+/// better.
+fn words(word: &str, line_start: bool, functions: &[String], properties: &[String]) -> Vec<Pair> {
     let mut pairs = Vec::new();
     if line_start {
         for (command, usage) in WORDS {
@@ -214,6 +230,14 @@ fn words(word: &str, line_start: bool, functions: &[String]) -> Vec<Pair> {
             pairs.push(Pair {
                 display: function.clone(),
                 replacement: format!("{function}("),
+            });
+        }
+    }
+    for property in properties {
+        if property.starts_with(word) {
+            pairs.push(Pair {
+                display: property.clone(),
+                replacement: property.clone(),
             });
         }
     }
@@ -411,6 +435,7 @@ mod tests {
             .collect();
         ReplHelper::new(
             vec!["read".into(), "list".into(), "walk".into(), "exists".into()],
+            vec!["addr".into(), "is_open".into()],
             Box::new(move |dir| {
                 names
                     .iter()
@@ -478,6 +503,7 @@ mod tests {
         let calls = std::rc::Rc::new(std::cell::Cell::new(0));
         let counter = calls.clone();
         let h = ReplHelper::new(
+            vec![],
             vec![],
             Box::new(move |_| {
                 counter.set(counter.get() + 1);
@@ -549,6 +575,10 @@ mod tests {
         assert_eq!(complete(&h, "he"), (0, vec!["help".into()]));
         assert_eq!(complete(&h, "let x = wa"), (8, vec!["walk(".into()]));
         assert_eq!(complete(&h, "s.li"), (2, vec!["list(".into()]));
+        // properties take no parentheses, and only follow a `.`
+        assert_eq!(complete(&h, "s.is_"), (2, vec!["is_open".into()]));
+        assert_eq!(complete(&h, "print(s.a"), (8, vec!["addr".into()]));
+        assert_eq!(complete(&h, "is_"), (0, vec![]));
         assert_eq!(complete(&h, "let x = RE"), (8, vec![]));
     }
 

@@ -304,7 +304,18 @@ impl Repl {
         let mut editor = Editor::with_config(config)?;
         let host = Rc::clone(&self.host);
         let lister = Box::new(move |dir: Option<&str>| remote_names(&host.borrow(), dir));
-        editor.set_helper(Some(ReplHelper::new(self.function_names(), lister)));
+        let properties = self
+            .host
+            .borrow()
+            .property_names()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        editor.set_helper(Some(ReplHelper::new(
+            self.function_names(),
+            properties,
+            lister,
+        )));
         Ok(editor)
     }
 
@@ -458,6 +469,7 @@ impl Repl {
              and commands act on the same session as the script functions:\n\
              \x20 let n = read(\"a.txt\", \"copy.txt\");   for f in list() {{ print(f.name) }}\n\
              Script functions (docs/scripting.md): {functions}\n\
+             Properties: s.addr s.is_open (a session), h.addr h.root (a `serve` handle)\n\
              Keys: Tab completes commands, functions, remote names after READ, or\n\
              read(\" and local paths after WRITE, or write(\"; an unfinished block or\n\
              string goes on with the next line; Ctrl-C clears the line or stops a\n\
