@@ -15,7 +15,7 @@ pub struct CancelToken {
 #[derive(Default)]
 struct Inner {
     cancelled: AtomicBool,
-    in_flight: Mutex<Option<TcpStream>>,
+    in_flight: Mutex<Option<Arc<TcpStream>>>,
 }
 
 impl CancelToken {
@@ -45,18 +45,18 @@ impl CancelToken {
 
     /// Registers the socket of a transfer that is starting; the guard
     /// unregisters it.
-    pub(crate) fn guard(&self, stream: &TcpStream) -> InFlight<'_> {
+    pub(crate) fn guard(&self, stream: Arc<TcpStream>) -> InFlight<'_> {
         let mut slot = self.lock();
-        *slot = stream.try_clone().ok();
         if self.is_cancelled() {
             // cancelled just before the transfer started: fail it at once
             let _ = stream.shutdown(Shutdown::Both);
         }
+        *slot = Some(stream);
         drop(slot);
         InFlight { token: self }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<TcpStream>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<TcpStream>>> {
         self.inner
             .in_flight
             .lock()

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Size of the input buffer; bodies move through it in chunks of this size.
@@ -27,7 +28,8 @@ pub enum Line {
 
 /// A connected socket with buffered input.
 pub struct Conn {
-    stream: TcpStream,
+    /// Shared with a [`crate::cancel::CancelToken`] while a transfer runs.
+    stream: Arc<TcpStream>,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -37,7 +39,7 @@ impl Conn {
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> Conn {
         Conn {
-            stream,
+            stream: Arc::new(stream),
             buf: vec![0; BUFFER_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -47,6 +49,12 @@ impl Conn {
     /// The underlying stream (for timeouts, shutdown, peer address).
     pub fn stream(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// The stream, shared (for a [`crate::cancel::CancelToken`] to shut it
+    /// down from another thread).
+    pub fn shared_stream(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.stream)
     }
 
     /// The bytes received but not consumed yet.
@@ -81,7 +89,7 @@ impl Conn {
             return Err(io::Error::other("input buffer is full"));
         }
         loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
+            match (&*self.stream).read(&mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(n);
@@ -180,7 +188,7 @@ impl Conn {
 
     /// Writes all of `bytes` to the socket.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        (&*self.stream).write_all(bytes)
     }
 
     /// Sets the socket's read timeout.

@@ -178,7 +178,7 @@ impl Session {
             check_name(&op, dir)?;
         }
         let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
         self.send(
             &op,
             Request::List(dir.map(str::to_string)).to_line().as_bytes(),
@@ -206,7 +206,7 @@ impl Session {
         check_local_target(&op, remote, local)?;
         // from the request on, Ctrl-C stops the wait for the reply too
         let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
         let local_err = |e: io::Error| {
             Error::new(
                 ErrorKind::LocalIo,
@@ -221,21 +221,31 @@ impl Session {
         self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
         // made while the server works on the request: for small files this
         // overlap is a fifth of the time. If it fails, the body is still
-        // read (and dropped) so that the session stays in sync.
-        let mut part = std::fs::create_dir_all(parent)
-            .map_err(|e| match file_in_the_way(parent) {
-                Some(file) => Error::new(
-                    ErrorKind::LocalIo,
-                    &op,
-                    format!(
-                        "`{}` is a file, not a folder, so `{}` cannot be written",
-                        file.display(),
-                        local.display()
+        // read (and dropped) so that the session stays in sync. Folders are
+        // made only when the temporary file cannot be (two system calls a
+        // file saved in the usual case, where the folder is there).
+        let mut part = partial::create_in(parent).or_else(|e| {
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) {
+                return Err(local_err(e));
+            }
+            std::fs::create_dir_all(parent)
+                .map_err(|e| match file_in_the_way(parent) {
+                    Some(file) => Error::new(
+                        ErrorKind::LocalIo,
+                        &op,
+                        format!(
+                            "`{}` is a file, not a folder, so `{}` cannot be written",
+                            file.display(),
+                            local.display()
+                        ),
                     ),
-                ),
-                None => local_err(e),
-            })
-            .and_then(|()| partial::create_in(parent).map_err(local_err));
+                    None => local_err(e),
+                })
+                .and_then(|()| partial::create_in(parent).map_err(local_err))
+        });
         let size = match self.status(&op)? {
             Status::Size(size) => size,
             Status::Error(message) => return Err(self.refusal(&op, &message)),
@@ -268,7 +278,7 @@ impl Session {
         let op = format!("write `{remote}`");
         check_name(&op, remote)?;
         let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.stream());
+        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
         // refused below as not a regular file)
         let file = File::options()
@@ -340,7 +350,7 @@ impl Session {
         let op = "bye";
         // Ctrl-C stops the wait for the reply too
         let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(conn.stream());
+        let _in_flight = cancel.guard(conn.shared_stream());
         if conn.write_all(Request::Bye.to_line().as_bytes()).is_err() {
             self.conn = None;
             return Ok(());
