@@ -582,27 +582,47 @@ fn ctrl_c_stops_a_bye_that_the_server_never_answers() {
 }
 
 #[test]
-fn ctrl_c_stops_a_script_that_is_busy_computing() {
+fn ctrl_c_stops_a_script_that_is_busy_computing_or_sleeping() {
+    for code in [
+        r#"print("ready"); let n = 0; loop { n += 1; }"#,
+        r#"print("ready"); sleep(3600); print("slept")"#,
+    ] {
+        let work = TempDir::new().unwrap();
+        let mut child = spawn_ioe(work.path(), &["run", "-e", code]);
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the script prints");
+        assert_eq!(line, "ready\n");
+        interrupt(&child);
+        let run = common::finish(child, std::thread::spawn(|| {}));
+        assert_eq!(run.code, Some(130), "{code}: {run:#?}");
+        assert!(
+            run.stderr.starts_with("interrupted: stopped by Ctrl-C"),
+            "{code}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn sleep_waits_and_refuses_what_is_not_a_duration() {
     let work = TempDir::new().unwrap();
-    let mut child = spawn_ioe(
-        work.path(),
-        &[
-            "run",
-            "-e",
-            r#"print("ready"); let n = 0; loop { n += 1; }"#,
-        ],
-    );
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the script prints");
-    assert_eq!(line, "ready\n");
-    interrupt(&child);
-    let run = common::finish(child, std::thread::spawn(|| {}));
-    assert_eq!(run.code, Some(130), "{run:#?}");
-    assert!(
-        run.stderr.starts_with("interrupted: stopped by Ctrl-C"),
-        "{}",
-        run.stderr
+    let code = r#"
+        let started = timestamp();
+        sleep(0.2);
+        sleep(0);
+        print(started.elapsed >= 0.2);
+        for bad in [|| sleep(-1), || sleep(-0.5), || sleep(1.0 / 0.0)] {
+            try { bad.call(); print("slept?"); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+    "#;
+    let run = eval(work.path(), code, &[]);
+    assert_eq!(
+        ok(&run),
+        "true\n\
+         bad_argument: sleep: -1 is not a number of seconds (0 or more)\n\
+         bad_argument: sleep: -0.5 is not a number of seconds (0 or more)\n\
+         bad_argument: sleep: inf is not a number of seconds (0 or more)\n"
     );
 }
 

@@ -3,8 +3,10 @@
 //! `write_text`, `temp_dir` and `env`.
 
 use super::api::to_int;
+use super::report::BAD_ARGUMENT;
 use super::report::throw;
 use super::{Registry, State};
+use crate::cancel::CancelToken;
 use crate::error::ErrorKind;
 use crate::protocol::TEMP_PREFIX;
 use crate::session::file_in_the_way;
@@ -14,6 +16,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -31,6 +34,37 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     reg.func("env", |name: &str| {
         std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
     });
+    let cancel = state.borrow().cancel.clone();
+    reg.func("sleep", move |seconds: rhai::FLOAT| sleep(seconds, &cancel));
+    let cancel = state.borrow().cancel.clone();
+    reg.func("sleep", move |seconds: INT| {
+        sleep(seconds as rhai::FLOAT, &cancel)
+    });
+}
+
+/// Waits `seconds` (a retry's back-off); Ctrl-C ends the wait and the script.
+fn sleep(seconds: rhai::FLOAT, cancel: &CancelToken) -> Fallible<()> {
+    let length = Duration::try_from_secs_f64(seconds).map_err(|_| {
+        throw(
+            BAD_ARGUMENT,
+            format!("sleep: {seconds} is not a number of seconds (0 or more)"),
+        )
+    })?;
+    let end = Instant::now() + length;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(EvalAltResult::ErrorTerminated(
+                Dynamic::from("stopped by Ctrl-C"),
+                rhai::Position::NONE,
+            )
+            .into());
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 /// A Rhai error for a failed local operation: `local_missing` when the path

@@ -398,6 +398,7 @@ pub(crate) fn usage(name: &str) -> Option<&'static str> {
         "write_text" => "write_text(path, text)",
         "temp_dir" => "temp_dir()",
         "env" => "env(name)",
+        "sleep" => "sleep(seconds), seconds a number such as 2 or 0.5",
         "exit" => "exit(), exit(n) or exit(\"text\")",
         _ => return None,
     })
