@@ -554,6 +554,13 @@ pub(crate) fn file_in_the_way(dir: &Path) -> Option<&Path> {
 }
 
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
+    if local.as_os_str().is_empty() {
+        return Error::new(
+            ErrorKind::LocalMissing,
+            op,
+            "the local path is empty; give the file to upload",
+        );
+    }
     if e.kind() == io::ErrorKind::NotFound {
         let folder = std::env::current_dir()
             .map(|d| {

@@ -1043,6 +1043,12 @@ fn uploading_a_missing_local_file_sends_nothing() {
     assert!(session.list(None).unwrap().is_empty());
     let e = session.write(local.path(), "folder").unwrap_err();
     assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+    let e = session.write(Path::new(""), "empty").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalMissing, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "write `empty`: the local path is empty; give the file to upload"
+    );
     assert!(session.list(None).unwrap().is_empty());
     assert!(!Path::new(&server.root().join("absent.txt")).exists());
 }
