@@ -81,11 +81,6 @@ impl Root {
         Ok(Root { dir })
     }
 
-    /// The canonical root folder.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     /// Opens a regular file for reading, with its size at opening time.
     /// Opening never blocks: a FIFO (which would wait for a writer) or a
     /// device is refused as not a regular file.

@@ -219,11 +219,6 @@ impl Host {
         result.map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
     }
 
-    /// The token that interrupts this host's transfers and scripts.
-    pub fn cancel_token(&self) -> CancelToken {
-        self.state.borrow().cancel.clone()
-    }
-
     /// The address of the current session, if it is open.
     pub fn current_addr(&self) -> Option<String> {
         let state = self.state.borrow();
