@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
+use tempfile::NamedTempFile;
 
 /// How long `connect` waits for each address of a host.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,45 +208,11 @@ impl Session {
         // from the request on, Ctrl-C stops the wait for the reply too
         let cancel = self.cancel.clone();
         let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
-        let local_err = |e: io::Error| {
-            Error::new(
-                ErrorKind::LocalIo,
-                &op,
-                format!("`{}`: {e}", local.display()),
-            )
-        };
-        let parent = match local.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
         // made while the server works on the request: for small files this
         // overlap is a fifth of the time. If it fails, the body is still
-        // read (and dropped) so that the session stays in sync. Folders are
-        // made only when the temporary file cannot be (two system calls a
-        // file saved in the usual case, where the folder is there).
-        let mut part = partial::create_in(parent).or_else(|e| {
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) {
-                return Err(local_err(e));
-            }
-            std::fs::create_dir_all(parent)
-                .map_err(|e| match file_in_the_way(parent) {
-                    Some(file) => Error::new(
-                        ErrorKind::LocalIo,
-                        &op,
-                        format!(
-                            "`{}` is a file, not a folder, so `{}` cannot be written",
-                            file.display(),
-                            local.display()
-                        ),
-                    ),
-                    None => local_err(e),
-                })
-                .and_then(|()| partial::create_in(parent).map_err(local_err))
-        });
+        // read (and dropped) so that the session stays in sync.
+        let mut part = create_part(&op, local);
         let size = match self.status(&op)? {
             Status::Size(size) => size,
             Status::Error(message) => return Err(self.refusal(&op, &message)),
@@ -256,8 +223,7 @@ impl Session {
             return Err(self.lost(&op, "cancelled"));
         }
         let mut meter = Meter::start(self.progress, remote, size);
-        let conn = self.conn.as_mut().expect("checked above");
-        let received = conn.read_body(size, |chunk| {
+        let received = self.conn_mut(&op)?.read_body(size, |chunk| {
             if let Ok(part) = &mut part {
                 part.write_all(chunk)?;
             }
@@ -266,10 +232,12 @@ impl Session {
         });
         match received {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(local_err(e)),
-            Err(e) => return Err(self.lost(&op, e.to_string())),
+            Ok(Err(e)) => return Err(local_io(&op, local, e)),
+            Err(e) => return Err(self.lost(&op, e)),
         }
-        part?.persist(local).map_err(|e| local_err(e.error))?;
+        part?
+            .persist(local)
+            .map_err(|e| local_io(&op, local, e.error))?;
         Ok(size)
     }
 
@@ -286,13 +254,7 @@ impl Session {
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(local)
             .map_err(|e| local_open_error(&op, local, e))?;
-        let meta = file.metadata().map_err(|e| {
-            Error::new(
-                ErrorKind::LocalIo,
-                &op,
-                format!("`{}`: {e}", local.display()),
-            )
-        })?;
+        let meta = file.metadata().map_err(|e| local_io(&op, local, e))?;
         if !meta.is_file() {
             return Err(Error::new(
                 ErrorKind::LocalIo,
@@ -311,8 +273,8 @@ impl Session {
         self.send(&op, header.to_line().as_bytes())?;
 
         let mut meter = Meter::start(self.progress, remote, size);
-        let conn = self.conn.as_mut().expect("checked above");
-        let sent = send_file(&file, conn.stream(), size, &self.cancel, &mut meter);
+        let stream = self.conn_mut(&op)?.stream();
+        let sent = send_body(&file, stream, size, &cancel, &mut meter);
         match sent {
             Ok(n) if n == size => {}
             Ok(n) => {
@@ -397,7 +359,7 @@ impl Session {
                 Err(self.lost(op, "the server closed the connection"))
             }
             Ok(Line::TooLong) => Err(self.broken(op, "reply line too long")),
-            Err(e) if crate::conn::is_timeout(&e) => {
+            Err(e) if conn::is_timeout(&e) => {
                 Err(self.lost(op, "timed out waiting for the server"))
             }
             Err(e) => Err(self.lost(op, e.to_string())),
@@ -492,10 +454,11 @@ impl Drop for Session {
     }
 }
 
-/// Streams `size` bytes of `file` to `stream`, moving the progress bar and
-/// checking for cancellation after every buffer-sized piece. Returns how
-/// many bytes went out (fewer if the file shrank).
-fn send_file(
+/// Streams the `size` bytes of an upload's body from `file` to `stream`,
+/// moving the progress bar and checking for cancellation after every
+/// buffer-sized piece. Returns how many bytes went out (fewer if the file
+/// shrank).
+fn send_body(
     file: &File,
     stream: &TcpStream,
     size: u64,
@@ -511,6 +474,50 @@ fn send_file(
     })
 }
 
+/// A temporary file beside `local`, to be renamed over it once the whole
+/// body arrived. Missing folders are made only when the file cannot be
+/// created (two system calls a download in the usual case, where the
+/// folder is there).
+fn create_part(op: &str, local: &Path) -> Result<NamedTempFile> {
+    let parent = match local.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match partial::create_in(parent) {
+        Ok(part) => return Ok(part),
+        // a folder is missing, or a file stands in its place: see below
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) => {}
+        Err(e) => return Err(local_io(op, local, e)),
+    }
+    std::fs::create_dir_all(parent).map_err(|e| match file_in_the_way(parent) {
+        Some(file) => Error::new(
+            ErrorKind::LocalIo,
+            op,
+            format!(
+                "`{}` is a file, not a folder, so `{}` cannot be written",
+                file.display(),
+                local.display()
+            ),
+        ),
+        None => local_io(op, local, e),
+    })?;
+    partial::create_in(parent).map_err(|e| local_io(op, local, e))
+}
+
+/// A local file that could not be read or written, for operation `op`.
+fn local_io(op: &str, local: &Path, e: io::Error) -> Error {
+    Error::new(
+        ErrorKind::LocalIo,
+        op,
+        format!("`{}`: {e}", local.display()),
+    )
+}
+
+/// Refuses, before anything is sent, a name IOE/1 does not allow.
 fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
 }
