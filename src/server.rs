@@ -377,17 +377,24 @@ enum Flow {
     Close,
 }
 
-/// A request as it came off the wire.
+/// A request as it came off the wire, or why none came.
 enum Incoming {
     /// A request line; `terminated` is false for a legacy request that ended
     /// with an idle gap instead of a LF.
-    Line {
-        line: Vec<u8>,
-        terminated: bool,
-    },
+    Line { line: Vec<u8>, terminated: bool },
+    /// No request will come: the connection is to be closed.
+    End(End),
+}
+
+/// Why no request came.
+enum End {
+    /// The client closed the connection between requests.
     Eof,
+    /// The client closed the connection in the middle of a request.
     Truncated,
+    /// A request line longer than [`MAX_LINE`].
     TooLong,
+    /// Nothing, or no whole request, within the idle timeout.
     IdleTimeout,
 }
 
@@ -400,6 +407,8 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    /// Serves requests until the client leaves, the connection fails, or
+    /// the server stops.
     fn serve(&mut self) -> io::Result<()> {
         let config = &self.shared.config;
         let stream = self.conn.stream();
@@ -409,25 +418,12 @@ impl Connection<'_> {
         loop {
             if self.stopping() {
                 self.say_shutting_down();
-                break;
+                return Ok(());
             }
             let incoming = if config.legacy {
                 self.read_legacy_request()?
             } else {
-                let deadline = deadline_after(config.idle_timeout);
-                let line = self.conn.read_line_by(MAX_LINE, deadline);
-                self.conn.set_read_timeout(Some(config.idle_timeout))?;
-                match line {
-                    Ok(Line::Complete(line)) => Incoming::Line {
-                        line,
-                        terminated: true,
-                    },
-                    Ok(Line::Eof) => Incoming::Eof,
-                    Ok(Line::Truncated) => Incoming::Truncated,
-                    Ok(Line::TooLong) => Incoming::TooLong,
-                    Err(e) if is_timeout(&e) => Incoming::IdleTimeout,
-                    Err(e) => return Err(e),
-                }
+                self.read_request()?
             };
             let flow = match incoming {
                 Incoming::Line { line, terminated } => {
@@ -436,48 +432,66 @@ impl Connection<'_> {
                     self.busy.store(false, Ordering::SeqCst);
                     flow?
                 }
-                // the drain shut our reading side: say why we close
-                Incoming::Eof | Incoming::Truncated if self.stopping() => {
-                    self.say_shutting_down();
-                    Flow::Close
-                }
-                Incoming::Eof => Flow::Close,
-                Incoming::Truncated => {
-                    self.log("sent an incomplete request and closed");
-                    Flow::Close
-                }
-                Incoming::TooLong => {
-                    self.log("request line too long");
-                    self.close_with_error(&format!(
-                        "request line longer than {MAX_LINE} bytes; closing"
-                    ));
-                    Flow::Close
-                }
-                Incoming::IdleTimeout if self.conn.buffered().is_empty() => {
-                    self.log("idle timeout");
-                    let _ = self.conn.write_all(
-                        format!(
-                            "ERROR: idle for {} s; closing\n",
-                            config.idle_timeout.as_secs()
-                        )
-                        .as_bytes(),
-                    );
-                    Flow::Close
-                }
-                Incoming::IdleTimeout => {
-                    self.log("request too slow");
-                    self.close_with_error(&format!(
-                        "request not complete after {} s; closing",
-                        config.idle_timeout.as_secs()
-                    ));
+                Incoming::End(end) => {
+                    self.close_on(end);
                     Flow::Close
                 }
             };
             if let Flow::Close = flow {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
+    }
+
+    /// Reads one LF-terminated request, which must be whole within the
+    /// idle timeout.
+    fn read_request(&mut self) -> io::Result<Incoming> {
+        let idle_timeout = self.shared.config.idle_timeout;
+        let line = self
+            .conn
+            .read_line_by(MAX_LINE, deadline_after(idle_timeout));
+        self.conn.set_read_timeout(Some(idle_timeout))?;
+        Ok(match line {
+            Ok(Line::Complete(line)) => Incoming::Line {
+                line,
+                terminated: true,
+            },
+            Ok(Line::Eof) => Incoming::End(End::Eof),
+            Ok(Line::Truncated) => Incoming::End(End::Truncated),
+            Ok(Line::TooLong) => Incoming::End(End::TooLong),
+            Err(e) if is_timeout(&e) => Incoming::End(End::IdleTimeout),
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Ends the connection when no request came, telling the client why
+    /// where it may still be listening.
+    fn close_on(&mut self, end: End) {
+        let idle_secs = self.shared.config.idle_timeout.as_secs();
+        match end {
+            // the drain shut our reading side: say why we close
+            End::Eof | End::Truncated if self.stopping() => self.say_shutting_down(),
+            End::Eof => {}
+            End::Truncated => self.log("sent an incomplete request and closed"),
+            End::TooLong => {
+                self.log("request line too long");
+                self.close_with_error(&format!(
+                    "request line longer than {MAX_LINE} bytes; closing"
+                ));
+            }
+            End::IdleTimeout if self.conn.buffered().is_empty() => {
+                self.log("idle timeout");
+                let _ = self
+                    .conn
+                    .write_all(format!("ERROR: idle for {idle_secs} s; closing\n").as_bytes());
+            }
+            End::IdleTimeout => {
+                self.log("request too slow");
+                self.close_with_error(&format!(
+                    "request not complete after {idle_secs} s; closing"
+                ));
+            }
+        }
     }
 
     /// Handles one request line.
@@ -746,7 +760,7 @@ impl Connection<'_> {
             let waited_for_gap = !buffered.is_empty() && left >= silence;
             if buffered.is_empty() {
                 if left.is_zero() {
-                    break Incoming::IdleTimeout;
+                    break Incoming::End(End::IdleTimeout);
                 }
                 self.conn.set_read_timeout(Some(left))?;
             } else if (!is_write && buffered.len() >= MAX_LINE) || self.conn.is_full() {
@@ -757,14 +771,14 @@ impl Connection<'_> {
                 if is_write {
                     break self.take_legacy_request()?;
                 }
-                break Incoming::IdleTimeout;
+                break Incoming::End(End::IdleTimeout);
             } else {
                 self.conn.set_read_timeout(Some(silence.min(left)))?;
             }
             match self.conn.fill() {
                 // the client closed its sending side: it has said all it will
-                Ok(0) if self.conn.buffered().is_empty() => break Incoming::Eof,
-                Ok(0) if self.stopping() => break Incoming::Truncated,
+                Ok(0) if self.conn.buffered().is_empty() => break Incoming::End(End::Eof),
+                Ok(0) if self.stopping() => break Incoming::End(End::Truncated),
                 Ok(0) => break self.take_legacy_request()?,
                 Ok(_) => settling = false,
                 Err(e) if is_timeout(&e) && waited_for_gap => {
@@ -803,7 +817,7 @@ impl Connection<'_> {
             });
         }
         if buffered.len() >= MAX_LINE {
-            return Ok(Incoming::TooLong);
+            return Ok(Incoming::End(End::TooLong));
         }
         let mut line = buffered.to_vec();
         self.conn.consume(line.len());
