@@ -135,20 +135,26 @@ fn file_size(path: &str) -> Fallible<INT> {
 
 /// Creates a folder and its missing parents; an existing folder is fine.
 fn mkdir(path: &str) -> Fallible<()> {
-    let op = "mkdir";
-    fs::create_dir_all(path).map_err(|e| match file_in_the_way(Path::new(path)) {
-        Some(file) if file == Path::new(path) => throw(
+    create_folders("mkdir", Path::new(path), path, "made")
+}
+
+/// Makes `dir` and its missing parents for `op`, on the way to `target`
+/// (`dir` itself or a file in it). When a file stands where a folder must
+/// be, says which one, and that `target` cannot be `made_how`.
+fn create_folders(op: &str, dir: &Path, target: &str, made_how: &str) -> Fallible<()> {
+    fs::create_dir_all(dir).map_err(|e| match file_in_the_way(dir) {
+        Some(file) if file == Path::new(target) => throw(
             ErrorKind::LocalIo.as_str(),
-            format!("{op}: `{path}` is a file, not a folder"),
+            format!("{op}: `{target}` is a file, not a folder"),
         ),
         Some(file) => throw(
             ErrorKind::LocalIo.as_str(),
             format!(
-                "{op}: `{}` is a file, not a folder, so `{path}` cannot be made",
+                "{op}: `{}` is a file, not a folder, so `{target}` cannot be {made_how}",
                 file.display()
             ),
         ),
-        None => local_error(op, path, &e),
+        None => local_error(op, target, &e),
     })
 }
 
@@ -200,16 +206,7 @@ fn write_text(path: &str, text: &str) -> Fallible<INT> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        fs::create_dir_all(parent).map_err(|e| match file_in_the_way(parent) {
-            Some(file) => throw(
-                ErrorKind::LocalIo.as_str(),
-                format!(
-                    "{op}: `{}` is a file, not a folder, so `{path}` cannot be written",
-                    file.display()
-                ),
-            ),
-            None => local_error(op, path, &e),
-        })?;
+        create_folders(op, parent, path, "written")?;
     }
     fs::write(path, text).map_err(|e| local_error(op, path, &e))?;
     Ok(to_int(text.len() as u64))
