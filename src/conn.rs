@@ -241,7 +241,10 @@ pub fn send_file_with(
 #[derive(Debug)]
 pub enum BodyError {
     /// The peer closed the connection after `received` bytes.
-    Eof { received: u64 },
+    Eof {
+        /// Body bytes that arrived before the close.
+        received: u64,
+    },
     /// The socket failed (reset, timeout, shut down by a cancel).
     Io(io::Error),
 }

@@ -62,6 +62,7 @@ impl ErrorKind {
 /// A failed client operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// What went wrong, for callers to branch on.
     pub kind: ErrorKind,
     /// The operation and its subject, e.g. ``read `report.pdf` ``.
     pub op: String,

@@ -39,7 +39,12 @@ pub enum Request {
     /// `READ,<name>`.
     Read(String),
     /// `WRITE,<name>,<size>`; `size` body bytes follow the line.
-    Write { name: String, size: u64 },
+    Write {
+        /// Where to store the upload.
+        name: String,
+        /// Length of the body, in bytes.
+        size: u64,
+    },
     /// `BYE`.
     Bye,
 }
@@ -71,7 +76,9 @@ pub enum AfterError {
 /// A request the server refuses, with the `ERROR:` text to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRequest {
+    /// Why, as sent after `ERROR: `.
     pub message: String,
+    /// How the server goes on afterwards.
     pub then: AfterError,
 }
 
@@ -184,13 +191,21 @@ fn checked_name(raw: &[u8]) -> Result<String, String> {
 /// Why a name is refused by the lexical rules of IOE/1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
+    /// The name is empty.
     Empty,
+    /// Longer than [`MAX_NAME`] bytes (its length).
     TooLong(usize),
+    /// It starts with `/`.
     Absolute,
+    /// It contains a `\`.
     Backslash,
+    /// It contains NUL, CR or LF.
     ControlChar,
+    /// `//`, or a `/` at the end.
     EmptyComponent,
+    /// A `.` or `..` component.
     DotComponent,
+    /// A component starts with [`TEMP_PREFIX`].
     Temporary,
 }
 
@@ -278,7 +293,9 @@ pub fn parse_status(line: &[u8]) -> Result<Status, String> {
 /// The kind of a listed entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file (`f`).
     File,
+    /// A folder (`d`).
     Dir,
 }
 
@@ -295,8 +312,11 @@ impl EntryKind {
 /// One line of a `LIST` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// File or folder.
     pub kind: EntryKind,
+    /// Size in bytes (0 for a folder).
     pub size: u64,
+    /// Modification time, in seconds since the Unix epoch.
     pub mtime: u64,
     /// Full name relative to the server's root.
     pub name: String,
@@ -349,6 +369,7 @@ impl Entry {
 pub struct LegacyWriteHeader {
     /// Bytes of the header; the body starts right after them.
     pub len: usize,
+    /// The upload's size that the header gives.
     pub size: u64,
 }
 

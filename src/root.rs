@@ -15,13 +15,19 @@ use tempfile::NamedTempFile;
 /// Why a name cannot be served; `Display` is the text after `ERROR: `.
 #[derive(Debug)]
 pub enum FsError {
+    /// Nothing has that name.
     NotFound(String),
+    /// The name, or a link on its way, leads outside the root.
     Outside(String),
+    /// A `READ` of something other than a regular file.
     NotAFile(String),
+    /// A `LIST` of, or an upload through, something that is not a folder.
     NotAFolder(String),
+    /// An upload onto a folder.
     IsAFolder(String),
     /// A symbolic link whose target does not exist.
     Dangling(String),
+    /// Any other failure of the file system.
     Io(String, io::Error),
 }
 
@@ -50,6 +56,7 @@ pub struct Root {
 /// An upload in progress: a temporary file beside its target. Dropping it
 /// removes the temporary file; [`Upload::commit`] renames it over the target.
 pub struct Upload {
+    /// The temporary file the body is written to.
     pub file: NamedTempFile,
     target: PathBuf,
     name: String,

@@ -10,6 +10,7 @@ use std::io::{self, BufRead};
 pub struct Entry {
     /// 1-based number of the entry's first line.
     pub line: usize,
+    /// The entry's lines, joined with LF.
     pub text: String,
     /// The input ended before the code was finished.
     pub unfinished: bool,

@@ -10,8 +10,11 @@
 /// What opened a still-open construct.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
+    /// `(`.
     Paren,
+    /// `[`.
     Bracket,
+    /// `{`.
     Brace,
     /// A backtick string.
     Backtick,
@@ -22,6 +25,7 @@ pub enum Open {
 /// One still-open construct.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
+    /// What opened it.
     pub open: Open,
     /// Byte offset of the opening character.
     pub at: usize,

@@ -34,6 +34,7 @@ pub fn history_path() -> Option<PathBuf> {
 pub struct RemoteName {
     /// Full name relative to the server's root.
     pub name: String,
+    /// Whether it is a folder (completed with a trailing `/`).
     pub is_dir: bool,
 }
 
