@@ -20,7 +20,9 @@ pub mod table;
 use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
-use crate::script::{Host, HostOptions, Phase, Report, ScriptSession, ServerHandle, Stop};
+use crate::script::{
+    EXIT_INTERRUPTED, Host, HostOptions, Phase, Report, ScriptSession, ServerHandle, Stop,
+};
 use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
@@ -36,8 +38,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Exit status after Ctrl-C stopped a batch.
-const INTERRUPTED: u8 = 130;
 /// Most entries kept in the history file.
 const HISTORY_SIZE: usize = 1000;
 /// How long Tab completion waits for the server (to connect, and for each
@@ -107,7 +107,7 @@ fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> anyh
             let now = rustix::termios::OptionalActions::Now;
             let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
         }
-        std::process::exit(i32::from(INTERRUPTED));
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     })?;
     Ok(())
 }
@@ -282,7 +282,7 @@ impl Repl {
                 Err(failure) => {
                     eprintln!("ioe: line {}: {}", entry.line, failure.text);
                     status = failure.status;
-                    if !options.keep_going || failure.status == INTERRUPTED {
+                    if !options.keep_going || failure.status == EXIT_INTERRUPTED {
                         self.quit();
                         return status;
                     }

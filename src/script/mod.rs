@@ -16,7 +16,9 @@ mod report;
 mod run;
 
 pub use api::{DEFAULT_PORT, ScriptSession, ServerHandle};
-pub use report::{BAD_ARGUMENT, Exit, Location, Phase, Report, Stop, kinds};
+pub use report::{
+    BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, Stop, kinds,
+};
 pub use run::{RunOptions, ScriptSource, run};
 
 use crate::cancel::CancelToken;

@@ -12,6 +12,11 @@ use std::fmt;
 /// such as a port number out of range.
 pub const BAD_ARGUMENT: &str = "bad_argument";
 
+/// Exit status when a script cannot be read or does not compile.
+pub const EXIT_UNUSABLE: u8 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// Every `e.kind` a script can see, in documentation order.
 pub fn kinds() -> Vec<&'static str> {
     let mut kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -192,9 +197,9 @@ impl Report {
     /// 2 for a script that does not compile, 130 after Ctrl-C, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self.phase {
-            Phase::Compile => 2,
+            Phase::Compile => EXIT_UNUSABLE,
             Phase::Runtime => 1,
-            Phase::Interrupted => 130,
+            Phase::Interrupted => EXIT_INTERRUPTED,
         }
     }
 

@@ -4,7 +4,7 @@
 //! `n` after `exit(n)`, 1 for an uncaught error, 2 when the script cannot
 //! be read or does not compile, 130 after Ctrl-C.
 
-use super::{Host, HostOptions, Stop};
+use super::{EXIT_INTERRUPTED, EXIT_UNUSABLE, Host, HostOptions, Stop};
 use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
 use std::io::{Read, Write};
@@ -30,11 +30,6 @@ pub struct RunOptions {
     pub progress: ProgressMode,
 }
 
-/// Exit status when the script cannot be read or does not compile.
-const EXIT_UNUSABLE: u8 = 2;
-/// Exit status after a second Ctrl-C, which does not wait for cleanup.
-const EXIT_INTERRUPTED: i32 = 130;
-
 /// Runs `ioe run` and returns its exit status.
 pub fn run(options: RunOptions) -> u8 {
     let (name, text) = match load(&options.source) {
@@ -49,7 +44,7 @@ pub fn run(options: RunOptions) -> u8 {
     let installed = ctrlc::set_handler(move || {
         if handler_token.is_cancelled() {
             // the second Ctrl-C: the user does not want to wait
-            std::process::exit(EXIT_INTERRUPTED);
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
         handler_token.cancel();
     });
