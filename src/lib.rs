@@ -3,11 +3,13 @@
 //!
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
+//! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`root`]: names → files under the server's root, whole-file uploads;
 //! - [`server`]: `ioe serve`, a thread per connection;
 //! - [`session`]: the client API (`list`, `read`, `write`, `bye`), with its
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
-//! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine).
+//! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
+//! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe.
 
 pub mod cancel;
 pub mod conn;
