@@ -5,6 +5,7 @@
 //! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
 //! script calls).
 
+use crate::script::join_host_port;
 use std::fmt;
 
 /// One parsed command form.
@@ -109,11 +110,7 @@ fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
         }
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok(Form::Connect(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }))
+    Ok(Form::Connect(join_host_port(host, port)))
 }
 
 /// The one field of `READ`/`WRITE`: everything after the first comma (names

@@ -186,7 +186,7 @@ fn with_default_port(addr: &str) -> Result<String, &str> {
 }
 
 /// `host:port`, with IPv6 literals in brackets.
-fn join_host_port(host: &str, port: u16) -> String {
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {

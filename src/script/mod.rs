@@ -15,6 +15,7 @@ mod local;
 mod report;
 mod run;
 
+pub(crate) use api::join_host_port;
 pub use api::{DEFAULT_PORT, ScriptSession, ServerHandle};
 pub use report::{
     BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, Stop, kinds,
