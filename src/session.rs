@@ -325,11 +325,7 @@ impl Session {
             Err(e) if e.kind == ErrorKind::ConnectionLost => Ok(()),
             Err(e) => Err(e),
             Ok(Status::Error(message)) => Err(self.refusal(op, &message)),
-            Ok(Status::Size(_)) => Err(Error::new(
-                ErrorKind::ConnectionLost,
-                op,
-                "unexpected reply to BYE",
-            )),
+            Ok(Status::Size(_)) => Err(self.broken(op, "a size where `OK` was expected")),
         }
     }
 
