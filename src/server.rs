@@ -609,29 +609,10 @@ impl Connection<'_> {
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }
-            Err(_) if self.cut_off() => {
-                drop(upload);
-                self.log(&format!(
-                    "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
-                ));
-                self.close_with_error(&format!(
-                    "upload of `{name}` cut off: the server is shutting down; \
-                     nothing was stored; closing"
-                ));
-                return Ok(Flow::Close);
-            }
             Err(e) => {
+                // the temporary file goes before the client is told
                 drop(upload);
-                self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
-                if let BodyError::Io(e) = &e
-                    && is_timeout(e)
-                {
-                    self.close_with_error(&format!(
-                        "upload of `{name}` stalled: nothing arrived for {} s; \
-                         nothing was stored; closing",
-                        self.shared.config.idle_timeout.as_secs()
-                    ));
-                }
+                self.upload_stopped(name, &e);
                 return Ok(Flow::Close);
             }
         }
@@ -646,6 +627,32 @@ impl Connection<'_> {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// Logs an upload whose body stopped arriving, and tells the client why
+    /// where it may still be listening (a shutdown, a stall); the
+    /// connection is then closed.
+    fn upload_stopped(&mut self, name: &str, e: &BodyError) {
+        if self.cut_off() {
+            self.log(&format!(
+                "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
+            ));
+            self.close_with_error(&format!(
+                "upload of `{name}` cut off: the server is shutting down; \
+                 nothing was stored; closing"
+            ));
+            return;
+        }
+        self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+        if let BodyError::Io(e) = e
+            && is_timeout(e)
+        {
+            self.close_with_error(&format!(
+                "upload of `{name}` stalled: nothing arrived for {} s; \
+                 nothing was stored; closing",
+                self.shared.config.idle_timeout.as_secs()
+            ));
+        }
     }
 
     /// Refuses an upload after reading and discarding its body; `request`
