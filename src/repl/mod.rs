@@ -423,16 +423,14 @@ impl Repl {
         })
     }
 
-    /// Closes the current session politely (BYE), reporting the outcome.
+    /// Closes the current session politely (BYE), if one is open,
+    /// reporting the outcome as `BYE` does.
     fn quit(&mut self) {
-        let Some(addr) = self.host.borrow().current_addr() else {
+        if self.host.borrow().current_addr().is_none() {
             return;
-        };
-        let result = self.host.borrow_mut().eval("<command>", "bye()");
-        match result {
-            Ok(_) => say!("closed the session with {addr}"),
-            Err(Stop::Failed(report)) => eprintln!("{}", headline(&report)),
-            Err(Stop::Exit(_)) => {}
+        }
+        if let Err(failure) = self.run_form(Form::Bye) {
+            eprintln!("{}", failure.text);
         }
     }
 
