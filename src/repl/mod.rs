@@ -20,9 +20,7 @@ pub mod table;
 use crate::cancel::CancelToken;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
-use crate::script::{
-    EXIT_INTERRUPTED, Host, HostOptions, Phase, Report, ScriptSession, ServerHandle, Stop,
-};
+use crate::script::{EXIT_INTERRUPTED, Host, HostOptions, ScriptSession, ServerHandle, Stop};
 use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
@@ -406,7 +404,7 @@ impl Repl {
         let result = self.host.borrow_mut().eval("<command>", code);
         result.map_err(|stop| match stop {
             Stop::Failed(report) => {
-                let mut text = headline(&report);
+                let mut text = report.headline();
                 if report.kind.as_deref() == Some("not_connected") {
                     text.push_str(" with CONNECT,host,port");
                 }
@@ -536,18 +534,6 @@ fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
             name: entry.name,
         })
         .collect()
-}
-
-/// The first line of a report: `error[kind]: message`.
-fn headline(report: &Report) -> String {
-    let label = match report.phase {
-        Phase::Interrupted => "interrupted",
-        Phase::Compile | Phase::Runtime => "error",
-    };
-    match &report.kind {
-        Some(kind) => format!("{label}[{kind}]: {}", report.message),
-        None => format!("{label}: {}", report.message),
-    }
 }
 
 /// How an expression's value is echoed; `None` for `()`.

@@ -203,6 +203,19 @@ impl Report {
         }
     }
 
+    /// The first line of the report: `error[kind]: message` (`error:
+    /// message` without a kind, `interrupted: …` after Ctrl-C).
+    pub fn headline(&self) -> String {
+        let label = match self.phase {
+            Phase::Interrupted => "interrupted",
+            Phase::Compile | Phase::Runtime => "error",
+        };
+        match &self.kind {
+            Some(kind) => format!("{label}[{kind}]: {}", self.message),
+            None => format!("{label}: {}", self.message),
+        }
+    }
+
     pub(crate) fn compile(
         err: &ParseError,
         file: &str,
@@ -426,14 +439,7 @@ impl fmt::Display for Report {
     ///    |          ^
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let label = match self.phase {
-            Phase::Interrupted => "interrupted",
-            Phase::Compile | Phase::Runtime => "error",
-        };
-        match &self.kind {
-            Some(kind) => write!(f, "{label}[{kind}]: {}", self.message)?,
-            None => write!(f, "{label}: {}", self.message)?,
-        }
+        f.write_str(&self.headline())?;
         if let Some(location) = &self.location {
             let number = location.line.to_string();
             let pad = " ".repeat(number.len());
