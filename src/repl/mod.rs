@@ -121,12 +121,16 @@ enum Next {
 
 /// A failed line, as the user reads it.
 struct Failure {
+    /// What to print on stderr.
     text: String,
+    /// The exit status it calls for in batch mode.
     status: u8,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
+    /// A failure of the line itself, not of a script (a command form's
+    /// usage, unfinished code): `error: message`, status 1.
+    fn error(message: impl Into<String>) -> Failure {
         Failure {
             text: format!("error: {}", message.into()),
             status: 1,
@@ -224,7 +228,7 @@ impl Repl {
     fn run_entered(&mut self, text: &str, count: &mut usize) -> Result<Next, Failure> {
         let entries: Vec<batch::Entry> = batch::entries(text.as_bytes())
             .collect::<io::Result<_>>()
-            .map_err(|e| Failure::usage(e.to_string()))?;
+            .map_err(|e| Failure::error(e.to_string()))?;
         for (i, entry) in entries.iter().enumerate() {
             *count += 1;
             let result = self.execute(&entry.text, &format!("input {count}"));
@@ -264,7 +268,7 @@ impl Repl {
                 }
             };
             let result = if entry.unfinished {
-                Err(Failure::usage(
+                Err(Failure::error(
                     "this code is not finished when the input ends \
                      (an open bracket, backtick string or comment)",
                 ))
@@ -323,7 +327,7 @@ impl Repl {
         self.busy.store(true, Ordering::SeqCst);
         let result = match forms::parse(text) {
             Some(Ok(form)) => self.run_form(form),
-            Some(Err(usage)) => Err(Failure::usage(usage.0)),
+            Some(Err(usage)) => Err(Failure::error(usage.0)),
             None => self.run_code(text, name),
         };
         self.busy.store(false, Ordering::SeqCst);
