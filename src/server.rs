@@ -1,5 +1,8 @@
 //! `ioe serve`: IOE/1 requests → the file system under a [`Root`]. One
-//! thread per connection; a bounded number of connections; graceful stop.
+//! thread per connection; a bounded number of connections (more are told
+//! the server is busy); an idle timeout; the original design's unterminated
+//! requests in legacy mode; a graceful stop that lets transfers finish
+//! within a grace period.
 
 use crate::conn::{BodyError, Conn, Line, is_timeout, send_file};
 use crate::protocol::{
