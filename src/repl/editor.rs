@@ -333,7 +333,7 @@ fn unescape(typed: &str) -> String {
 /// `name` as it must be written inside a Rhai `"…"` string when `quoted`.
 fn escape(name: &str, quoted: bool) -> String {
     if quoted {
-        name.replace('\\', "\\\\").replace('"', "\\\"")
+        super::escaped(name)
     } else {
         name.to_string()
     }

@@ -562,16 +562,13 @@ fn show_int(value: &Dynamic) -> String {
 
 /// `text` as a Rhai string literal.
 fn rhai_string(text: &str) -> String {
-    let mut literal = String::with_capacity(text.len() + 2);
-    literal.push('"');
-    for c in text.chars() {
-        if matches!(c, '"' | '\\') {
-            literal.push('\\');
-        }
-        literal.push(c);
-    }
-    literal.push('"');
-    literal
+    format!("\"{}\"", escaped(text))
+}
+
+/// `text` as written between the quotes of a Rhai string: `"` and `\`
+/// escaped.
+fn escaped(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// The entries of a `list()` result (an array of `#{name, kind, size, mtime}`).
