@@ -246,95 +246,11 @@ impl Report {
         sources: &HashMap<String, String>,
         fn_sources: &HashMap<String, String>,
     ) -> Stop {
-        let mut trace = Vec::new();
-        let mut file = file.to_string();
-        let mut err = err;
-        // walk into script function calls and imports, noting each site
-        let err = loop {
-            let site = |file: &str, pos| {
-                Location::find(sources, file, pos)
-                    .map_or_else(|| file.to_string(), |l| l.to_string())
-            };
-            err = match err {
-                EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
-                    let site = site(&file, pos);
-                    // Rhai names closures `anon$<hash>`
-                    if name.starts_with("anon$") {
-                        trace.push(format!("in a closure, called at {site}"));
-                    } else {
-                        trace.push(format!("in `{name}`, called at {site}"));
-                    }
-                    if !source.is_empty() && !sources.contains_key(&source) {
-                        // a function of a module the script imported: its file
-                        file = source;
-                    } else if let Some(defined_in) = fn_sources.get(&name) {
-                        file.clone_from(defined_in);
-                    }
-                    *inner
-                }
-                // `import` names a module by its file (see `import`)
-                EvalAltResult::ErrorInModule(module, inner, pos) => {
-                    trace.push(format!(
-                        "in module `{module}`, imported at {}",
-                        site(&file, pos)
-                    ));
-                    file = module;
-                    *inner
-                }
-                other => break other,
-            };
-        };
-        trace.reverse();
-        shorten_trace(&mut trace);
+        let (err, file, trace) = unwind(err, file, sources, fn_sources);
         let pos = err.position();
-        let (phase, kind, message) = match err {
-            EvalAltResult::ErrorTerminated(value, _) if value.is::<ExitRequest>() => {
-                let ExitRequest(value) = value.cast::<ExitRequest>();
-                return Stop::Exit(Exit::from_value(&value));
-            }
-            EvalAltResult::ErrorTerminated(value, _) => {
-                let message = value
-                    .read_lock::<Map>()
-                    .and_then(|m| m.get("message").map(|v| v.to_string()))
-                    .unwrap_or_else(|| "stopped by Ctrl-C".to_string());
-                (Phase::Interrupted, None, message)
-            }
-            EvalAltResult::ErrorRuntime(value, _) => match kind_and_message(&value) {
-                Some((kind, message)) => (Phase::Runtime, Some(kind), message),
-                None => (Phase::Runtime, None, value.to_string()),
-            },
-            EvalAltResult::ErrorModuleNotFound(module, _) => (
-                Phase::Runtime,
-                None,
-                format!(
-                    "module `{module}` not found: there is no file `{}`",
-                    super::import::module_file(&module, &file).display()
-                ),
-            ),
-            EvalAltResult::ErrorParsing(error, _) => (
-                Phase::Runtime,
-                None,
-                format!("the module does not compile: {error}"),
-            ),
-            EvalAltResult::ErrorStackOverflow(_) => (
-                Phase::Runtime,
-                None,
-                format!(
-                    "too many nested function calls: more than {} \
-                     (does a function call itself without end?)",
-                    limits::CALL_LEVELS
-                ),
-            ),
-            EvalAltResult::ErrorFunctionNotFound(signature, _) => {
-                (Phase::Runtime, None, not_found_message(&signature))
-            }
-            EvalAltResult::ErrorDataTooLarge(what, _) => {
-                (Phase::Runtime, None, too_large_message(&what))
-            }
-            mut other => {
-                other.clear_position();
-                (Phase::Runtime, None, other.to_string())
-            }
+        let (phase, kind, message) = match describe(err, &file) {
+            Ok(described) => described,
+            Err(exit) => return Stop::Exit(exit),
         };
         Stop::Failed(Box::new(Report {
             phase,
@@ -344,6 +260,110 @@ impl Report {
             trace,
         }))
     }
+}
+
+/// Walks into the script function calls and imports that `err` happened
+/// in: the innermost error, the source it happened in, and the calls that
+/// led there, innermost first (shortened when long).
+fn unwind(
+    err: EvalAltResult,
+    file: &str,
+    sources: &HashMap<String, String>,
+    fn_sources: &HashMap<String, String>,
+) -> (EvalAltResult, String, Vec<String>) {
+    let mut trace = Vec::new();
+    let mut file = file.to_string();
+    let mut err = err;
+    let err = loop {
+        let site = |file: &str, pos| {
+            Location::find(sources, file, pos).map_or_else(|| file.to_string(), |l| l.to_string())
+        };
+        err = match err {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                let site = site(&file, pos);
+                // Rhai names closures `anon$<hash>`
+                if name.starts_with("anon$") {
+                    trace.push(format!("in a closure, called at {site}"));
+                } else {
+                    trace.push(format!("in `{name}`, called at {site}"));
+                }
+                if !source.is_empty() && !sources.contains_key(&source) {
+                    // a function of a module the script imported: its file
+                    file = source;
+                } else if let Some(defined_in) = fn_sources.get(&name) {
+                    file.clone_from(defined_in);
+                }
+                *inner
+            }
+            // `import` names a module by its file (see `import`)
+            EvalAltResult::ErrorInModule(module, inner, pos) => {
+                trace.push(format!(
+                    "in module `{module}`, imported at {}",
+                    site(&file, pos)
+                ));
+                file = module;
+                *inner
+            }
+            other => break other,
+        };
+    };
+    trace.reverse();
+    shorten_trace(&mut trace);
+    (err, file, trace)
+}
+
+/// The phase, `e.kind` and message of an error raised in the source named
+/// `file`, or what `exit(…)` asked for.
+fn describe(err: EvalAltResult, file: &str) -> Result<(Phase, Option<String>, String), Exit> {
+    Ok(match err {
+        EvalAltResult::ErrorTerminated(value, _) if value.is::<ExitRequest>() => {
+            let ExitRequest(value) = value.cast::<ExitRequest>();
+            return Err(Exit::from_value(&value));
+        }
+        EvalAltResult::ErrorTerminated(value, _) => {
+            let message = value
+                .read_lock::<Map>()
+                .and_then(|m| m.get("message").map(|v| v.to_string()))
+                .unwrap_or_else(|| "stopped by Ctrl-C".to_string());
+            (Phase::Interrupted, None, message)
+        }
+        EvalAltResult::ErrorRuntime(value, _) => match kind_and_message(&value) {
+            Some((kind, message)) => (Phase::Runtime, Some(kind), message),
+            None => (Phase::Runtime, None, value.to_string()),
+        },
+        EvalAltResult::ErrorModuleNotFound(module, _) => (
+            Phase::Runtime,
+            None,
+            format!(
+                "module `{module}` not found: there is no file `{}`",
+                super::import::module_file(&module, file).display()
+            ),
+        ),
+        EvalAltResult::ErrorParsing(error, _) => (
+            Phase::Runtime,
+            None,
+            format!("the module does not compile: {error}"),
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => (
+            Phase::Runtime,
+            None,
+            format!(
+                "too many nested function calls: more than {} \
+                 (does a function call itself without end?)",
+                limits::CALL_LEVELS
+            ),
+        ),
+        EvalAltResult::ErrorFunctionNotFound(signature, _) => {
+            (Phase::Runtime, None, not_found_message(&signature))
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            (Phase::Runtime, None, too_large_message(&what))
+        }
+        mut other => {
+            other.clear_position();
+            (Phase::Runtime, None, other.to_string())
+        }
+    })
 }
 
 /// Calls shown at each end of a long chain (a runaway recursion).
