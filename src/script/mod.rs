@@ -125,37 +125,7 @@ impl Host {
             cancel: options.cancel.clone(),
             progress: options.progress,
         }));
-        let mut engine = Engine::new();
-        engine
-            .set_max_call_levels(limits::CALL_LEVELS)
-            .set_max_expr_depths(limits::EXPR_DEPTH, limits::FUNCTION_EXPR_DEPTH)
-            .set_max_string_size(limits::STRING_SIZE)
-            .set_max_array_size(limits::ARRAY_SIZE)
-            .set_max_map_size(limits::MAP_SIZE)
-            .set_max_operations(0)
-            .set_strict_variables(true)
-            .set_fail_on_invalid_map_property(true)
-            .set_module_resolver(import::Modules::default());
-        let cancel = options.cancel.clone();
-        // between operations: stop the script once Ctrl-C was pressed
-        engine.on_progress(move |_| {
-            cancel
-                .is_cancelled()
-                .then(|| Dynamic::from("stopped by Ctrl-C"))
-        });
-        engine.on_print(|text| {
-            // a closed pipe (`ioe run job.rhai | head`) must not panic
-            let _ = writeln!(std::io::stdout().lock(), "{text}");
-        });
-        engine.on_debug(|text, source, pos| {
-            // nor must a closed stderr (`ioe run job.rhai 2>&1 | head`)
-            let mut stderr = std::io::stderr().lock();
-            let _ = match (source, pos.line()) {
-                (Some(source), Some(line)) => writeln!(stderr, "{source}:{line}: {text}"),
-                _ => writeln!(stderr, "{text}"),
-            };
-        });
-
+        let mut engine = configured_engine(options.cancel.clone());
         let mut names = Vec::new();
         let mut properties = Vec::new();
         let mut registry = Registry {
@@ -252,6 +222,42 @@ impl Host {
         names.dedup();
         names
     }
+}
+
+/// An engine with the limits, the module resolver, Ctrl-C checks between
+/// operations, and `print`/`debug` that survive a closed stdout or stderr;
+/// nothing of the `ioe` API registered yet.
+fn configured_engine(cancel: CancelToken) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_call_levels(limits::CALL_LEVELS)
+        .set_max_expr_depths(limits::EXPR_DEPTH, limits::FUNCTION_EXPR_DEPTH)
+        .set_max_string_size(limits::STRING_SIZE)
+        .set_max_array_size(limits::ARRAY_SIZE)
+        .set_max_map_size(limits::MAP_SIZE)
+        .set_max_operations(0)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true)
+        .set_module_resolver(import::Modules::default());
+    // between operations: stop the script once Ctrl-C was pressed
+    engine.on_progress(move |_| {
+        cancel
+            .is_cancelled()
+            .then(|| Dynamic::from("stopped by Ctrl-C"))
+    });
+    engine.on_print(|text| {
+        // a closed pipe (`ioe run job.rhai | head`) must not panic
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    });
+    engine.on_debug(|text, source, pos| {
+        // nor must a closed stderr (`ioe run job.rhai 2>&1 | head`)
+        let mut stderr = std::io::stderr().lock();
+        let _ = match (source, pos.line()) {
+            (Some(source), Some(line)) => writeln!(stderr, "{source}:{line}: {text}"),
+            _ => writeln!(stderr, "{text}"),
+        };
+    });
+    engine
 }
 
 /// `text` without the byte order mark some Windows editors start files
