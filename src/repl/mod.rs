@@ -172,11 +172,7 @@ impl Repl {
         }
         let mut entries = 0;
         loop {
-            let prompt = match self.host.borrow().current_addr() {
-                Some(addr) => format!("ioe {addr}> "),
-                None => "ioe> ".to_string(),
-            };
-            let line = match editor.readline(&prompt) {
+            let line = match editor.readline(&self.prompt()) {
                 Ok(line) => line,
                 // Ctrl-C at the prompt: rustyline dropped the line; show
                 // it like a shell does and start a fresh one below
@@ -197,15 +193,7 @@ impl Repl {
             if line.trim().is_empty() {
                 continue;
             }
-            if let Some(path) = &history_file
-                && !remember(&mut editor, path, &line)
-            {
-                history_file = None;
-            }
-            if history_file.is_none() {
-                // still recalled with Up during this run
-                let _ = editor.add_history_entry(line.as_str());
-            }
+            record(&mut editor, &mut history_file, &line);
             let result = self.run_entered(&line, &mut entries);
             let functions = self.function_names();
             if let Some(helper) = editor.helper_mut() {
@@ -218,6 +206,14 @@ impl Repl {
                 Ok(Next::Exit(status)) => return status,
                 Err(failure) => eprintln!("{}", failure.text),
             }
+        }
+    }
+
+    /// `ioe host:port> ` while a session is open, `ioe> ` otherwise.
+    fn prompt(&self) -> String {
+        match self.host.borrow().current_addr() {
+            Some(addr) => format!("ioe {addr}> "),
+            None => "ioe> ".to_string(),
         }
     }
 
@@ -494,6 +490,24 @@ fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf>
         );
     }
     Some(path)
+}
+
+/// Keeps `line` for Up: in the history file while there is one that can
+/// be written (forgetting the file once it cannot), and for this run only
+/// otherwise.
+fn record(
+    editor: &mut Editor<ReplHelper, FileHistory>,
+    history_file: &mut Option<PathBuf>,
+    line: &str,
+) {
+    if let Some(path) = history_file
+        && !remember(editor, path, line)
+    {
+        *history_file = None;
+    }
+    if history_file.is_none() {
+        let _ = editor.add_history_entry(line);
+    }
 }
 
 /// Adds `line` to the history and writes it out to `path` at once, so a
