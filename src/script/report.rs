@@ -56,16 +56,6 @@ pub enum Stop {
     Failed(Box<Report>),
 }
 
-impl Stop {
-    /// The process exit status this stop calls for.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Stop::Exit(exit) => exit.code,
-            Stop::Failed(report) => report.exit_code(),
-        }
-    }
-}
-
 /// What `exit(…)` asked for: `exit()` and `exit(n)` give a status;
 /// `exit("text")` prints the text on stderr and exits 1; any other value
 /// exits 1 saying what `exit` takes.
