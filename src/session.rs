@@ -247,25 +247,7 @@ impl Session {
         check_name(&op, remote)?;
         let cancel = self.cancel.clone();
         let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
-        // refused below as not a regular file)
-        let file = File::options()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(local)
-            .map_err(|e| local_open_error(&op, local, e))?;
-        let meta = file.metadata().map_err(|e| local_io(&op, local, e))?;
-        if !meta.is_file() {
-            return Err(Error::new(
-                ErrorKind::LocalIo,
-                &op,
-                format!(
-                    "`{}` is not a regular file (use walk() to upload a folder)",
-                    local.display()
-                ),
-            ));
-        }
-        let size = meta.len();
+        let (file, size) = open_upload(&op, local)?;
         let header = Request::Write {
             name: remote.to_string(),
             size,
@@ -468,6 +450,30 @@ fn send_body(
         meter.advance(piece);
         Ok(())
     })
+}
+
+/// Opens the local file to upload, with its size; anything but a regular
+/// file is refused.
+fn open_upload(op: &str, local: &Path) -> Result<(File, u64)> {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+    // refused below as not a regular file)
+    let file = File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(local)
+        .map_err(|e| local_open_error(op, local, e))?;
+    let meta = file.metadata().map_err(|e| local_io(op, local, e))?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::LocalIo,
+            op,
+            format!(
+                "`{}` is not a regular file (use walk() to upload a folder)",
+                local.display()
+            ),
+        ));
+    }
+    Ok((file, meta.len()))
 }
 
 /// A temporary file beside `local`, to be renamed over it once the whole
