@@ -277,15 +277,15 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 shared: &thread_shared,
                 id,
             };
-            let mut session = Connection {
+            let mut connection = Connection {
                 shared: &thread_shared,
                 conn: Conn::new(stream),
                 peer,
                 busy,
             };
-            if let Err(e) = session.serve() {
-                let why = session.failure(&e);
-                thread_shared.log(format_args!("{} connection lost: {why}", session.peer));
+            if let Err(e) = connection.serve() {
+                let why = connection.failure(&e);
+                thread_shared.log(format_args!("{} connection lost: {why}", connection.peer));
             }
         });
     if let Err(e) = spawned {
