@@ -1,6 +1,6 @@
 //! The local half of the script API, kept to what a batch job plainly
 //! needs: `walk`, `exists`, `file_size`, `mkdir`, `remove`, `read_text`,
-//! `write_text`, `temp_dir` and `env`.
+//! `write_text`, `temp_dir`, `env`, and `sleep` for retry back-offs.
 
 use super::api::to_int;
 use super::report::BAD_ARGUMENT;

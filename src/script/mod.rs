@@ -5,7 +5,7 @@
 //!
 //! - `api`: `connect`, `Session`, the transfer functions, `serve`;
 //! - `import`: modules (`import "lib" as lib;`) beside the importing script;
-//! - `local`: the local file helpers;
+//! - `local`: the local file helpers, `env` and `sleep`;
 //! - `report`: error maps for `catch`, and the report for uncaught errors;
 //! - `run`: the `ioe run` command (sources, Ctrl-C, exit statuses).
 
