@@ -442,3 +442,29 @@ fn a_leading_dot_slash_names_the_same_file() {
         b"from the server"
     );
 }
+
+#[test]
+fn a_closed_stderr_does_not_crash_the_batch() {
+    // `ioe repl --keep-going < job.txt 2>&1 | head -1`: the reader of the
+    // error messages goes away early
+    let work = TempDir::new().unwrap();
+    let mut child = spawn_ioe(work.path(), &["repl", "--keep-going"]);
+    drop(child.0.stderr.take());
+    let mut input = child.0.stdin.take().expect("stdin is piped");
+    let job = format!(
+        "{}write_text(\"done.txt\", \"ran to the end\");\n",
+        "READ,a.txt\n".repeat(20)
+    );
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(job.as_bytes());
+    });
+
+    let run = finish(child, feeder);
+
+    // the status of the last failing line (not_connected), not a panic's 101
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        fs::read_to_string(work.path().join("done.txt")).unwrap(),
+        "ran to the end"
+    );
+}

@@ -51,6 +51,16 @@ macro_rules! say {
     }};
 }
 
+/// Writes a line to stderr, which may be closed just as well
+/// (`ioe repl < job.txt 2>&1 | head`): the lines go on running, and the
+/// exit status stays that of the batch.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// How `ioe repl` runs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -70,7 +80,7 @@ pub fn run(options: Options) -> u8 {
     let cancel = CancelToken::new();
     let busy = Arc::new(AtomicBool::new(false));
     if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
-        eprintln!("ioe: warning: Ctrl-C cannot stop transfers: {e}");
+        say_err!("ioe: warning: Ctrl-C cannot stop transfers: {e}");
     }
     let host = Host::new(HostOptions {
         args: Vec::new(),
@@ -151,7 +161,7 @@ impl Repl {
         let mut editor = match self.editor() {
             Ok(editor) => editor,
             Err(e) => {
-                eprintln!("ioe: cannot set up line editing: {e}");
+                say_err!("ioe: cannot set up line editing: {e}");
                 return 1;
             }
         };
@@ -167,7 +177,7 @@ impl Repl {
         if let Some(addr) = &options.connect {
             // a typo in --connect should not cost the session: say so and go on
             if let Err(failure) = self.run_form(Form::Connect(addr.clone())) {
-                eprintln!("{}", failure.text);
+                say_err!("{}", failure.text);
             }
         }
         let mut entries = 0;
@@ -185,7 +195,7 @@ impl Repl {
                     return 0;
                 }
                 Err(e) => {
-                    eprintln!("ioe: cannot read the terminal: {e}");
+                    say_err!("ioe: cannot read the terminal: {e}");
                     self.quit();
                     return 1;
                 }
@@ -204,7 +214,7 @@ impl Repl {
                 Ok(Next::Prompt) => {}
                 Ok(Next::Quit) => return 0,
                 Ok(Next::Exit(status)) => return status,
-                Err(failure) => eprintln!("{}", failure.text),
+                Err(failure) => say_err!("{}", failure.text),
             }
         }
     }
@@ -250,7 +260,7 @@ impl Repl {
         if let Some(addr) = &options.connect
             && let Err(failure) = self.run_form(Form::Connect(addr.clone()))
         {
-            eprintln!("ioe: --connect {addr}: {}", failure.text);
+            say_err!("ioe: --connect {addr}: {}", failure.text);
             return failure.status;
         }
         let mut status = 0;
@@ -258,7 +268,7 @@ impl Repl {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    eprintln!("ioe: cannot read standard input: {e}");
+                    say_err!("ioe: cannot read standard input: {e}");
                     self.quit();
                     return 1;
                 }
@@ -278,7 +288,7 @@ impl Repl {
                 Ok(Next::Quit) => return status,
                 Ok(Next::Exit(code)) => return code,
                 Err(failure) => {
-                    eprintln!("ioe: line {}: {}", entry.line, failure.text);
+                    say_err!("ioe: line {}: {}", entry.line, failure.text);
                     status = failure.status;
                     if !options.keep_going || failure.status == EXIT_INTERRUPTED {
                         self.quit();
@@ -341,7 +351,7 @@ impl Repl {
             }
             Err(Stop::Exit(exit)) => {
                 if let Some(message) = &exit.message {
-                    eprintln!("{message}");
+                    say_err!("{message}");
                 }
                 Ok(Next::Exit(exit.code))
             }
@@ -428,7 +438,7 @@ impl Repl {
             return;
         }
         if let Err(failure) = self.run_form(Form::Bye) {
-            eprintln!("{}", failure.text);
+            say_err!("{}", failure.text);
         }
     }
 
@@ -478,13 +488,13 @@ impl Repl {
 /// kept (no home folder).
 fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf> {
     let Some(path) = editor::history_path() else {
-        eprintln!("ioe: note: no HOME or XDG_STATE_HOME, so no history is kept");
+        say_err!("ioe: note: no HOME or XDG_STATE_HOME, so no history is kept");
         return None;
     };
     if path.exists()
         && let Err(e) = editor.load_history(&path)
     {
-        eprintln!(
+        say_err!(
             "ioe: warning: cannot read the history in {}: {e}",
             path.display()
         );
@@ -524,7 +534,7 @@ fn remember(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: 
     }
     .and_then(|()| editor.append_history(path));
     if let Err(e) = saved {
-        eprintln!(
+        say_err!(
             "ioe: warning: cannot save the history in {}: {e}; \
              lines are recalled with Up for the rest of this run only",
             path.display()
