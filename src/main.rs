@@ -128,20 +128,26 @@ fn main() -> ExitCode {
         Some(Command::Repl(args)) => Ok(repl(args)),
         None if std::io::stdin().is_terminal() => Ok(repl(ReplArgs::default())),
         None => {
-            eprintln!(
+            complain(format_args!(
                 "ioe: no command given; `ioe repl` runs commands from standard input, \
                  `ioe --help` lists the commands"
-            );
+            ));
             return ExitCode::from(2);
         }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ioe: {e:#}");
+            complain(format_args!("ioe: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes a line on stderr; a closed stderr must not turn the exit status
+/// into a panic's.
+fn complain(text: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// `--progress` / `--no-progress` (exclusive) → a [`ProgressMode`].

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{Raw, ServeProcess, TestServer, assert_no_temp_files, temp_files, wait_until};
+use common::{
+    Raw, ServeProcess, TestServer, assert_no_temp_files, finish, spawn_ioe, temp_files, wait_until,
+};
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -710,4 +712,23 @@ fn the_longest_idle_timeout_still_serves() {
     client.expect_silence(Duration::from_millis(100));
     client.send(b"\n");
     assert_eq!(client.line(), "OK 1\n");
+}
+
+#[test]
+fn a_failure_to_start_keeps_its_status_when_stderr_is_closed() {
+    // `ioe serve … 2>&1 | head -0`: nobody reads why it failed, but a
+    // supervisor still sees status 1, not a panic's 101
+    let outer = TempDir::new().unwrap();
+    let missing = outer.path().join("missing");
+    let missing = missing.to_str().expect("a UTF-8 temporary path");
+    let mut child = spawn_ioe(
+        outer.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--root", missing],
+    );
+    drop(child.0.stderr.take());
+    let feeder = thread::spawn(|| {});
+
+    let run = finish(child, feeder);
+
+    assert_eq!(run.code, Some(1), "{run:?}");
 }
