@@ -774,12 +774,12 @@ impl Connection<'_> {
                 }
                 self.conn.set_read_timeout(Some(left))?;
             } else if (!is_write && buffered.len() >= MAX_LINE) || self.conn.is_full() {
-                break self.take_legacy_request()?;
+                break self.take_legacy_request();
             } else if left.is_zero() {
                 // out of time: an upload's header is taken as it stands (its
                 // body may go on arriving); any other request is too slow
                 if is_write {
-                    break self.take_legacy_request()?;
+                    break self.take_legacy_request();
                 }
                 break Incoming::End(End::IdleTimeout);
             } else {
@@ -789,11 +789,11 @@ impl Connection<'_> {
                 // the client closed its sending side: it has said all it will
                 Ok(0) if self.conn.buffered().is_empty() => break Incoming::End(End::Eof),
                 Ok(0) if self.stopping() => break Incoming::End(End::Truncated),
-                Ok(0) => break self.take_legacy_request()?,
+                Ok(0) => break self.take_legacy_request(),
                 Ok(_) => settling = false,
                 Err(e) if is_timeout(&e) && waited_for_gap => {
                     if settling || !legacy_body_may_be_size(self.conn.buffered()) {
-                        break self.take_legacy_request()?;
+                        break self.take_legacy_request();
                     }
                     settling = true;
                 }
@@ -807,37 +807,37 @@ impl Connection<'_> {
     }
 
     /// Takes everything buffered as one unterminated legacy request.
-    fn take_legacy_request(&mut self) -> io::Result<Incoming> {
+    fn take_legacy_request(&mut self) -> Incoming {
         let buffered = self.conn.buffered();
         if buffered.starts_with(b"WRITE,") {
             if let Some(header) = split_legacy_write(buffered) {
                 let line = buffered[..header.len].to_vec();
                 self.conn.consume(header.len);
-                return Ok(Incoming::Line {
+                return Incoming::Line {
                     line,
                     terminated: false,
-                });
+                };
             }
             // no size: parse_request refuses it and closes
             let line = buffered[..buffered.len().min(MAX_LINE)].to_vec();
             self.conn.consume(buffered.len());
-            return Ok(Incoming::Line {
+            return Incoming::Line {
                 line,
                 terminated: false,
-            });
+            };
         }
         if buffered.len() >= MAX_LINE {
-            return Ok(Incoming::End(End::TooLong));
+            return Incoming::End(End::TooLong);
         }
         let mut line = buffered.to_vec();
         self.conn.consume(line.len());
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        Ok(Incoming::Line {
+        Incoming::Line {
             line,
             terminated: false,
-        })
+        }
     }
 
     fn log(&self, what: &str) {
