@@ -270,8 +270,10 @@ fn follow(path: &Path, name: &str) -> Result<Option<PathBuf>, FsError> {
 
 fn io_error(name: &str, e: io::Error) -> FsError {
     match e.kind() {
-        io::ErrorKind::NotFound => FsError::NotFound(name.to_string()),
-        io::ErrorKind::NotADirectory => FsError::NotFound(name.to_string()),
+        // `a/b` where `a` is a file: there is no `a/b` either
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+            FsError::NotFound(name.to_string())
+        }
         _ => FsError::Io(name.to_string(), e),
     }
 }
