@@ -53,7 +53,7 @@ impl ModuleResolver for Modules {
             return Err(EvalAltResult::ErrorRuntime(message.into(), pos).into());
         }
         self.loading.borrow_mut().push(file.clone());
-        let loaded = self.load(engine, &file, pos);
+        let loaded = load(engine, &file, pos);
         self.loading.borrow_mut().pop();
         let module = loaded?;
         self.loaded.borrow_mut().insert(file, module.clone());
@@ -61,24 +61,17 @@ impl ModuleResolver for Modules {
     }
 }
 
-impl Modules {
-    /// Compiles and runs the module in `file`, named by its path.
-    fn load(
-        &self,
-        engine: &Engine,
-        file: &Path,
-        pos: Position,
-    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let name = file.to_string_lossy().into_owned();
-        let in_module = |e| EvalAltResult::ErrorInModule(name.clone(), e, pos);
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            in_module(EvalAltResult::ErrorSystem(format!("cannot read `{name}`"), e.into()).into())
-        })?;
-        let mut ast = engine
-            .compile(super::without_bom(&text))
-            .map_err(|e| in_module(e.into()))?;
-        ast.set_source(name.clone());
-        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
-        Ok(module.into())
-    }
+/// Compiles and runs the module in `file`, named by its path.
+fn load(engine: &Engine, file: &Path, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
+    let name = file.to_string_lossy().into_owned();
+    let in_module = |e| EvalAltResult::ErrorInModule(name.clone(), e, pos);
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        in_module(EvalAltResult::ErrorSystem(format!("cannot read `{name}`"), e.into()).into())
+    })?;
+    let mut ast = engine
+        .compile(super::without_bom(&text))
+        .map_err(|e| in_module(e.into()))?;
+    ast.set_source(name.clone());
+    let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+    Ok(module.into())
 }
