@@ -485,15 +485,14 @@ fn create_part(op: &str, local: &Path) -> Result<NamedTempFile> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    match partial::create_in(parent) {
+    let error = match partial::create_in(parent) {
         Ok(part) => return Ok(part),
-        // a folder is missing, or a file stands in its place: see below
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) => {}
-        Err(e) => return Err(local_io(op, local, e)),
+        Err(e) => e,
+    };
+    // go on only if a folder is missing, or a file stands in its place
+    let kind = error.kind();
+    if kind != io::ErrorKind::NotFound && kind != io::ErrorKind::NotADirectory {
+        return Err(local_io(op, local, error));
     }
     std::fs::create_dir_all(parent).map_err(|e| match file_in_the_way(parent) {
         Some(file) => Error::new(
@@ -562,6 +561,8 @@ pub(crate) fn file_in_the_way(dir: &Path) -> Option<&Path> {
     parts.into_iter().find(|p| p.exists() && !p.is_dir())
 }
 
+/// Why the local file of an upload could not be opened; a missing one is
+/// `local_missing`, naming the folder it was looked for in.
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
     if local.as_os_str().is_empty() {
         return Error::new(
