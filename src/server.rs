@@ -75,6 +75,8 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// What the accept loop, the connection threads and the shutdown code
+/// share.
 struct Shared {
     config: Config,
     root: Root,
@@ -242,6 +244,8 @@ impl Drop for RunningServer {
     }
 }
 
+/// Serves a new connection on a thread of its own, or refuses it as busy
+/// when `--max-connections` are open already.
 fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
