@@ -99,6 +99,16 @@ fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
         b"index"
     );
 
+    // one file is one file, not "1 files"
+    fs::create_dir(work.path().join("single")).unwrap();
+    fs::write(work.path().join("single/only.txt"), b"only").unwrap();
+    let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "single"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        format!("uploaded single/only.txt\n1 file, 4 bytes uploaded to {addr} under single/\n")
+    );
+
     // usage and failures exit non-zero
     let run = run_example(work.path(), "upload_tree.rhai", &[&addr]);
     assert_eq!(run.code, Some(1));
@@ -173,6 +183,20 @@ fn download_matching_fetches_exactly_the_matching_files() {
         b"feb"
     );
     assert!(!work.path().join("reports/old").exists());
+
+    // one match is one file, not "1 files"
+    let run = run_example(
+        work.path(),
+        "download_matching.rhai",
+        &[&addr, "readme.md", "one"],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(
+        run.stdout
+            .ends_with("1 file matching \"readme.md\", 2 bytes, downloaded into one\n"),
+        "{}",
+        run.stdout
+    );
 
     let run = run_example(
         work.path(),
