@@ -1260,6 +1260,14 @@ fn unreadable_scripts_and_bad_command_lines_exit_2() {
         "{}",
         run.stderr
     );
+    // a misspelt option is not taken for a script file that does not exist
+    let run = run_ioe(work.path(), &["run", "--progres", "job.rhai"], "");
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr,
+        "ioe: `--progres` is not an option of `ioe run` (it takes -e CODE, \
+         --progress and --no-progress, before the script) nor a script file\n"
+    );
     let run = run_ioe(work.path(), &["run"], "");
     assert_eq!(run.code, Some(2));
     let run = run_ioe(

@@ -93,8 +93,19 @@ fn load(source: &ScriptSource) -> Result<(String, String), String> {
             Ok(("<stdin>".to_string(), text))
         }
         ScriptSource::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read script `{}`: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                let name = path.display().to_string();
+                let missing = e.kind() == std::io::ErrorKind::NotFound;
+                // the script's place also takes misspelt options (`--progres`)
+                if missing && name.starts_with('-') {
+                    format!(
+                        "`{name}` is not an option of `ioe run` (it takes -e CODE, \
+                         --progress and --no-progress, before the script) nor a script file"
+                    )
+                } else {
+                    format!("cannot read script `{name}`: {e}")
+                }
+            })?;
             Ok((path.display().to_string(), text))
         }
     }
