@@ -197,8 +197,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         grace: Duration::from_secs(args.grace),
     };
     let root = config.root.clone();
-    let server = Server::bind(args.listen.as_str(), config)
-        .with_context(|| format!("cannot serve `{}` on {}", root.display(), args.listen))?;
+    let server = Server::bind(args.listen.as_str(), config).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (is another server running there? pick another port with --listen, \
+             or --listen 127.0.0.1:0 for any free one)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!(
+            "cannot serve `{}` on {}{hint}",
+            root.display(),
+            args.listen
+        ))
+    })?;
     let handle = server.shutdown_handle()?;
     ctrlc::set_handler(move || handle.shutdown()).context("cannot install the signal handler")?;
     // the address line is how scripts and tests learn a port chosen by the OS

@@ -732,3 +732,36 @@ fn a_failure_to_start_keeps_its_status_when_stderr_is_closed() {
 
     assert_eq!(run.code, Some(1), "{run:?}");
 }
+
+#[test]
+fn a_port_in_use_is_refused_with_what_to_do() {
+    let root = TempDir::new().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .args(["serve", "--listen", &addr, "--root"])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    if !wait_until(PATIENCE, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("`ioe serve` started on a port in use");
+    }
+    assert_eq!(status.unwrap().code(), Some(1));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "cannot serve `{}` on {addr}",
+            root.path().display()
+        )) && stderr.contains("is another server running there?"),
+        "{stderr}"
+    );
+}

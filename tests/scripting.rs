@@ -719,10 +719,9 @@ fn local_helpers_walk_and_inspect_files() {
     assert_eq!(lines[11], "local_missing: file_size: `nope` does not exist");
     assert_eq!(lines[12], "local_missing: remove: `nope` does not exist");
     assert_eq!(lines[13], "local_missing: read_text: `nope` does not exist");
-    assert!(
-        lines[14].starts_with("local_io: remove: `tree`: "),
-        "{}",
-        lines[14]
+    assert_eq!(
+        lines[14],
+        "local_io: remove: `tree` is a folder that is not empty; remove its files first"
     );
     assert_eq!(lines[15], "local_io: file_size: `tree` is a folder");
     assert_eq!(

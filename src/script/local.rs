@@ -162,12 +162,19 @@ fn create_folders(op: &str, dir: &Path, target: &str, made_how: &str) -> Fallibl
 fn remove(path: &str) -> Fallible<()> {
     let op = "remove";
     let meta = fs::symlink_metadata(path).map_err(|e| local_error(op, path, &e))?;
-    let removed = if meta.is_dir() {
-        fs::remove_dir(path)
-    } else {
-        fs::remove_file(path)
-    };
-    removed.map_err(|e| local_error(op, path, &e))
+    if !meta.is_dir() {
+        return fs::remove_file(path).map_err(|e| local_error(op, path, &e));
+    }
+    fs::remove_dir(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::DirectoryNotEmpty {
+            throw(
+                ErrorKind::LocalIo.as_str(),
+                format!("{op}: `{path}` is a folder that is not empty; remove its files first"),
+            )
+        } else {
+            local_error(op, path, &e)
+        }
+    })
 }
 
 /// A UTF-8 text file's content; a file longer than a script string may be
