@@ -597,6 +597,21 @@ fn assert_stopped_accepting(idle: &mut Raw, addr: SocketAddr) {
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
 }
 
+/// The stopping server exits with status 0, closing `cut_off`, whose
+/// upload of `name` leaves neither the file nor a temporary file.
+fn assert_exits_leaving_nothing_of(
+    server: &mut ServeProcess,
+    cut_off: &mut Raw,
+    root: &Path,
+    name: &str,
+) {
+    let status = server.wait_exit(PATIENCE).expect("server exits");
+    assert_eq!(status.code(), Some(0));
+    cut_off.read_to_close();
+    assert!(!root.join(name).exists());
+    assert_eq!(temp_files(root), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn sigterm_finishes_uploads_in_flight_then_exits_cleanly() {
     let root = root_with_kept_file();
@@ -630,11 +645,7 @@ fn sigterm_finishes_uploads_in_flight_then_exits_cleanly() {
         [5u8; 2000]
     );
     // one that does not is cut off at the end of it and leaves nothing
-    let status = server.wait_exit(PATIENCE).expect("server exits");
-    assert_eq!(status.code(), Some(0));
-    abandoned.read_to_close();
-    assert!(!root.path().join("abandoned.bin").exists());
-    assert_eq!(temp_files(root.path()), Vec::<PathBuf>::new());
+    assert_exits_leaving_nothing_of(&mut server, &mut abandoned, root.path(), "abandoned.bin");
 }
 
 #[test]
@@ -652,11 +663,7 @@ fn a_second_signal_ends_the_grace_period_at_once() {
     server.signal("TERM");
     assert_stopped_accepting(&mut idle, server.addr());
     server.signal("INT");
-    let status = server.wait_exit(PATIENCE).expect("server exits");
-    assert_eq!(status.code(), Some(0));
-    stalled.read_to_close();
-    assert!(!root.path().join("stalled.bin").exists());
-    assert_eq!(temp_files(root.path()), Vec::<PathBuf>::new());
+    assert_exits_leaving_nothing_of(&mut server, &mut stalled, root.path(), "stalled.bin");
 }
 
 #[test]
