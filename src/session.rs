@@ -159,14 +159,13 @@ impl Session {
         if !conn.buffered().is_empty() {
             return false;
         }
-        let stream = conn.stream();
-        if stream.set_nonblocking(true).is_err() {
-            return true;
-        }
-        let peeked = stream.peek(&mut [0u8; 1]);
-        let _ = stream.set_nonblocking(false);
+        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+        let peeked = rustix::net::recv(conn.stream(), &mut [0u8; 1], flags);
         // nothing to read yet: the server is waiting for a request
-        matches!(peeked, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted))
+        matches!(
+            peeked,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR)
+        )
     }
 
     /// Lists the root (`None`) or a folder, sorted by name.
