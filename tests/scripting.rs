@@ -219,12 +219,10 @@ fn a_refusal_leaves_the_session_usable() {
 #[test]
 fn connect_failures_and_bad_ports_are_caught() {
     let work = TempDir::new().unwrap();
-    // a port nobody listens on: bind one, then free it
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // a port nobody listens on: bind one, then stop listening
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    common::stop_listening(listener);
     let code = r#"
         for attempt in [|| connect("127.0.0.1", PORT), || connect("127.0.0.1:PORT"),
                         || connect("127.0.0.1", 0), || connect("127.0.0.1", 65536),

@@ -320,7 +320,7 @@ fn server_that_breaks_and_goes_away() -> String {
         let Ok((stream, _)) = listener.accept() else {
             return;
         };
-        drop(listener);
+        common::stop_listening(listener);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
         let mut line = String::new();

@@ -702,3 +702,15 @@ impl Drop for TrickleServer {
         }
     }
 }
+
+/// Closes `listener` so that connecting to its port is refused from now on.
+/// Dropping it is not enough: a child process another test is spawning at
+/// that moment holds a copy of the descriptor until it execs, and the
+/// socket keeps queueing connections until then (which are then reset).
+/// Shutting the socket down stops the listening for every copy at once.
+pub fn stop_listening(listener: TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor, owned by `listener` until the end
+    let stopped = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(stopped, 0, "shutdown of the listener failed");
+}
