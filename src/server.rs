@@ -192,6 +192,9 @@ impl Server {
                 }
             }
         }
+        // refuse new connections now, even if a child process this one is
+        // spawning still holds a copy of the descriptor until its exec
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
         drop(self.listener);
         drain(shared);
         Ok(())
