@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    Raw, ServeProcess, TestServer, assert_no_temp_files, finish, spawn_ioe, temp_files, wait_until,
+    Raw, ServeProcess, TestServer, assert_no_temp_files, finish, run_ioe, spawn_ioe, temp_files,
+    wait_until,
 };
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -683,29 +684,20 @@ fn sigint_stops_the_server_with_status_zero() {
 #[test]
 fn limits_of_zero_are_refused_on_the_command_line() {
     let root = TempDir::new().unwrap();
+    let root_arg = root.path().to_str().expect("a UTF-8 temporary path");
     for flag in ["--max-connections", "--idle-timeout"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
-            .args(["serve", "--listen", "127.0.0.1:0", flag, "0"])
-            .arg("--root")
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut status = None;
-        let exited = wait_until(PATIENCE, || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        });
-        if !exited {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`ioe serve {flag} 0` started serving");
-        }
-        assert_eq!(status.unwrap().code(), Some(2), "{flag} 0");
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        assert!(stderr.contains(flag), "{flag} 0: {stderr}");
+        let args = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            "0",
+            "--root",
+            root_arg,
+        ];
+        let run = run_ioe(root.path(), &args, "");
+        assert_eq!(run.code, Some(2), "{flag} 0: {run:?}");
+        assert!(run.stderr.contains(flag), "{flag} 0: {}", run.stderr);
     }
 }
 
@@ -743,32 +735,20 @@ fn a_failure_to_start_keeps_its_status_when_stderr_is_closed() {
 #[test]
 fn a_port_in_use_is_refused_with_what_to_do() {
     let root = TempDir::new().unwrap();
+    let root_arg = root.path().to_str().expect("a UTF-8 temporary path");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
-        .args(["serve", "--listen", &addr, "--root"])
-        .arg(root.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut status = None;
-    if !wait_until(PATIENCE, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    }) {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("`ioe serve` started on a port in use");
-    }
-    assert_eq!(status.unwrap().code(), Some(1));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let run = run_ioe(
+        root.path(),
+        &["serve", "--listen", &addr, "--root", root_arg],
+        "",
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
-        stderr.contains(&format!(
-            "cannot serve `{}` on {addr}",
-            root.path().display()
-        )) && stderr.contains("is another server running there?"),
-        "{stderr}"
+        run.stderr
+            .contains(&format!("cannot serve `{root_arg}` on {addr}"))
+            && run.stderr.contains("is another server running there?"),
+        "{}",
+        run.stderr
     );
 }
