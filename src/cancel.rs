@@ -45,7 +45,7 @@ impl CancelToken {
 
     /// Registers the socket of a transfer that is starting; the guard
     /// unregisters it.
-    pub(crate) fn guard(&self, stream: Arc<TcpStream>) -> InFlight<'_> {
+    pub(crate) fn guard(&self, stream: Arc<TcpStream>) -> InFlight {
         let mut slot = self.lock();
         if self.is_cancelled() {
             // cancelled just before the transfer started: fail it at once
@@ -53,7 +53,9 @@ impl CancelToken {
         }
         *slot = Some(stream);
         drop(slot);
-        InFlight { token: self }
+        InFlight {
+            token: self.clone(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<TcpStream>>> {
@@ -65,11 +67,11 @@ impl CancelToken {
 }
 
 /// Keeps a socket registered with a [`CancelToken`] while a transfer runs.
-pub(crate) struct InFlight<'a> {
-    token: &'a CancelToken,
+pub(crate) struct InFlight {
+    token: CancelToken,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         *self.token.lock() = None;
     }

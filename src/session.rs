@@ -3,7 +3,7 @@
 //! arrived; uploads stream from the file in pieces. An `ERROR:` reply
 //! leaves the session usable; a broken transfer closes it.
 
-use crate::cancel::CancelToken;
+use crate::cancel::{CancelToken, InFlight};
 use crate::conn::{self, Conn, Line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::partial;
@@ -177,8 +177,7 @@ impl Session {
         if let Some(dir) = dir {
             check_name(&op, dir)?;
         }
-        let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
+        let _in_flight = self.exchange(&op)?;
         self.send(
             &op,
             Request::List(dir.map(str::to_string)).to_line().as_bytes(),
@@ -205,8 +204,7 @@ impl Session {
         check_name(&op, remote)?;
         check_local_target(&op, remote, local)?;
         // from the request on, Ctrl-C stops the wait for the reply too
-        let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
+        let _in_flight = self.exchange(&op)?;
         self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
         // made while the server works on the request: for small files this
         // overlap is a fifth of the time. If it fails, the body is still
@@ -244,8 +242,7 @@ impl Session {
     pub fn write(&mut self, local: &Path, remote: &str) -> Result<u64> {
         let op = format!("write `{remote}`");
         check_name(&op, remote)?;
-        let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(self.conn_mut(&op)?.shared_stream());
+        let _in_flight = self.exchange(&op)?;
         let (file, size) = open_upload(&op, local)?;
         let header = Request::Write {
             name: remote.to_string(),
@@ -254,6 +251,7 @@ impl Session {
         self.send(&op, header.to_line().as_bytes())?;
 
         let mut meter = Meter::start(self.progress, remote, size);
+        let cancel = self.cancel.clone();
         let stream = self.conn_mut(&op)?.stream();
         let sent = send_body(&file, stream, size, &cancel, &mut meter);
         match sent {
@@ -292,8 +290,7 @@ impl Session {
         };
         let op = "bye";
         // Ctrl-C stops the wait for the reply too
-        let cancel = self.cancel.clone();
-        let _in_flight = cancel.guard(conn.shared_stream());
+        let _in_flight = self.cancel.guard(conn.shared_stream());
         if conn.write_all(Request::Bye.to_line().as_bytes()).is_err() {
             self.conn = None;
             return Ok(());
@@ -308,6 +305,13 @@ impl Session {
             Ok(Status::Error(message)) => Err(self.refusal(op, &message)),
             Ok(Status::Size(_)) => Err(self.broken(op, "a size where `OK` was expected")),
         }
+    }
+
+    /// Lets Ctrl-C end the exchange that starts now (request, reply and
+    /// body) until the returned guard is dropped.
+    fn exchange(&mut self, op: &str) -> Result<InFlight> {
+        let stream = self.conn_mut(op)?.shared_stream();
+        Ok(self.cancel.guard(stream))
     }
 
     fn conn_mut(&mut self, op: &str) -> Result<&mut Conn> {
