@@ -1,18 +1,30 @@
-//! The server's side of the file system: names → paths confined to one root
-//! folder (symbolic links followed and checked), listings, and uploads that
-//! become visible only once complete (temporary file + rename).
+//! The server's side of the file system: names → files confined to one root
+//! folder, listings, uploads that become visible only once complete
+//! (temporary file + rename), and the sweep of temporary files that killed
+//! processes left behind.
+//!
+//! Every access goes through a handle of the root ([`beneath`]): names are
+//! resolved relative to it with links followed only while they stay inside,
+//! and files are then opened, listed, created, renamed and removed relative
+//! to the handle of their folder, never by path. A folder swapped for a link
+//! between two steps therefore cannot redirect anything outside.
 
-use crate::partial;
-use crate::protocol::{Entry, EntryKind, NOT_FOUND, validate_name};
+mod beneath;
+
+use crate::partial::TempFileAt;
+use crate::protocol::{Entry, EntryKind, NOT_FOUND, TEMP_PREFIX, validate_name};
+use beneath::{Beneath, is_loop, is_outside};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
-use tempfile::NamedTempFile;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Why a name cannot be served; `Display` is the text after `ERROR: `.
+/// Why a name cannot be served; `Display` is the text after `ERROR: `, and
+/// names only what the client named (never a path on the server).
 #[derive(Debug)]
 pub enum FsError {
     /// Nothing has that name.
@@ -27,6 +39,8 @@ pub enum FsError {
     IsAFolder(String),
     /// A symbolic link whose target does not exist.
     Dangling(String),
+    /// Symbolic links that lead to each other without end.
+    LinkLoop(String),
     /// Any other failure of the file system.
     Io(String, io::Error),
 }
@@ -42,63 +56,100 @@ impl fmt::Display for FsError {
             FsError::Dangling(name) => {
                 write!(f, "`{name}` is a symbolic link whose target does not exist")
             }
-            FsError::Io(name, e) => write!(f, "`{name}`: {e}"),
+            FsError::LinkLoop(name) => {
+                write!(
+                    f,
+                    "`{name}` passes through too many symbolic links (a loop?)"
+                )
+            }
+            FsError::Io(name, e) => write!(f, "`{name}`: {}", io_text(e)),
         }
     }
 }
 
-/// The folder a server serves, canonicalised once at start.
-#[derive(Debug, Clone)]
-pub struct Root {
-    dir: PathBuf,
+/// An I/O error as words, without the path some libraries add to it.
+fn io_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
 }
 
-/// An upload in progress: a temporary file beside its target. Dropping it
-/// removes the temporary file; [`Upload::commit`] renames it over the target.
+/// The folder a server serves, held open from start to stop.
+#[derive(Debug)]
+pub struct Root {
+    beneath: Beneath,
+    /// Its canonical path, for the log only.
+    path: PathBuf,
+}
+
+/// An upload in progress: a temporary file in its target's folder. Dropping
+/// it removes the temporary file; [`Upload::commit`] renames it over the
+/// target.
 pub struct Upload {
     /// The temporary file the body is written to.
-    pub file: NamedTempFile,
-    target: PathBuf,
+    pub file: File,
+    temp: TempFileAt,
     name: String,
 }
 
 impl Upload {
     /// Makes the upload visible under its name, atomically.
     pub fn commit(self) -> Result<(), FsError> {
-        let name = self.name;
-        self.file
-            .persist(&self.target)
-            .map(drop)
-            .map_err(|e| FsError::Io(name, e.error))
+        let Upload { file, temp, name } = self;
+        drop(file);
+        let file_name = name.rsplit('/').next().unwrap_or(&name);
+        temp.persist(file_name).map_err(|e| FsError::Io(name, e))
     }
+
+    /// The temporary file's name within the root, for the server's log.
+    pub fn temp_name(&self) -> String {
+        match self.name.rsplit_once('/') {
+            Some((parent, _)) => format!("{parent}/{}", self.temp.name()),
+            None => self.temp.name().to_string(),
+        }
+    }
+}
+
+/// What a [`Root::sweep`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Temporary files removed.
+    pub files: u64,
+    /// Their sizes, added up.
+    pub bytes: u64,
 }
 
 impl Root {
     /// Opens `dir` as a root; it must be an existing folder.
     pub fn new(dir: &Path) -> io::Result<Root> {
-        let dir = dir.canonicalize().map_err(|e| {
+        let path = dir.canonicalize().map_err(|e| {
             io::Error::new(e.kind(), format!("root folder `{}`: {e}", dir.display()))
         })?;
-        if !dir.is_dir() {
+        if !path.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("root `{}` is not a folder", dir.display()),
+                format!("root `{}` is not a folder", path.display()),
             ));
         }
-        Ok(Root { dir })
+        let beneath = Beneath::open_dir(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("root folder `{}`: {e}", path.display()))
+        })?;
+        Ok(Root { beneath, path })
+    }
+
+    /// The root's canonical path (for the server's log, never for replies).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Opens a regular file for reading, with its size at opening time.
     /// Opening never blocks: a FIFO (which would wait for a writer) or a
     /// device is refused as not a regular file.
     pub fn open_file(&self, name: &str) -> Result<(File, u64), FsError> {
-        let path = self.resolve_existing(name)?;
-        let file = File::options()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&path)
-            .map_err(|e| io_error(name, e))?;
-        let meta = file.metadata().map_err(|e| io_error(name, e))?;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+        let file = File::from(self.open(name, flags)?);
+        let meta = file.metadata().map_err(|e| fs_error(name, e))?;
         if !meta.is_file() {
             return Err(FsError::NotAFile(name.to_string()));
         }
@@ -107,168 +158,264 @@ impl Root {
 
     /// Lists the root or one of its folders, sorted by name. Entries that
     /// cannot be requested (temporary files, names IOE/1 refuses, links
-    /// leading outside the root, sockets and the like) are left out.
+    /// leading outside the root or nowhere, sockets and the like) are left
+    /// out.
     pub fn list(&self, dir: Option<&str>) -> Result<Vec<Entry>, FsError> {
-        let (path, prefix) = match dir {
-            Some(name) => (self.resolve_existing(name)?, format!("{name}/")),
-            None => (self.dir.clone(), String::new()),
-        };
         let label = dir.unwrap_or(".");
-        let reader = fs::read_dir(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotADirectory => FsError::NotAFolder(label.to_string()),
-            _ => io_error(label, e),
-        })?;
+        let prefix = dir.map_or_else(String::new, |d| format!("{d}/"));
+        let folder = self
+            .open(dir.unwrap_or(""), OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| match e {
+                FsError::NotFound(_) if self.is_non_folder(label) => {
+                    FsError::NotAFolder(label.to_string())
+                }
+                e => e,
+            })?;
+        let mut reader = Dir::new(folder).map_err(|e| fs_error(label, e.into()))?;
         let mut entries = Vec::new();
-        for item in reader {
-            let item = item.map_err(|e| io_error(label, e))?;
-            let Ok(file_name) = item.file_name().into_string() else {
+        while let Some(item) = reader.read() {
+            let item = item.map_err(|e| fs_error(label, e.into()))?;
+            let Ok(file_name) = item.file_name().to_str() else {
                 continue;
             };
+            if file_name == "." || file_name == ".." {
+                continue;
+            }
             let name = format!("{prefix}{file_name}");
             if validate_name(&name).is_err() {
                 continue;
             }
-            let Ok(file_type) = item.file_type() else {
-                continue;
-            };
-            if file_type.is_symlink() && !self.is_inside(&item.path()) {
-                continue;
+            let at = reader.fd().map_err(|e| fs_error(label, e.into()))?;
+            if let Some(entry) = self.entry(at, file_name, name) {
+                entries.push(entry);
             }
-            let Ok(meta) = fs::metadata(item.path()) else {
-                continue;
-            };
-            let kind = if meta.is_file() {
-                EntryKind::File
-            } else if meta.is_dir() {
-                EntryKind::Dir
-            } else {
-                continue;
-            };
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            let size = if kind == EntryKind::File {
-                meta.len()
-            } else {
-                0
-            };
-            entries.push(Entry {
-                kind,
-                size,
-                mtime,
-                name,
-            });
         }
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
 
+    /// The entry for `file_name` in folder `at`, if it can be requested: a
+    /// link is listed as what it points to, when that is inside the root.
+    fn entry(&self, at: BorrowedFd<'_>, file_name: &str, name: String) -> Option<Entry> {
+        let mut stat = rfs::statat(at, file_name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+            let target = self.beneath.open(&name, OFlags::PATH).ok()?;
+            stat = rfs::fstat(&target).ok()?;
+        }
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => EntryKind::File,
+            FileType::Directory => EntryKind::Dir,
+            _ => return None,
+        };
+        let size = match kind {
+            EntryKind::File => u64::try_from(stat.st_size).unwrap_or(0),
+            EntryKind::Dir => 0,
+        };
+        Some(Entry {
+            kind,
+            size,
+            mtime: u64::try_from(stat.st_mtime).unwrap_or(0),
+            name,
+        })
+    }
+
     /// Starts an upload of `name`: checks where it leads, creates missing
-    /// parent folders and a temporary file beside the target.
+    /// parent folders and a temporary file in the target's folder.
     pub fn create_upload(&self, name: &str) -> Result<Upload, FsError> {
-        self.check_upload_parents(name)?;
-        let target = self.dir.join(name);
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.file_type().is_symlink() => match follow(&target, name)? {
-                None => return Err(FsError::Dangling(name.to_string())),
-                Some(real) if !real.starts_with(&self.dir) => {
-                    return Err(FsError::Outside(name.to_string()));
-                }
-                // a link to a folder is listed as a folder
-                Some(real) if real.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
-                Some(_) => {}
-            },
-            Ok(meta) if meta.is_dir() => return Err(FsError::IsAFolder(name.to_string())),
-            _ => {}
-        }
-        let parent = target.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(parent).map_err(|e| FsError::Io(name.to_string(), e))?;
-        // check again: a link could have appeared while folders were made
-        let parent = parent.canonicalize().map_err(|e| io_error(name, e))?;
-        if !parent.starts_with(&self.dir) {
-            return Err(FsError::Outside(name.to_string()));
-        }
-        let file = partial::create_in(&parent).map_err(|e| io_error(name, e))?;
-        let file_name = target
-            .file_name()
-            .expect("validated names end in a component");
+        let (parent, file_name) = match name.rsplit_once('/') {
+            Some((parent, file_name)) => (parent, file_name),
+            None => ("", name),
+        };
+        let folder = self.upload_folder(name, parent)?;
+        self.check_upload_target(name, &folder, file_name)?;
+        let (temp, file) = TempFileAt::create(folder).map_err(|e| fs_error(name, e))?;
         Ok(Upload {
             file,
-            target: parent.join(file_name),
+            temp,
             name: name.to_string(),
         })
     }
 
-    /// Checks the folders above `name` that exist already, outermost first:
-    /// each must be a folder (links followed) inside the root. The first
-    /// missing one ends the check; it and those below it will be made.
-    fn check_upload_parents(&self, name: &str) -> Result<(), FsError> {
-        let mut path = self.dir.clone();
-        let mut shown = String::new();
-        let mut components = name.split('/');
-        components.next_back();
-        for component in components {
-            path.push(component);
-            if !shown.is_empty() {
-                shown.push('/');
-            }
-            shown.push_str(component);
-            let meta = match fs::symlink_metadata(&path) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(FsError::Io(name.to_string(), e)),
-            };
-            let is_dir = if meta.file_type().is_symlink() {
-                match follow(&path, name)? {
-                    None => return Err(FsError::Dangling(shown)),
-                    Some(real) if !real.starts_with(&self.dir) => {
-                        return Err(FsError::Outside(name.to_string()));
+    /// The folder an upload goes to, made (with its missing parents) if it
+    /// does not exist. Existing parts are checked outermost first, so a
+    /// refusal names the part that is wrong; each missing folder is made
+    /// relative to the handle of the one above it.
+    fn upload_folder(&self, name: &str, parent: &str) -> Result<OwnedFd, FsError> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY;
+        match self.beneath.open(parent, flags) {
+            Ok(folder) => return Ok(folder),
+            Err(e) if is_outside(&e) => return Err(FsError::Outside(name.to_string())),
+            Err(_) => {}
+        }
+        let mut folder = self
+            .beneath
+            .open("", flags)
+            .map_err(|e| fs_error(name, e))?;
+        let mut end = 0;
+        for component in parent.split('/') {
+            end += component.len();
+            let shown = &parent[..end];
+            end += 1;
+            folder = match self.beneath.open(shown, flags) {
+                Ok(next) => next,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match rfs::mkdirat(&folder, component, Mode::from_raw_mode(0o777)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(FsError::Io(name.to_string(), e.into())),
                     }
-                    Some(real) => real.is_dir(),
+                    self.beneath
+                        .open(shown, flags)
+                        .map_err(|e| self.upload_path_error(name, shown, e))?
                 }
-            } else {
-                meta.is_dir()
+                Err(e) => return Err(self.upload_path_error(name, shown, e)),
             };
-            if !is_dir {
-                return Err(FsError::NotAFolder(shown));
-            }
+        }
+        Ok(folder)
+    }
+
+    /// Why the folder `shown` on the way to upload `name` cannot be used.
+    fn upload_path_error(&self, name: &str, shown: &str, e: io::Error) -> FsError {
+        if is_outside(&e) {
+            FsError::Outside(name.to_string())
+        } else if is_loop(&e) {
+            FsError::LinkLoop(shown.to_string())
+        } else if e.kind() == io::ErrorKind::NotFound {
+            // mkdir found something there that does not resolve: a link
+            FsError::Dangling(shown.to_string())
+        } else if e.kind() == io::ErrorKind::NotADirectory {
+            FsError::NotAFolder(shown.to_string())
+        } else {
+            FsError::Io(name.to_string(), e)
+        }
+    }
+
+    /// Refuses an upload onto a folder, or onto a link that leads outside,
+    /// nowhere or to a folder. (A link to a file inside is replaced by the
+    /// upload; its target is never written through.)
+    fn check_upload_target(
+        &self,
+        name: &str,
+        folder: &OwnedFd,
+        file_name: &str,
+    ) -> Result<(), FsError> {
+        let stat = match rfs::statat(folder, file_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(FsError::Io(name.to_string(), e.into())),
+        };
+        let target_type = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => match self.beneath.open(name, OFlags::PATH) {
+                Ok(target) => {
+                    let stat = rfs::fstat(&target).map_err(|e| fs_error(name, e.into()))?;
+                    FileType::from_raw_mode(stat.st_mode)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(FsError::Dangling(name.to_string()));
+                }
+                Err(e) => return Err(fs_error(name, e)),
+            },
+            other => other,
+        };
+        if target_type == FileType::Directory {
+            return Err(FsError::IsAFolder(name.to_string()));
         }
         Ok(())
     }
 
-    /// The canonical path of an existing name, if it stays inside the root.
-    fn resolve_existing(&self, name: &str) -> Result<PathBuf, FsError> {
-        let path = self
-            .dir
-            .join(name)
-            .canonicalize()
-            .map_err(|e| io_error(name, e))?;
-        if path.starts_with(&self.dir) {
-            Ok(path)
-        } else {
-            Err(FsError::Outside(name.to_string()))
+    /// Opens `name` (empty: the root) with `flags`, confined to the root.
+    fn open(&self, name: &str, flags: OFlags) -> Result<OwnedFd, FsError> {
+        self.beneath
+            .open(name, flags)
+            .map_err(|e| fs_error(name, e))
+    }
+
+    /// Whether `name` exists and is something other than a folder.
+    fn is_non_folder(&self, name: &str) -> bool {
+        self.beneath
+            .open(name, OFlags::PATH)
+            .and_then(|fd| Ok(rfs::fstat(&fd)?))
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) != FileType::Directory)
+    }
+
+    /// Removes the temporary files (`.ioe-tmp-…`) anywhere under the root
+    /// that have not changed for `older_than`: no upload or download still
+    /// owns one, since a transfer that stalls that long has been given up.
+    /// Links are not followed; folders that cannot be read are passed over.
+    pub fn sweep(&self, older_than: Duration) -> Swept {
+        let mut swept = Swept::default();
+        let cutoff = SystemTime::now()
+            .checked_sub(older_than)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let root = rfs::openat(
+            self.beneath.fd(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        if let Ok(root) = root {
+            sweep_folder(root, cutoff, 0, &mut swept);
+        }
+        swept
+    }
+}
+
+/// Deepest folder a sweep goes into (a name has at most 512 components).
+const MAX_SWEEP_DEPTH: usize = 512;
+
+/// Sweeps one folder (open for reading) and, depth first, those below it.
+fn sweep_folder(folder: OwnedFd, cutoff: u64, depth: usize, swept: &mut Swept) {
+    let Ok(mut reader) = Dir::new(folder) else {
+        return;
+    };
+    let mut subfolders = Vec::new();
+    while let Some(Ok(item)) = reader.read() {
+        let name = item.file_name().to_owned();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let Ok(at) = reader.fd() else { return };
+        let Ok(stat) = rfs::statat(at, &name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        if file_type == FileType::Directory {
+            subfolders.push(name);
+            continue;
+        }
+        let stale_temp = file_type == FileType::RegularFile
+            && bytes.starts_with(TEMP_PREFIX.as_bytes())
+            && is_stale(&stat, cutoff);
+        if stale_temp && rfs::unlinkat(at, &name, AtFlags::empty()).is_ok() {
+            swept.files += 1;
+            swept.bytes += u64::try_from(stat.st_size).unwrap_or(0);
         }
     }
-
-    /// Whether `path`, with every link followed, exists inside the root.
-    fn is_inside(&self, path: &Path) -> bool {
-        path.canonicalize().is_ok_and(|p| p.starts_with(&self.dir))
+    if depth >= MAX_SWEEP_DEPTH {
+        return;
+    }
+    let Ok(at) = reader.fd() else { return };
+    for name in subfolders {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(sub) = rfs::openat(at.as_fd(), &name, flags, Mode::empty()) {
+            sweep_folder(sub, cutoff, depth + 1, swept);
+        }
     }
 }
 
-/// Where the link at `path` leads, all links followed; `None` when its
-/// target does not exist.
-fn follow(path: &Path, name: &str) -> Result<Option<PathBuf>, FsError> {
-    match path.canonicalize() {
-        Ok(real) => Ok(Some(real)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(FsError::Io(name.to_string(), e)),
-    }
+/// Whether a file last changed before `cutoff` (seconds since the epoch).
+fn is_stale(stat: &Stat, cutoff: u64) -> bool {
+    u64::try_from(stat.st_mtime).is_ok_and(|mtime| mtime < cutoff)
 }
 
-fn io_error(name: &str, e: io::Error) -> FsError {
+fn fs_error(name: &str, e: io::Error) -> FsError {
+    if is_outside(&e) {
+        return FsError::Outside(name.to_string());
+    }
+    if is_loop(&e) {
+        return FsError::LinkLoop(name.to_string());
+    }
     match e.kind() {
         // `a/b` where `a` is a file: there is no `a/b` either
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
