@@ -21,6 +21,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a name cannot be served; `Display` is the text after `ERROR: `, and
@@ -341,7 +342,8 @@ impl Root {
     /// that have not changed for `older_than`: no upload or download still
     /// owns one, since a transfer that stalls that long has been given up.
     /// Links are not followed; folders that cannot be read are passed over.
-    pub fn sweep(&self, older_than: Duration) -> Swept {
+    /// Stops early once `stop` is set.
+    pub fn sweep(&self, older_than: Duration, stop: &AtomicBool) -> Swept {
         let mut swept = Swept::default();
         let cutoff = SystemTime::now()
             .checked_sub(older_than)
@@ -354,7 +356,7 @@ impl Root {
             Mode::empty(),
         );
         if let Ok(root) = root {
-            sweep_folder(root, cutoff, 0, &mut swept);
+            sweep_folder(root, cutoff, 0, stop, &mut swept);
         }
         swept
     }
@@ -364,7 +366,10 @@ impl Root {
 const MAX_SWEEP_DEPTH: usize = 512;
 
 /// Sweeps one folder (open for reading) and, depth first, those below it.
-fn sweep_folder(folder: OwnedFd, cutoff: u64, depth: usize, swept: &mut Swept) {
+fn sweep_folder(folder: OwnedFd, cutoff: u64, depth: usize, stop: &AtomicBool, swept: &mut Swept) {
+    if stop.load(Ordering::Relaxed) {
+        return;
+    }
     let Ok(mut reader) = Dir::new(folder) else {
         return;
     };
@@ -399,7 +404,7 @@ fn sweep_folder(folder: OwnedFd, cutoff: u64, depth: usize, swept: &mut Swept) {
     for name in subfolders {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         if let Ok(sub) = rfs::openat(at.as_fd(), &name, flags, Mode::empty()) {
-            sweep_folder(sub, cutoff, depth + 1, swept);
+            sweep_folder(sub, cutoff, depth + 1, stop, swept);
         }
     }
 }

@@ -31,6 +31,11 @@ pub const LEGACY_SETTLE: Duration = Duration::from_millis(500);
 const CUT_OFF_NOTICE: Duration = Duration::from_millis(200);
 /// Most busy refusals lingering at once (see `refuse_busy`).
 const MAX_REFUSING: usize = 16;
+/// A temporary file unchanged for this long, or for twice the idle timeout
+/// if that is longer, belongs to no transfer any more (see [`sweeper`]).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+/// How often the root is swept for such files, after the sweep at start.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -179,6 +184,7 @@ impl Server {
     /// [`Config::grace`]).
     pub fn run(self) -> io::Result<()> {
         let shared = &self.shared;
+        let sweeper = sweeper(Arc::clone(shared));
         for incoming in self.listener.incoming() {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
@@ -197,6 +203,9 @@ impl Server {
         let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
         drop(self.listener);
         drain(shared);
+        if let Ok(sweeper) = sweeper {
+            let _ = sweeper.join();
+        }
         Ok(())
     }
 
@@ -347,6 +356,40 @@ impl Drop for Registered<'_> {
     fn drop(&mut self) {
         self.shared.live().remove(&self.id);
     }
+}
+
+/// Removes the temporary files that killed processes left under the root
+/// (see [`Root::sweep`]): at start, then every [`SWEEP_EVERY`] until the
+/// server stops. A transfer that makes no progress for the idle timeout is
+/// given up, so a file older than twice that, and than [`STALE_TEMP_AGE`]
+/// (for other servers and clients using the folder), has no owner left.
+fn sweeper(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
+    let older_than = shared
+        .config
+        .idle_timeout
+        .saturating_mul(2)
+        .max(STALE_TEMP_AGE);
+    thread::Builder::new()
+        .name("ioe-sweep".into())
+        .spawn(move || {
+            while !shared.stopping.load(Ordering::SeqCst) {
+                let swept = shared.root.sweep(older_than, &shared.stopping);
+                if swept.files > 0 {
+                    let plural = if swept.files == 1 { "" } else { "s" };
+                    shared.log(format_args!(
+                        "removed {} temporary file{plural} ({} bytes) unchanged for over {} s, \
+                         left by interrupted transfers",
+                        swept.files,
+                        swept.bytes,
+                        older_than.as_secs()
+                    ));
+                }
+                let next = Instant::now() + SWEEP_EVERY;
+                while Instant::now() < next && !shared.stopping.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
 }
 
 /// After the accept loop stops: idle connections are closed now, busy ones
@@ -613,9 +656,15 @@ impl Connection<'_> {
         {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
+                // the reply names the file as the client did; the log says
+                // where on this machine it failed
+                let temp = self.shared.root.path().join(upload.temp_name());
                 drop(upload);
                 let message = format!("cannot store `{name}`: {e}");
-                self.log(&format!("WRITE {name} -> {message}"));
+                self.log(&format!(
+                    "WRITE {name} -> {message} (writing {})",
+                    temp.display()
+                ));
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }

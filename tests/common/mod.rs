@@ -327,8 +327,37 @@ impl ServeProcess {
         ServeProcess::spawn(root, args)
     }
 
+    /// Like [`start_logging`](Self::start_logging), with files the server
+    /// writes limited to `max_file_bytes` (`RLIMIT_FSIZE`, with `SIGXFSZ`
+    /// ignored): writes past it fail with "File too large", as on a full
+    /// disk, even for root.
+    pub fn start_with_file_limit(root: &Path, args: &[&str], max_file_bytes: u64) -> ServeProcess {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        // SAFETY: only async-signal-safe calls between fork and exec
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: max_file_bytes,
+                    rlim_max: max_file_bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0
+                    || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        ServeProcess::spawn_command(command, root, args)
+    }
+
     fn spawn(root: &Path, args: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ioe"))
+        ServeProcess::spawn_command(Command::new(env!("CARGO_BIN_EXE_ioe")), root, args)
+    }
+
+    fn spawn_command(mut command: Command, root: &Path, args: &[&str]) -> ServeProcess {
+        let mut child = command
             .arg("serve")
             .arg("--root")
             .arg(root)
