@@ -1,10 +1,14 @@
 //! The client: IOE/1 requests behind a [`Session`] API. Downloads go to a
 //! temporary file beside their target and are renamed only once every byte
 //! arrived; uploads stream from the file in pieces. An `ERROR:` reply
-//! leaves the session usable; a broken transfer closes it.
+//! leaves the session usable; a broken transfer closes it. A hostile or
+//! broken server cannot exhaust the client: a listing holds at most
+//! [`MAX_LISTING`] entries, a failed download drains at most
+//! [`DRAIN_LIMIT`] bytes, and every reply line must be whole within the
+//! session's I/O timeout.
 
 use crate::cancel::{CancelToken, InFlight};
-use crate::conn::{self, Conn, Line};
+use crate::conn::{self, BUFFER_SIZE, BodyError, Conn, Line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::partial;
 use crate::progress::Meter;
@@ -16,13 +20,28 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tempfile::NamedTempFile;
 
 /// How long `connect` waits for each address of a host.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a read or write on an open session may stall.
+/// How long a read or write on an open session may stall, and how long
+/// the client waits for the whole of each reply line (status or entry),
+/// however steadily its bytes trickle in.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most entries one listing may hold, unless changed with
+/// [`Session::set_max_listing`]: about 100 MB of entries with usual names,
+/// at most about 1.1 GB with names of the longest kind (1024 bytes), and
+/// far more than a folder anyone browses holds.
+pub const MAX_LISTING: u64 = 1_000_000;
+/// Most body bytes a download whose local write failed still reads (and
+/// drops) so that the session stays usable; with more still to come the
+/// session is closed instead. 1 MiB takes well under a second on
+/// broadband (8 s even at 1 Mbit/s), and spares reconnecting after a
+/// failed small file.
+pub const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// The deadline used when `now + io_timeout` cannot be represented.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How often [`Session::connect_cancellable`] looks at its token.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
@@ -32,6 +51,8 @@ pub struct Session {
     addr: String,
     cancel: CancelToken,
     progress: bool,
+    io_timeout: Duration,
+    max_listing: u64,
 }
 
 impl Session {
@@ -41,7 +62,8 @@ impl Session {
     }
 
     /// Like [`connect`](Self::connect) with other limits: `connect_timeout`
-    /// per address, and `io_timeout` for a read or write that stalls.
+    /// per address, and `io_timeout` for a read or write that stalls and
+    /// for the whole of each reply line.
     pub fn connect_within(
         addr: &str,
         connect_timeout: Duration,
@@ -71,6 +93,8 @@ impl Session {
                         addr: addr.to_string(),
                         cancel: CancelToken::new(),
                         progress: false,
+                        io_timeout,
+                        max_listing: MAX_LISTING,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -143,6 +167,14 @@ impl Session {
         self.progress = enabled;
     }
 
+    /// Sets the most entries one listing may hold (by default
+    /// [`MAX_LISTING`]). A server that announces more is not read any
+    /// further: the listing fails as `connection_lost` and the session is
+    /// closed.
+    pub fn set_max_listing(&mut self, entries: u64) {
+        self.max_listing = entries;
+    }
+
     /// The `host:port` this session was opened with.
     pub fn addr(&self) -> &str {
         &self.addr
@@ -188,6 +220,9 @@ impl Session {
             Status::Error(message) => return Err(self.refusal(&op, &message)),
             Status::Size(_) => return Err(self.broken(&op, "a size where `OK <n>` was expected")),
         };
+        if count > self.max_listing {
+            return Err(self.listing_too_long(&op, count));
+        }
         let mut entries = Vec::with_capacity(count.min(4096) as usize);
         for _ in 0..count {
             let line = self.line(&op)?;
@@ -208,8 +243,9 @@ impl Session {
         self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
         // made while the server works on the request: for small files this
         // overlap is a fifth of the time. If it fails, the body is still
-        // read (and dropped) so that the session stays in sync.
-        let mut part = create_part(&op, local);
+        // read (and dropped) so that the session stays in sync, up to
+        // DRAIN_LIMIT bytes (see `receive`).
+        let part = create_part(&op, local);
         let size = match self.status(&op)? {
             Status::Size(size) => size,
             Status::Error(message) => return Err(self.refusal(&op, &message)),
@@ -219,23 +255,67 @@ impl Session {
         if self.cancel.is_cancelled() {
             return Err(self.lost(&op, "cancelled"));
         }
+        // reading the status line left a shorter timeout on the socket
+        let timeout = self.io_timeout;
+        let reset = self.conn_mut(&op)?.set_read_timeout(Some(timeout));
+        reset.map_err(|e| self.lost(&op, e))?;
         let mut meter = Meter::start(self.progress, remote, size);
-        let received = self.conn_mut(&op)?.read_body(size, |chunk| {
-            if let Ok(part) = &mut part {
-                part.write_all(chunk)?;
-            }
-            meter.advance(chunk.len() as u64);
-            Ok(())
-        });
-        match received {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(local_io(&op, local, e)),
-            Err(e) => return Err(self.lost(&op, e)),
-        }
-        part?
+        self.receive(&op, local, size, part, &mut meter)?
             .persist(local)
             .map_err(|e| local_io(&op, local, e.error))?;
         Ok(size)
+    }
+
+    /// Reads a download's `size` body bytes into `part`. Once writing
+    /// locally has failed (or `part` could not be made), the rest of the
+    /// body is read and dropped, so that the session stays usable, if at
+    /// most [`DRAIN_LIMIT`] bytes are still to come; with more, the session
+    /// is closed at once. The temporary file is removed on failure.
+    fn receive(
+        &mut self,
+        op: &str,
+        local: &Path,
+        size: u64,
+        mut part: Result<NamedTempFile>,
+        meter: &mut Meter,
+    ) -> Result<NamedTempFile> {
+        let mut left = size;
+        while left > 0 {
+            if let Err(e) = &part
+                && left > DRAIN_LIMIT
+            {
+                self.conn = None;
+                return Err(Error::new(
+                    e.kind,
+                    op,
+                    format!(
+                        "{}; the session was closed rather than read the {left} bytes still to come (connect again to go on)",
+                        e.cause
+                    ),
+                ));
+            }
+            // in pieces, so that a failed write is noticed within one
+            let piece = left.min(BUFFER_SIZE as u64);
+            let received = self.conn_mut(op)?.read_body(piece, |chunk| {
+                if let Ok(file) = &mut part {
+                    file.write_all(chunk)?;
+                }
+                meter.advance(chunk.len() as u64);
+                Ok(())
+            });
+            match received {
+                Ok(Ok(())) => {}
+                // dropping the temporary file removes it
+                Ok(Err(e)) => part = Err(local_io(op, local, e)),
+                Err(BodyError::Eof { received }) => {
+                    let received = size - left + received;
+                    return Err(self.lost(op, BodyError::Eof { received }));
+                }
+                Err(e) => return Err(self.lost(op, e)),
+            }
+            left -= piece;
+        }
+        part
     }
 
     /// Uploads `local` as `remote`. Returns the number of bytes sent.
@@ -332,8 +412,10 @@ impl Session {
         result.map_err(|e| self.lost(op, e.to_string()))
     }
 
+    /// The next reply line, which must be whole within the I/O timeout.
     fn line(&mut self, op: &str) -> Result<Vec<u8>> {
-        let line = self.conn_mut(op)?.read_line(MAX_LINE);
+        let deadline = self.reply_deadline();
+        let line = self.conn_mut(op)?.read_line_by(MAX_LINE, deadline);
         match line {
             Ok(Line::Complete(line)) => Ok(line),
             Ok(Line::Eof | Line::Truncated) => {
@@ -341,10 +423,21 @@ impl Session {
             }
             Ok(Line::TooLong) => Err(self.broken(op, "reply line too long")),
             Err(e) if conn::is_timeout(&e) => {
-                Err(self.lost(op, "timed out waiting for the server"))
+                let waited = describe(self.io_timeout);
+                Err(self.lost(
+                    op,
+                    format!("the server sent no whole reply line within {waited}"),
+                ))
             }
             Err(e) => Err(self.lost(op, e.to_string())),
         }
+    }
+
+    /// When a reply line that starts to be awaited now must be whole.
+    fn reply_deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.io_timeout)
+            .unwrap_or_else(|| now + FAR_FUTURE)
     }
 
     fn status(&mut self, op: &str) -> Result<Status> {
@@ -382,8 +475,12 @@ impl Session {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
         );
         if closed_by_server && !self.cancel.is_cancelled() {
-            // the connection is closed, so this read does not wait
-            let line = self.conn.as_mut().map(|conn| conn.read_line(MAX_LINE));
+            // the connection is closed, so this read does not wait long
+            let deadline = self.reply_deadline();
+            let line = self
+                .conn
+                .as_mut()
+                .map(|conn| conn.read_line_by(MAX_LINE, deadline));
             if let Some(Ok(Line::Complete(line))) = line
                 && let Ok(Status::Error(message)) = protocol::parse_status(&line)
                 && protocol::announces_close(&message)
@@ -413,6 +510,22 @@ impl Session {
         Error::new(kind, op, format!("server said: {message}"))
     }
 
+    /// Closes the session after the server announced a listing of `count`
+    /// entries, more than it may hold; none of them is read.
+    fn listing_too_long(&mut self, op: &str, count: u64) -> Error {
+        self.conn = None;
+        Error::new(
+            ErrorKind::ConnectionLost,
+            op,
+            format!(
+                "server {} announced {count} entries, more than the {} one listing may hold; \
+                 the session was closed (a program using the ioe library can raise the \
+                 limit with Session::set_max_listing)",
+                self.addr, self.max_listing
+            ),
+        )
+    }
+
     /// Closes the session after the server broke the protocol.
     fn broken(&mut self, op: &str, cause: impl std::fmt::Display) -> Error {
         self.conn = None;
@@ -432,6 +545,15 @@ impl Drop for Session {
         if let Some(conn) = self.conn.as_mut() {
             let _ = conn.write_all(Request::Bye.to_line().as_bytes());
         }
+    }
+}
+
+/// A timeout as people read it: `60 s`, `250 ms`.
+fn describe(timeout: Duration) -> String {
+    if timeout.subsec_nanos() == 0 {
+        format!("{} s", timeout.as_secs())
+    } else {
+        format!("{} ms", timeout.as_millis())
     }
 }
 
