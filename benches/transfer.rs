@@ -1,5 +1,7 @@
-//! `cargo bench --bench transfer [-- --quick]`: how fast `ioe` moves files
-//! on this machine, against a plain socket copy, in one bounded run.
+//! `cargo bench --bench transfer [-- [--quick] [transfers|scripts]]`: how
+//! fast `ioe` moves files on this machine, against a plain socket copy, and
+//! how fast its scripts build big arrays and maps, against stock Rhai, in
+//! one bounded run. `transfers` or `scripts` runs only that group of rows.
 //!
 //! Everything runs on 127.0.0.1 in a temporary folder that is removed at
 //! the end. A real `ioe serve` child serves the data; every `ioe` transfer
@@ -8,15 +10,20 @@
 //! Rounds are interleaved (baseline, download, upload, ...) so that noise
 //! from other processes spreads over every figure alike. The output is a
 //! Markdown table of medians with min–max and one JSON line of medians.
+//! The script rows run the same code through `ioe run -e` and through a
+//! stock `rhai::Engine::new()` in this process, in turns, each timed by
+//! the script itself.
 //! `--quick` uses small sizes and finishes in seconds; CI runs it to check
 //! that the benchmark works, never how fast it is.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,6 +52,10 @@ struct Plan {
     rounds: usize,
     /// Repetitions of the empty script.
     empty_runs: usize,
+    /// `push`es of the array script.
+    pushes: u64,
+    /// Keys of the map script.
+    map_keys: u64,
 }
 
 const FULL: Plan = Plan {
@@ -55,6 +66,8 @@ const FULL: Plan = Plan {
     small_size: 4 * KIB,
     rounds: 7,
     empty_runs: 20,
+    pushes: 1_000_000,
+    map_keys: 100_000,
 };
 
 const QUICK: Plan = Plan {
@@ -65,6 +78,8 @@ const QUICK: Plan = Plan {
     small_size: 4 * KIB,
     rounds: 2,
     empty_runs: 5,
+    pushes: 100_000,
+    map_keys: 10_000,
 };
 
 const DOWNLOAD_SCRIPT: &str = "\
@@ -102,14 +117,65 @@ print(`up_us ${(t.elapsed * 1000000.0).to_int()}`);
 s.bye();
 ";
 
+/// Builds an array of `N` integers with `push`, then sums it (the shape of
+/// Rhai's own `scripts/for2.rhai`); prints its time in microseconds. The
+/// bench puts `const N = …;` before it.
+const PUSH_SCRIPT: &str = "
+let t = timestamp();
+let list = [];
+for i in 0..N { list.push(i); }
+let sum = 0;
+for x in list { sum += x; }
+if list.len() != N || sum != N * (N - 1) / 2 { throw `wrong: ${list.len()} items, sum ${sum}`; }
+print(`us ${(t.elapsed * 1000000.0).to_int()}`);
+";
+
+/// Builds an object map of `N` keys with `set`, then reads every key back;
+/// prints its time in microseconds.
+const MAP_SCRIPT: &str = "
+let t = timestamp();
+let m = #{};
+for i in 0..N { m.set(`k${i}`, i); }
+let sum = 0;
+for i in 0..N { sum += m.get(`k${i}`); }
+if m.len() != N || sum != N * (N - 1) / 2 { throw `wrong: ${m.len()} keys, sum ${sum}`; }
+print(`us ${(t.elapsed * 1000000.0).to_int()}`);
+";
+
+/// Which groups of rows a run measures.
+struct Groups {
+    transfers: bool,
+    scripts: bool,
+}
+
 fn main() -> ExitCode {
-    // cargo passes `--bench`; the only option of ours is `--quick`
-    let plan = if std::env::args().skip(1).any(|a| a == "--quick") {
+    // cargo passes `--bench`; the options of ours are `--quick` and the
+    // names of groups
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let plan = if args.iter().any(|a| a == "--quick") {
         &QUICK
     } else {
         &FULL
     };
-    match run(plan) {
+    let named: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if let Some(other) = named
+        .iter()
+        .find(|a| **a != "transfers" && **a != "scripts")
+    {
+        eprintln!(
+            "bench: no group of rows is called `{other}`; the groups are transfers and scripts"
+        );
+        return ExitCode::FAILURE;
+    }
+    let groups = Groups {
+        transfers: named.is_empty() || named.contains(&"transfers"),
+        scripts: named.is_empty() || named.contains(&"scripts"),
+    };
+    match run(plan, &groups) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e:#}");
@@ -118,24 +184,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(plan: &Plan) -> Result<()> {
+fn run(plan: &Plan, groups: &Groups) -> Result<()> {
     let started = Instant::now();
-    let bench = Bench::set_up(plan)?;
-    eprintln!(
-        "bench: {} run, data in {} ({}), ready in {:.1} s, server on {}",
-        plan.name,
-        bench.dir.path().display(),
-        file_system(bench.dir.path()),
-        started.elapsed().as_secs_f64(),
-        bench.server.addr
-    );
-    let results = bench.measure()?;
-    eprintln!(
-        "bench: done in {:.1} s; the benchmark's own peak RSS, the floor of the \
-         clients' figures, was {:.1} MiB",
-        started.elapsed().as_secs_f64(),
-        own_peak_rss_mib()?
-    );
+    let mut results = Results::default();
+    if groups.transfers {
+        let bench = Bench::set_up(plan)?;
+        eprintln!(
+            "bench: {} run, data in {} ({}), ready in {:.1} s, server on {}",
+            plan.name,
+            bench.dir.path().display(),
+            file_system(bench.dir.path()),
+            started.elapsed().as_secs_f64(),
+            bench.server.addr
+        );
+        bench.measure(&mut results)?;
+        // before the scripts: stock Rhai's containers raise this process's
+        // peak, and with it that of every child started afterwards
+        eprintln!(
+            "bench: transfers done in {:.1} s; the benchmark's own peak RSS, the floor \
+             of the clients' figures, was {:.1} MiB",
+            started.elapsed().as_secs_f64(),
+            own_peak_rss_mib()?
+        );
+    }
+    if groups.scripts {
+        measure_scripts(plan, &mut results)?;
+    }
+    eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
     // the JSON line of medians is the last line of the output
     results.print(plan);
     Ok(())
@@ -174,6 +249,10 @@ struct Results {
     small_up: Vec<f64>,
     empty_ms: Vec<f64>,
     rss_empty: Vec<f64>,
+    push_stock_ms: Vec<f64>,
+    push_ms: Vec<f64>,
+    map_stock_ms: Vec<f64>,
+    map_ms: Vec<f64>,
 }
 
 impl<'p> Bench<'p> {
@@ -220,9 +299,8 @@ impl<'p> Bench<'p> {
         })
     }
 
-    fn measure(&self) -> Result<Results> {
+    fn measure(&self, r: &mut Results) -> Result<()> {
         let plan = self.plan;
-        let mut r = Results::default();
         // one untimed pass of each kind warms caches and fails early
         self.baseline()?;
         self.download("big.bin", plan.big)?;
@@ -264,7 +342,7 @@ impl<'p> Bench<'p> {
             r.empty_ms.push(run.wall.as_secs_f64() * 1000.0);
             r.rss_empty.push(run.peak_rss_mib);
         }
-        Ok(r)
+        Ok(())
     }
 
     /// The baseline: a plain socket copy of `big.bin` into a file through
@@ -389,6 +467,84 @@ impl<'p> Bench<'p> {
         }
         Ok(run)
     }
+}
+
+/// The script rows: the array and the map script, each run through
+/// `ioe run -e` and through a stock Rhai engine, in turns (who goes first
+/// alternates), after one untimed pass of each.
+fn measure_scripts(plan: &Plan, r: &mut Results) -> Result<()> {
+    let dir = TempDir::new().context("cannot create the temporary folder")?;
+    let push = format!("const N = {};{PUSH_SCRIPT}", plan.pushes);
+    let map = format!("const N = {};{MAP_SCRIPT}", plan.map_keys);
+    for code in [&push, &map] {
+        ioe_script_ms(dir.path(), code)?;
+        stock_script_ms(code)?;
+    }
+    for round in 0..plan.rounds {
+        eprintln!("bench: scripts, round {} of {}", round + 1, plan.rounds);
+        for (code, stock, ioe) in [
+            (&push, &mut r.push_stock_ms, &mut r.push_ms),
+            (&map, &mut r.map_stock_ms, &mut r.map_ms),
+        ] {
+            if round % 2 == 0 {
+                stock.push(stock_script_ms(code)?);
+                ioe.push(ioe_script_ms(dir.path(), code)?);
+            } else {
+                ioe.push(ioe_script_ms(dir.path(), code)?);
+                stock.push(stock_script_ms(code)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `code` with `ioe run -e` in `dir`; returns the time the script
+/// printed (`us N`), in milliseconds.
+fn ioe_script_ms(dir: &Path, code: &str) -> Result<f64> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["run", "--no-progress", "-e", code])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let what = format!("ioe run -e {code:?}");
+    let (run, status) = run_measured(command).with_context(|| what.clone())?;
+    if !status.success {
+        bail!(
+            "`{what}` failed ({}); its output: {}",
+            status.describe(),
+            run.stdout
+        );
+    }
+    script_ms(&run.stdout).with_context(|| what.clone())
+}
+
+/// Runs `code` on a stock `rhai::Engine::new()` in this process; returns
+/// the time the script printed (`us N`), in milliseconds.
+fn stock_script_ms(code: &str) -> Result<f64> {
+    let printed = Rc::new(RefCell::new(String::new()));
+    let mut engine = rhai::Engine::new();
+    let sink = Rc::clone(&printed);
+    engine.on_print(move |text| {
+        let mut sink = sink.borrow_mut();
+        sink.push_str(text);
+        sink.push('\n');
+    });
+    engine
+        .run(code)
+        .map_err(|e| anyhow!("stock Rhai failed: {e}"))?;
+    let printed = printed.borrow();
+    script_ms(&printed).context("stock Rhai")
+}
+
+/// The `us N` line a script printed, in milliseconds.
+fn script_ms(stdout: &str) -> Result<f64> {
+    let micros = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("us ")?.trim().parse::<u64>().ok())
+        .with_context(|| format!("no `us` line in {stdout:?}"))?;
+    Ok(micros as f64 / 1000.0)
 }
 
 /// One finished `ioe` process.
@@ -698,10 +854,18 @@ struct Row<'a> {
     values: &'a [f64],
     unit: &'static str,
     decimals: usize,
-    /// The median over the baseline's (the rows of the large file).
-    vs_baseline: bool,
+    /// How fast it was against its baseline's median (1.00: as fast), for
+    /// the rows that have one; the baselines themselves show 1.00.
+    vs: Option<f64>,
     /// The key of its median in the JSON line.
     key: &'static str,
+    /// The key of its `vs` in the JSON line (the baselines have none).
+    ratio_key: Option<&'static str>,
+}
+
+/// The median of some repetitions; `None` if that row did not run.
+fn median(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| stats(values).median)
 }
 
 impl Results {
@@ -709,33 +873,50 @@ impl Results {
         let big = size_label(plan.big);
         let mid = size_label(plan.mid);
         let small = format!("{} × {}", plan.small_count, size_label(plan.small_size));
+        let pushes = count_label(plan.pushes);
+        let keys = count_label(plan.map_keys);
         let row = |what: String, values, unit, key| Row {
             what,
             values,
             unit,
             decimals: if unit == "MiB" || unit == "ms" { 1 } else { 0 },
-            vs_baseline: key == "download_mb_s" || key == "upload_mb_s",
+            vs: None,
             key,
+            ratio_key: None,
         };
-        vec![
-            row(
-                format!("baseline: socket → file, {big}"),
-                &self.baseline,
-                "MB/s",
-                "baseline_mb_s",
-            ),
-            row(
-                format!("ioe download, {big}"),
-                &self.down_big,
-                "MB/s",
-                "download_mb_s",
-            ),
-            row(
-                format!("ioe upload, {big}"),
-                &self.up_big,
-                "MB/s",
-                "upload_mb_s",
-            ),
+        // throughput over the socket copy's; stock Rhai's time over ioe's
+        let rate_vs = |values: &[f64]| Some(median(values)? / median(&self.baseline)?);
+        let time_vs = |stock: &[f64], values: &[f64]| Some(median(stock)? / median(values)?);
+        let rows = vec![
+            Row {
+                vs: Some(1.0),
+                ..row(
+                    format!("baseline: socket → file, {big}"),
+                    &self.baseline,
+                    "MB/s",
+                    "baseline_mb_s",
+                )
+            },
+            Row {
+                vs: rate_vs(&self.down_big),
+                ratio_key: Some("download_ratio"),
+                ..row(
+                    format!("ioe download, {big}"),
+                    &self.down_big,
+                    "MB/s",
+                    "download_mb_s",
+                )
+            },
+            Row {
+                vs: rate_vs(&self.up_big),
+                ratio_key: Some("upload_ratio"),
+                ..row(
+                    format!("ioe upload, {big}"),
+                    &self.up_big,
+                    "MB/s",
+                    "upload_mb_s",
+                )
+            },
             row(
                 format!("ioe download, {mid}"),
                 &self.down_mid,
@@ -796,44 +977,100 @@ impl Results {
                 "ms",
                 "empty_run_ms",
             ),
-        ]
+            Row {
+                vs: Some(1.0),
+                ..row(
+                    format!("stock Rhai: {pushes} pushes, then a sum"),
+                    &self.push_stock_ms,
+                    "ms",
+                    "push_stock_ms",
+                )
+            },
+            Row {
+                vs: time_vs(&self.push_stock_ms, &self.push_ms),
+                ratio_key: Some("push_ratio"),
+                ..row(
+                    format!("`ioe run -e`: {pushes} pushes, then a sum"),
+                    &self.push_ms,
+                    "ms",
+                    "push_ms",
+                )
+            },
+            Row {
+                vs: Some(1.0),
+                ..row(
+                    format!("stock Rhai: a {keys}-key map, set and read back"),
+                    &self.map_stock_ms,
+                    "ms",
+                    "map_stock_ms",
+                )
+            },
+            Row {
+                vs: time_vs(&self.map_stock_ms, &self.map_ms),
+                ratio_key: Some("map_ratio"),
+                ..row(
+                    format!("`ioe run -e`: a {keys}-key map, set and read back"),
+                    &self.map_ms,
+                    "ms",
+                    "map_ms",
+                )
+            },
+        ];
+        // a run of one group leaves the other's rows empty
+        rows.into_iter()
+            .filter(|row| !row.values.is_empty())
+            .collect()
     }
 
     /// Prints the table, then the JSON line of medians.
     fn print(&self, plan: &Plan) {
-        let baseline = stats(&self.baseline).median;
+        let empty_runs = if self.empty_ms.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} for the empty script)", plan.empty_runs)
+        };
         println!(
-            "\n{} run: {} rounds ({} for the empty script); median [min–max]\n",
-            plan.name, plan.rounds, plan.empty_runs
+            "\n{} run: {} rounds{empty_runs}; median [min–max]\n",
+            plan.name, plan.rounds
         );
         println!("| what | median | min–max | unit | vs baseline |");
         println!("| --- | ---: | ---: | --- | ---: |");
         let mut json = format!(
-            "{{\"mode\":\"{}\",\"big_bytes\":{},\"mid_bytes\":{},\"small_files\":{},\"small_file_bytes\":{}",
-            plan.name, plan.big, plan.mid, plan.small_count, plan.small_size
+            "{{\"mode\":\"{}\",\"big_bytes\":{},\"mid_bytes\":{},\"small_files\":{},\
+             \"small_file_bytes\":{},\"pushes\":{},\"map_keys\":{}",
+            plan.name,
+            plan.big,
+            plan.mid,
+            plan.small_count,
+            plan.small_size,
+            plan.pushes,
+            plan.map_keys
         );
         for row in self.rows(plan) {
             let s = stats(row.values);
             let d = row.decimals;
-            let ratio = s.median / baseline;
-            let vs = if row.key == "baseline_mb_s" {
-                "1.00".to_string()
-            } else if row.vs_baseline {
-                format!("{ratio:.2}")
-            } else {
-                String::new()
-            };
+            let vs = row.vs.map(|v| format!("{v:.2}")).unwrap_or_default();
             println!(
                 "| {} | {:.d$} | {:.d$}–{:.d$} | {} | {vs} |",
                 row.what, s.median, s.min, s.max, row.unit
             );
             json.push_str(&format!(",\"{}\":{:.3}", row.key, s.median));
-            if row.vs_baseline {
-                let key = row.key.replace("_mb_s", "_ratio");
-                json.push_str(&format!(",\"{key}\":{ratio:.3}"));
+            if let (Some(key), Some(vs)) = (row.ratio_key, row.vs) {
+                json.push_str(&format!(",\"{key}\":{vs:.3}"));
             }
         }
         println!("\n{json}}}");
+    }
+}
+
+/// `1 M`, `100 k`, `10 k` (the plans use whole units).
+fn count_label(count: u64) -> String {
+    if count >= 1_000_000 {
+        format!("{} M", count / 1_000_000)
+    } else if count >= 1000 {
+        format!("{} k", count / 1000)
+    } else {
+        count.to_string()
     }
 }
 

@@ -124,6 +124,41 @@ fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
 }
 
 #[test]
+fn upload_tree_uploads_everything_but_a_dangling_link_and_names_it() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "photos/a.jpg", b"a photo");
+    put(work.path(), "photos/2024/b.jpg", b"another");
+    // the photo it pointed to was deleted
+    std::os::unix::fs::symlink("gone.jpg", work.path().join("photos/old.jpg")).unwrap();
+    let addr = server.addr().to_string();
+
+    let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "photos"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "ioe: walk: skipped `photos/old.jpg`: a symbolic link to `gone.jpg`, \
+         which does not exist\n"
+    );
+    assert_eq!(
+        run.stdout,
+        format!(
+            "uploaded photos/2024/b.jpg\nuploaded photos/a.jpg\n\
+             2 files, 14 bytes uploaded to {addr} under photos/\n"
+        )
+    );
+    assert_eq!(
+        fs::read(server.root().join("photos/a.jpg")).unwrap(),
+        b"a photo"
+    );
+    assert_eq!(
+        fs::read(server.root().join("photos/2024/b.jpg")).unwrap(),
+        b"another"
+    );
+    assert!(!server.root().join("photos/old.jpg").exists());
+}
+
+#[test]
 fn download_matching_fetches_exactly_the_matching_files() {
     let server = TestServer::start();
     put(server.root(), "q1.csv", b"1");

@@ -13,7 +13,7 @@ use crate::session::file_in_the_way;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::cell::RefCell;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -80,8 +80,18 @@ fn local_error(op: &str, path: &str, e: &io::Error) -> Box<EvalAltResult> {
     }
 }
 
+/// Most files `walk` returns; a bigger tree fails rather than fill memory
+/// with paths (`docs/scripting.md`, Limits).
+const WALK_MAX_FILES: usize = 10_000_000;
+
+/// Longest file `read_text` reads: a bigger one fails before it is read.
+const READ_TEXT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// Every file under `dir` (following symbolic links), sorted, each path
-/// beginning with `dir` as given.
+/// beginning with `dir` as given. What it cannot return (a link to
+/// nothing, a link loop, a name that is not UTF-8, a folder it cannot
+/// read) is skipped with one line on stderr each, so one bad entry does
+/// not stop a backup of everything else.
 fn walk(dir: &str) -> Fallible<Array> {
     let op = format!("walk `{dir}`");
     let meta = fs::metadata(dir).map_err(|e| local_error(&op, dir, &e))?;
@@ -92,33 +102,94 @@ fn walk(dir: &str) -> Fallible<Array> {
         ));
     }
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
-        let entry = entry.map_err(|e| {
-            let path = e
-                .path()
-                .map_or_else(|| dir.to_string(), |p| p.display().to_string());
-            throw(ErrorKind::LocalIo.as_str(), format!("{op}: `{path}`: {e}"))
-        })?;
+    let mut skipped = Vec::new();
+    let mut entries = walkdir::WalkDir::new(dir).follow_links(true).into_iter();
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                skipped.push(why_unwalkable(&e));
+                continue;
+            }
+        };
         let partial_download = entry
             .file_name()
             .as_encoded_bytes()
             .starts_with(TEMP_PREFIX.as_bytes());
-        if !entry.file_type().is_file() || partial_download {
+        let is_folder = entry.file_type().is_dir();
+        if partial_download || !(is_folder || entry.file_type().is_file()) {
             continue;
         }
-        let path = entry.path().to_str().ok_or_else(|| {
-            throw(
+        let Some(path) = entry.path().to_str() else {
+            let what = if is_folder {
+                // everything under it has the same name in its path
+                entries.skip_current_dir();
+                "its name is not valid UTF-8, so scripts cannot name it or anything in it"
+            } else {
+                "its name is not valid UTF-8, so scripts cannot name it"
+            };
+            skipped.push((escaped(entry.path()), what.to_string()));
+            continue;
+        };
+        if is_folder {
+            continue;
+        }
+        if files.len() == WALK_MAX_FILES {
+            return Err(throw(
                 ErrorKind::LocalIo.as_str(),
                 format!(
-                    "{op}: `{}` is not valid UTF-8, so scripts cannot name it",
-                    entry.path().display()
+                    "{op}: more than {WALK_MAX_FILES} files, the most a walk returns; \
+                     walk its folders one at a time"
                 ),
-            )
-        })?;
+            ));
+        }
         files.push(path.to_string());
     }
     files.sort();
+    skipped.sort();
+    let mut stderr = io::stderr().lock();
+    for (path, why) in skipped {
+        // a closed stderr must not stop the walk's caller
+        let _ = writeln!(stderr, "ioe: walk: skipped `{path}`: {why}");
+    }
     Ok(files.into_iter().map(Dynamic::from).collect())
+}
+
+/// The path (escaped) and the reason of an entry `walk` skips.
+fn why_unwalkable(e: &walkdir::Error) -> (String, String) {
+    let path = e.path().map(escaped).unwrap_or_default();
+    if let Some(ancestor) = e.loop_ancestor() {
+        let why = format!(
+            "a symbolic link to `{}`, a folder it is in (a loop)",
+            escaped(ancestor)
+        );
+        return (path, why);
+    }
+    let dangling = e.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound);
+    let target = e.path().and_then(|p| fs::read_link(p).ok());
+    let why = match (dangling, target) {
+        (true, Some(target)) => format!(
+            "a symbolic link to `{}`, which does not exist",
+            escaped(&target)
+        ),
+        _ => match e.io_error() {
+            Some(io) => format!("cannot read it: {io}"),
+            None => e.to_string(),
+        },
+    };
+    (path, why)
+}
+
+/// `path` as text, with each byte that is not UTF-8 written `\xNN`.
+fn escaped(path: &Path) -> String {
+    let mut text = String::new();
+    for chunk in path.as_os_str().as_encoded_bytes().utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    text
 }
 
 fn file_size(path: &str) -> Fallible<INT> {
@@ -181,7 +252,7 @@ fn remove(path: &str) -> Fallible<()> {
 /// fails with `local_io` before it is read whole.
 fn read_text(path: &str) -> Fallible<String> {
     let op = "read_text";
-    let limit = super::limits::STRING_SIZE;
+    let limit = READ_TEXT_MAX_BYTES;
     let file = fs::File::open(path).map_err(|e| local_error(op, path, &e))?;
     let mut bytes = Vec::new();
     // one byte more than the limit tells a file that is too big

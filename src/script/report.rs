@@ -346,9 +346,6 @@ fn describe(err: EvalAltResult, file: &str) -> Result<(Phase, Option<String>, St
         EvalAltResult::ErrorFunctionNotFound(signature, _) => {
             (Phase::Runtime, None, not_found_message(&signature))
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => {
-            (Phase::Runtime, None, too_large_message(&what))
-        }
         mut other => {
             other.clear_position();
             (Phase::Runtime, None, other.to_string())
@@ -369,26 +366,6 @@ fn shorten_trace(trace: &mut Vec<String>) {
             TRACE_ENDS..TRACE_ENDS + hidden,
             [format!("… {hidden} more calls …")],
         );
-    }
-}
-
-/// What Rhai's "… too large" means here: which limit was reached.
-fn too_large_message(what: &str) -> String {
-    if what.contains("string") {
-        format!(
-            "a string would be longer than {} MiB, the limit for scripts",
-            limits::STRING_SIZE / (1024 * 1024)
-        )
-    } else if what.contains("map") {
-        format!(
-            "an object map would have more than {} entries, the limit for scripts",
-            limits::MAP_SIZE
-        )
-    } else {
-        format!(
-            "an array would have more than {} items, the limit for scripts",
-            limits::ARRAY_SIZE
-        )
     }
 }
 
