@@ -4,6 +4,7 @@
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
 //! - [`partial`]: temporary files renamed over their target once complete;
+//! - [`digest`]: `sha256` and `blake3` digests of files, and their cache;
 //! - [`root`]: names → files under the server's root, whole-file uploads;
 //! - [`server`]: `ioe serve`, a thread per connection;
 //! - [`session`]: the client API (`list`, `read`, `write`, `bye`), with its
@@ -13,6 +14,7 @@
 
 pub mod cancel;
 pub mod conn;
+pub mod digest;
 pub mod error;
 pub mod partial;
 pub mod progress;

@@ -47,6 +47,67 @@ pub enum Request {
     },
     /// `BYE`.
     Bye,
+    /// A request of the IOE/1 extensions.
+    Extension(Extension),
+}
+
+/// A request of the IOE/1 extensions (none has a body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extension {
+    /// `FEATURES`: what this server implements beyond IOE/1.
+    Features,
+    /// `STAT,<name>`: one entry line.
+    Stat(String),
+    /// `WALK` (root) or `WALK,<dir>`: every entry below, depth first.
+    Walk(Option<String>),
+    /// `SETTIME,<mtime>,<name>`.
+    SetTime {
+        /// Seconds since the Unix epoch.
+        mtime: u64,
+        /// The file or folder to re-time.
+        name: String,
+    },
+    /// `MKDIR,<name>`: the folder and its missing parents.
+    Mkdir(String),
+    /// `DELETE,<name>`: a file or an empty folder.
+    Delete(String),
+    /// `HASH,<algorithm>,<name>`: the digest of a whole regular file.
+    Hash {
+        /// `sha256`, `blake3`, … (lower case).
+        algorithm: String,
+        /// The file.
+        name: String,
+    },
+    /// `READAT,<offset>,<length>,<name>`: part of a regular file.
+    ReadAt {
+        /// First byte sent.
+        offset: u64,
+        /// Most bytes sent.
+        length: u64,
+        /// The file.
+        name: String,
+    },
+}
+
+impl Extension {
+    /// The request line, LF included.
+    pub fn to_line(&self) -> String {
+        match self {
+            Extension::Features => "FEATURES\n".to_string(),
+            Extension::Stat(name) => format!("STAT,{name}\n"),
+            Extension::Walk(None) => "WALK\n".to_string(),
+            Extension::Walk(Some(dir)) => format!("WALK,{dir}\n"),
+            Extension::SetTime { mtime, name } => format!("SETTIME,{mtime},{name}\n"),
+            Extension::Mkdir(name) => format!("MKDIR,{name}\n"),
+            Extension::Delete(name) => format!("DELETE,{name}\n"),
+            Extension::Hash { algorithm, name } => format!("HASH,{algorithm},{name}\n"),
+            Extension::ReadAt {
+                offset,
+                length,
+                name,
+            } => format!("READAT,{offset},{length},{name}\n"),
+        }
+    }
 }
 
 impl Request {
@@ -58,6 +119,7 @@ impl Request {
             Request::Read(name) => format!("READ,{name}\n"),
             Request::Write { name, size } => format!("WRITE,{name},{size}\n"),
             Request::Bye => "BYE\n".to_string(),
+            Request::Extension(extension) => extension.to_line(),
         }
     }
 }
@@ -120,13 +182,94 @@ pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
         )),
         (b"WRITE", None) => Err(BadRequest::new(WRITE_USAGE, AfterError::Close)),
         (b"BYE", Some(_)) => Err(BadRequest::new("BYE takes no fields", AfterError::Continue)),
-        _ => Err(BadRequest::new(unknown_command(word), AfterError::Continue)),
+        _ => parse_extension(word, rest)
+            .map(Request::Extension)
+            .map_err(|message| BadRequest::new(message, AfterError::Continue)),
     }
 }
 
-/// The refusal of a command word that is not one of the four.
+/// Parses a request of the IOE/1 extensions; none has a body, so every
+/// refusal lets the session go on. The name is always the last field and
+/// takes everything after the comma before it.
+fn parse_extension(word: &[u8], rest: Option<&[u8]>) -> Result<Extension, String> {
+    let usage = |form: &str| format!("{} needs {form}", printable(word));
+    match (word, rest) {
+        (b"FEATURES", None) => Ok(Extension::Features),
+        (b"FEATURES", Some(_)) => Err("FEATURES takes no fields".into()),
+        (b"WALK", None) => Ok(Extension::Walk(None)),
+        (b"WALK", Some(dir)) => Ok(Extension::Walk(Some(checked_name(dir)?))),
+        (b"STAT", Some(name)) => Ok(Extension::Stat(checked_name(name)?)),
+        (b"MKDIR", Some(name)) => Ok(Extension::Mkdir(checked_name(name)?)),
+        (b"DELETE", Some(name)) => Ok(Extension::Delete(checked_name(name)?)),
+        (b"SETTIME", Some(rest)) => {
+            let [mtime, name] = fields(rest).ok_or_else(|| usage("SETTIME,<mtime>,<name>"))?;
+            Ok(Extension::SetTime {
+                mtime: parse_number(mtime).map_err(|e| format!("SETTIME mtime {e}"))?,
+                name: checked_name(name)?,
+            })
+        }
+        (b"HASH", Some(rest)) => {
+            let [algorithm, name] = fields(rest).ok_or_else(|| usage("HASH,<algorithm>,<name>"))?;
+            Ok(Extension::Hash {
+                algorithm: checked_algorithm(algorithm)?,
+                name: checked_name(name)?,
+            })
+        }
+        (b"READAT", Some(rest)) => {
+            let [offset, length, name] =
+                fields(rest).ok_or_else(|| usage("READAT,<offset>,<length>,<name>"))?;
+            Ok(Extension::ReadAt {
+                offset: parse_number(offset).map_err(|e| format!("READAT offset {e}"))?,
+                length: parse_number(length).map_err(|e| format!("READAT length {e}"))?,
+                name: checked_name(name)?,
+            })
+        }
+        (b"STAT" | b"MKDIR" | b"DELETE", None) => Err(usage("a name")),
+        (b"SETTIME", None) => Err(usage("SETTIME,<mtime>,<name>")),
+        (b"HASH", None) => Err(usage("HASH,<algorithm>,<name>")),
+        (b"READAT", None) => Err(usage("READAT,<offset>,<length>,<name>")),
+        _ => Err(unknown_command(word)),
+    }
+}
+
+/// Splits `N - 1` leading fields at commas; the last field is the rest
+/// (a name, which may contain commas). `None` when commas are missing.
+fn fields<const N: usize>(rest: &[u8]) -> Option<[&[u8]; N]> {
+    let mut out = [&rest[..0]; N];
+    let mut tail = rest;
+    for field in out.iter_mut().take(N - 1) {
+        let comma = tail.iter().position(|&b| b == b',')?;
+        *field = &tail[..comma];
+        tail = &tail[comma + 1..];
+    }
+    out[N - 1] = tail;
+    Some(out)
+}
+
+/// Longest hash algorithm name accepted.
+const MAX_ALGORITHM: usize = 32;
+
+/// A hash algorithm's name: lower-case letters, digits and `-`. Whether the
+/// server has it is the server's business.
+fn checked_algorithm(raw: &[u8]) -> Result<String, String> {
+    let valid = !raw.is_empty()
+        && raw.len() <= MAX_ALGORITHM
+        && raw
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    } else {
+        Err(format!("unknown hash algorithm `{}`", printable(raw)))
+    }
+}
+
+/// The refusal of a command word that is not a command.
 fn unknown_command(word: &[u8]) -> String {
-    const COMMANDS: [&str; 4] = ["LIST", "READ", "WRITE", "BYE"];
+    const COMMANDS: [&str; 12] = [
+        "LIST", "READ", "WRITE", "BYE", "FEATURES", "STAT", "WALK", "SETTIME", "MKDIR", "DELETE",
+        "HASH", "READAT",
+    ];
     if word.is_empty() {
         return "empty request (expected LIST, READ, WRITE or BYE)".into();
     }
@@ -495,6 +638,25 @@ mod tests {
                 size: 0,
             },
             Request::Bye,
+            Request::Extension(Extension::Features),
+            Request::Extension(Extension::Stat("s,t".into())),
+            Request::Extension(Extension::Walk(None)),
+            Request::Extension(Extension::Walk(Some("d/e".into()))),
+            Request::Extension(Extension::SetTime {
+                mtime: 1_700_000_000,
+                name: "a,1,2".into(),
+            }),
+            Request::Extension(Extension::Mkdir("m/n".into())),
+            Request::Extension(Extension::Delete("x, y".into())),
+            Request::Extension(Extension::Hash {
+                algorithm: "blake3".into(),
+                name: "h,sha256,1".into(),
+            }),
+            Request::Extension(Extension::ReadAt {
+                offset: 5,
+                length: 0,
+                name: "r,1,2".into(),
+            }),
         ] {
             let line = request.to_line();
             assert_eq!(
@@ -502,6 +664,39 @@ mod tests {
                 Ok(request)
             );
         }
+    }
+
+    #[test]
+    fn extension_requests_take_the_name_last_and_refuse_bad_fields() {
+        let refused = |line: &[u8]| {
+            let bad = parse_request(line).unwrap_err();
+            assert_eq!(bad.then, AfterError::Continue, "{}", bad.message);
+            bad.message
+        };
+        assert_eq!(refused(b"STAT"), "STAT needs a name");
+        assert_eq!(refused(b"FEATURES,x"), "FEATURES takes no fields");
+        assert_eq!(
+            refused(b"SETTIME,abc"),
+            "SETTIME needs SETTIME,<mtime>,<name>"
+        );
+        assert_eq!(
+            refused(b"SETTIME,-1,a"),
+            "SETTIME mtime `-1` is not a decimal number"
+        );
+        assert_eq!(refused(b"HASH,MD5,a"), "unknown hash algorithm `MD5`");
+        assert_eq!(
+            refused(b"READAT,1,a"),
+            "READAT needs READAT,<offset>,<length>,<name>"
+        );
+        assert_eq!(
+            refused(b"READAT,1,2,../a"),
+            NameError::DotComponent.to_string()
+        );
+        assert_eq!(refused(b"MKDIR,a/"), NameError::EmptyComponent.to_string());
+        assert_eq!(
+            refused(b"delete,a"),
+            "unknown command `delete`: commands are upper case (`DELETE`)"
+        );
     }
 
     #[test]

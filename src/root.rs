@@ -42,6 +42,10 @@ pub enum FsError {
     Dangling(String),
     /// Symbolic links that lead to each other without end.
     LinkLoop(String),
+    /// Something that is neither a regular file nor a folder (a FIFO…).
+    NotAFileOrFolder(String),
+    /// A `DELETE` of a folder that still has entries.
+    NotEmpty(String),
     /// Any other failure of the file system.
     Io(String, io::Error),
 }
@@ -63,6 +67,10 @@ impl fmt::Display for FsError {
                     "`{name}` passes through too many symbolic links (a loop?)"
                 )
             }
+            FsError::NotAFileOrFolder(name) => {
+                write!(f, "`{name}` is neither a regular file nor a folder")
+            }
+            FsError::NotEmpty(name) => write!(f, "`{name}` is a folder that is not empty"),
             FsError::Io(name, e) => write!(f, "`{name}`: {}", io_text(e)),
         }
     }
@@ -162,17 +170,132 @@ impl Root {
     /// leading outside the root or nowhere, sockets and the like) are left
     /// out.
     pub fn list(&self, dir: Option<&str>) -> Result<Vec<Entry>, FsError> {
-        let label = dir.unwrap_or(".");
-        let prefix = dir.map_or_else(String::new, |d| format!("{d}/"));
+        let folder = self.open_folder(dir)?;
+        let listed = self.read_folder(&folder, dir)?;
+        Ok(listed.into_iter().map(|l| l.entry).collect())
+    }
+
+    /// Sends every entry under the root or `dir` to `emit`, depth first: a
+    /// folder's entry before its contents, each folder's entries sorted by
+    /// name, the same filtering as [`list`](Self::list), links to folders
+    /// listed but not descended into. Holds the entries of the folders on
+    /// the way down to the current one, never the whole tree. Returns the
+    /// number of entries sent.
+    pub fn walk(
+        &self,
+        dir: Option<&str>,
+        mut emit: impl FnMut(&Entry) -> io::Result<()>,
+    ) -> Result<u64, WalkError> {
+        struct Level {
+            folder: OwnedFd,
+            /// Entries still to send, the next one last.
+            pending: Vec<Listed>,
+        }
+        let folder = self.open_folder(dir)?;
+        let mut pending = self.read_folder(&folder, dir)?;
+        pending.reverse();
+        let mut levels = vec![Level { folder, pending }];
+        let mut sent = 0;
+        while let Some(level) = levels.last_mut() {
+            let Some(listed) = level.pending.pop() else {
+                levels.pop();
+                continue;
+            };
+            emit(&listed.entry).map_err(WalkError::Send)?;
+            sent += 1;
+            if listed.entry.kind != EntryKind::Dir || listed.linked {
+                continue;
+            }
+            let name = &listed.entry.name;
+            let file_name = name.rsplit('/').next().unwrap_or(name);
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let folder = match rfs::openat(&level.folder, file_name, flags, Mode::empty()) {
+                Ok(folder) => folder,
+                // gone, or replaced by a link or a file, since it was listed
+                Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
+                Err(e) => return Err(WalkError::Fs(fs_error(name, e.into()))),
+            };
+            let mut pending = self.read_folder(&folder, Some(name))?;
+            pending.reverse();
+            levels.push(Level { folder, pending });
+        }
+        Ok(sent)
+    }
+
+    /// The entry of one file or folder (links followed while inside).
+    pub fn stat(&self, name: &str) -> Result<Entry, FsError> {
+        let handle = self.open(name, OFlags::PATH)?;
+        let stat = rfs::fstat(&handle).map_err(|e| fs_error(name, e.into()))?;
+        entry_of(name.to_string(), &stat).ok_or_else(|| FsError::NotAFileOrFolder(name.to_string()))
+    }
+
+    /// Sets the modification time of a file or folder (links followed while
+    /// inside), in whole seconds since the epoch.
+    pub fn set_mtime(&self, name: &str, mtime: u64) -> Result<(), FsError> {
+        let handle = self.open(name, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let stat = rfs::fstat(&handle).map_err(|e| fs_error(name, e.into()))?;
+        if entry_of(name.to_string(), &stat).is_none() {
+            return Err(FsError::NotAFileOrFolder(name.to_string()));
+        }
+        let times = rfs::Timestamps {
+            last_access: rfs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_OMIT,
+            },
+            last_modification: rfs::Timespec {
+                tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+                tv_nsec: 0,
+            },
+        };
+        rfs::futimens(&handle, &times).map_err(|e| fs_error(name, e.into()))
+    }
+
+    /// Makes the folder `name` and its missing parents; an existing folder
+    /// is fine.
+    pub fn make_folder(&self, name: &str) -> Result<(), FsError> {
+        self.make_folders(name, name).map(drop)
+    }
+
+    /// Removes a file or an empty folder. A link is removed itself, never
+    /// its target.
+    pub fn delete(&self, name: &str) -> Result<(), FsError> {
+        let (parent, file_name) = split_name(name);
         let folder = self
-            .open(dir.unwrap_or(""), OFlags::RDONLY | OFlags::DIRECTORY)
+            .beneath
+            .open(parent, OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| fs_error(name, e))?;
+        let stat = rfs::statat(&folder, file_name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| fs_error(name, e.into()))?;
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        let flags = if is_dir {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        rfs::unlinkat(&folder, file_name, flags).map_err(|e| match e {
+            Errno::NOTEMPTY | Errno::EXIST => FsError::NotEmpty(name.to_string()),
+            e => fs_error(name, e.into()),
+        })
+    }
+
+    /// Opens the root (`None`) or a folder for reading its entries.
+    fn open_folder(&self, dir: Option<&str>) -> Result<OwnedFd, FsError> {
+        let label = dir.unwrap_or(".");
+        self.open(dir.unwrap_or(""), OFlags::RDONLY | OFlags::DIRECTORY)
             .map_err(|e| match e {
                 FsError::NotFound(_) if self.is_non_folder(label) => {
                     FsError::NotAFolder(label.to_string())
                 }
                 e => e,
-            })?;
-        let mut reader = Dir::new(folder).map_err(|e| fs_error(label, e.into()))?;
+            })
+    }
+
+    /// The requestable entries of an open folder (`dir` its name, `None`
+    /// for the root), sorted by name.
+    fn read_folder(&self, folder: &OwnedFd, dir: Option<&str>) -> Result<Vec<Listed>, FsError> {
+        let label = dir.unwrap_or(".");
+        let prefix = dir.map_or_else(String::new, |d| format!("{d}/"));
+        let mut reader = Dir::read_from(folder).map_err(|e| fs_error(label, e.into()))?;
         let mut entries = Vec::new();
         while let Some(item) = reader.read() {
             let item = item.map_err(|e| fs_error(label, e.into()))?;
@@ -186,48 +309,34 @@ impl Root {
             if validate_name(&name).is_err() {
                 continue;
             }
-            let at = reader.fd().map_err(|e| fs_error(label, e.into()))?;
-            if let Some(entry) = self.entry(at, file_name, name) {
-                entries.push(entry);
+            if let Some(listed) = self.entry(folder.as_fd(), file_name, name) {
+                entries.push(listed);
             }
         }
-        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_unstable_by(|a, b| a.entry.name.cmp(&b.entry.name));
         Ok(entries)
     }
 
     /// The entry for `file_name` in folder `at`, if it can be requested: a
     /// link is listed as what it points to, when that is inside the root.
-    fn entry(&self, at: BorrowedFd<'_>, file_name: &str, name: String) -> Option<Entry> {
+    fn entry(&self, at: BorrowedFd<'_>, file_name: &str, name: String) -> Option<Listed> {
         let mut stat = rfs::statat(at, file_name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+        let linked = FileType::from_raw_mode(stat.st_mode) == FileType::Symlink;
+        if linked {
             let target = self.beneath.open(&name, OFlags::PATH).ok()?;
             stat = rfs::fstat(&target).ok()?;
         }
-        let kind = match FileType::from_raw_mode(stat.st_mode) {
-            FileType::RegularFile => EntryKind::File,
-            FileType::Directory => EntryKind::Dir,
-            _ => return None,
-        };
-        let size = match kind {
-            EntryKind::File => u64::try_from(stat.st_size).unwrap_or(0),
-            EntryKind::Dir => 0,
-        };
-        Some(Entry {
-            kind,
-            size,
-            mtime: u64::try_from(stat.st_mtime).unwrap_or(0),
-            name,
+        Some(Listed {
+            entry: entry_of(name, &stat)?,
+            linked,
         })
     }
 
     /// Starts an upload of `name`: checks where it leads, creates missing
     /// parent folders and a temporary file in the target's folder.
     pub fn create_upload(&self, name: &str) -> Result<Upload, FsError> {
-        let (parent, file_name) = match name.rsplit_once('/') {
-            Some((parent, file_name)) => (parent, file_name),
-            None => ("", name),
-        };
-        let folder = self.upload_folder(name, parent)?;
+        let (parent, file_name) = split_name(name);
+        let folder = self.make_folders(name, parent)?;
         self.check_upload_target(name, &folder, file_name)?;
         let (temp, file) = TempFileAt::create(folder).map_err(|e| fs_error(name, e))?;
         Ok(Upload {
@@ -237,11 +346,11 @@ impl Root {
         })
     }
 
-    /// The folder an upload goes to, made (with its missing parents) if it
-    /// does not exist. Existing parts are checked outermost first, so a
+    /// The folder `parent` (on the way to `name`), made with its missing
+    /// parents if it does not exist. Existing parts are checked outermost first, so a
     /// refusal names the part that is wrong; each missing folder is made
     /// relative to the handle of the one above it.
-    fn upload_folder(&self, name: &str, parent: &str) -> Result<OwnedFd, FsError> {
+    fn make_folders(&self, name: &str, parent: &str) -> Result<OwnedFd, FsError> {
         let flags = OFlags::PATH | OFlags::DIRECTORY;
         match self.beneath.open(parent, flags) {
             Ok(folder) => return Ok(folder),
@@ -266,16 +375,16 @@ impl Root {
                     }
                     self.beneath
                         .open(shown, flags)
-                        .map_err(|e| self.upload_path_error(name, shown, e))?
+                        .map_err(|e| self.folder_error(name, shown, e))?
                 }
-                Err(e) => return Err(self.upload_path_error(name, shown, e)),
+                Err(e) => return Err(self.folder_error(name, shown, e)),
             };
         }
         Ok(folder)
     }
 
-    /// Why the folder `shown` on the way to upload `name` cannot be used.
-    fn upload_path_error(&self, name: &str, shown: &str, e: io::Error) -> FsError {
+    /// Why the folder `shown` on the way to `name` cannot be used.
+    fn folder_error(&self, name: &str, shown: &str, e: io::Error) -> FsError {
         if is_outside(&e) {
             FsError::Outside(name.to_string())
         } else if is_loop(&e) {
@@ -360,6 +469,52 @@ impl Root {
         }
         swept
     }
+}
+
+/// A listed entry, and whether it was reached through a link.
+struct Listed {
+    entry: Entry,
+    linked: bool,
+}
+
+/// Why a [`Root::walk`] stopped.
+#[derive(Debug)]
+pub enum WalkError {
+    /// The file system failed (the client is told, the session goes on).
+    Fs(FsError),
+    /// Sending an entry failed (the connection is gone).
+    Send(io::Error),
+}
+
+impl From<FsError> for WalkError {
+    fn from(e: FsError) -> WalkError {
+        WalkError::Fs(e)
+    }
+}
+
+/// The entry line for `name` with metadata `stat`, if it is a regular file
+/// or a folder.
+fn entry_of(name: String, stat: &Stat) -> Option<Entry> {
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        _ => return None,
+    };
+    let size = match kind {
+        EntryKind::File => u64::try_from(stat.st_size).unwrap_or(0),
+        EntryKind::Dir => 0,
+    };
+    Some(Entry {
+        kind,
+        size,
+        mtime: u64::try_from(stat.st_mtime).unwrap_or(0),
+        name,
+    })
+}
+
+/// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
+fn split_name(name: &str) -> (&str, &str) {
+    name.rsplit_once('/').unwrap_or(("", name))
 }
 
 /// Deepest folder a sweep goes into (a name has at most 512 components).

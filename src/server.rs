@@ -4,12 +4,16 @@
 //! requests in legacy mode; a graceful stop that lets transfers finish
 //! within a grace period.
 
+mod extensions;
+
 use crate::conn::{BodyError, Conn, Line, is_timeout, send_file};
+use crate::digest::DigestCache;
 use crate::protocol::{
     self, AfterError, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
 };
 use crate::root::Root;
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -94,6 +98,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Busy refusals still lingering (see [`refuse_busy`]).
     refusing: AtomicUsize,
+    /// Digests of files unchanged since they were hashed (`HASH`).
+    digests: DigestCache,
 }
 
 /// A connection being served, as seen by the shutdown code.
@@ -156,6 +162,7 @@ impl Server {
                 live: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
                 refusing: AtomicUsize::new(0),
+                digests: DigestCache::new(extensions::DIGEST_CACHE_SIZE),
             }),
         })
     }
@@ -579,6 +586,7 @@ impl Connection<'_> {
                 self.conn.write_all(b"OK bye\n")?;
                 Ok(Flow::Close)
             }
+            Request::Extension(extension) => self.extension(extension),
         }
     }
 
@@ -615,21 +623,28 @@ impl Connection<'_> {
             // the original client reads the size with one recv()
             thread::sleep(LEGACY_GAP);
         }
-        let sent = match send_file(&file, self.conn.stream(), size) {
+        self.send_body(&format!("READ {name}"), &file, size)
+    }
+
+    /// Sends `size` bytes of `file` from its offset as a reply's body, and
+    /// logs `request` with the outcome; a file that shrank closes the
+    /// connection (the client then knows the body is short).
+    fn send_body(&mut self, request: &str, file: &File, size: u64) -> io::Result<Flow> {
+        let sent = match send_file(file, self.conn.stream(), size) {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
-                self.log(&format!("READ {name} -> not finished: {why}; closing"));
+                self.log(&format!("{request} -> not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
         if sent < size {
             self.log(&format!(
-                "READ {name} -> file shrank to {sent} of {size} bytes; closing"
+                "{request} -> file shrank to {sent} of {size} bytes; closing"
             ));
             return Ok(Flow::Close);
         }
-        self.log(&format!("READ {name} -> {size} bytes"));
+        self.log(&format!("{request} -> {size} bytes"));
         Ok(Flow::Continue)
     }
 

@@ -287,8 +287,8 @@ fn unknown_and_lowercase_commands_are_refused_and_the_session_goes_on() {
         let mut client = Raw::connect(addr);
         for (request, reply) in [
             (
-                "DELETE,kept.txt\n",
-                "unknown command `DELETE` (expected LIST, READ, WRITE or BYE)",
+                "REMOVE,kept.txt\n",
+                "unknown command `REMOVE` (expected LIST, READ, WRITE or BYE)",
             ),
             (
                 "GET kept.txt\n",
