@@ -491,10 +491,11 @@ impl Repl {
         let functions = self.function_names().join(" ");
         format!(
             "Commands (the original client's forms; the words in any case):\n\
-             \x20 CONNECT,host,port   open a session (also CONNECT,host:port)\n\
+             \x20 CONNECT,host,port   open a session (also CONNECT,host:port; no port: 7070)\n\
              \x20 LIST[,folder]       list the server's root or a folder\n\
              \x20 READ,name           download `name` to the same path here\n\
              \x20 WRITE,file          upload a local file under the same name\n\
+             \x20                     (under another: write(\"file\", \"remote\"))\n\
              \x20 BYE                 close the session, stay here\n\
              \x20 QUIT                close the session and leave (also Ctrl-D)\n\
              \x20 help                this text\n\
