@@ -1,6 +1,7 @@
 //! `ioe`: a scriptable client and a server for the IOE/1 file-transfer
 //! protocol. The layers, bottom up:
 //!
+//! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
 //! - [`partial`]: temporary files renamed over their target once complete;
@@ -12,6 +13,7 @@
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe.
 
+pub mod addr;
 pub mod cancel;
 pub mod conn;
 pub mod digest;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use ioe::progress::ProgressMode;
 use ioe::script::{self, RunOptions, ScriptSource};
 use ioe::server::{Config, Server};
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,8 +35,9 @@ enum Command {
 #[derive(clap::Args, Default)]
 #[command(group = clap::ArgGroup::new("bars").multiple(false))]
 struct ReplArgs {
-    /// Connect to this server before the first line.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Connect to this server before the first line (port 7070 if none
+    /// is given).
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = ioe::addr::connect_addr)]
     connect: Option<String>,
     /// Keep no history file.
     #[arg(long)]
@@ -55,7 +57,8 @@ struct ReplArgs {
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("bars").multiple(false))]
 struct RunArgs {
-    /// Run CODE instead of a script file; every following word goes to ARGS.
+    /// Run CODE instead of a script file; every word after CODE goes to
+    /// ARGS, even one that looks like an option.
     #[arg(short = 'e', long = "eval", value_name = "CODE")]
     eval: Option<String>,
     /// Always draw progress bars for long transfers.
@@ -80,9 +83,10 @@ struct ServeArgs {
     /// Folder to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Address to listen on; a non-loopback address exposes the folder to
-    /// the network.
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    /// Address to listen on (port 7070 if none is given, 0 for any free
+    /// one); a non-loopback address exposes the folder to the network.
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:7070",
+          value_parser = ioe::addr::listen_addr)]
     listen: String,
     /// Accept the original design's requests with no LF.
     #[arg(long)]
@@ -121,7 +125,9 @@ fn at_least_one(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args_after_code_are_the_scripts(
+        std::env::args_os().collect(),
+    ));
     let result = match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Run(args)) => Ok(run(args)),
@@ -142,6 +148,44 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ioe run … -e CODE WORDS…` with a `--` put after CODE (unless one is
+/// there already), so that every word after the code goes to the script's
+/// ARGS, even `--progress`, `-e` or `--help`, as after a script path
+/// (which `trailing_var_arg` does already). Only `run`'s own options are
+/// looked at before `-e`; anything else (a script path, a misspelt option)
+/// leaves the words as they are.
+fn args_after_code_are_the_scripts(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).is_none_or(|word| word != "run") {
+        return args;
+    }
+    let mut i = 2;
+    while let Some(word) = args.get(i).and_then(|w| w.to_str()) {
+        match word {
+            "--progress" | "--no-progress" => {
+                i += 1;
+                continue;
+            }
+            "-e" | "--eval" => {}
+            // `-eCODE`, `--eval=CODE`: the code as a word of its own (clap
+            // would take `-eCODE` for the script, whose place takes words
+            // starting with `-`)
+            _ => match word.strip_prefix("--eval=").or(word.strip_prefix("-e")) {
+                Some(code) => {
+                    let code = OsString::from(code);
+                    args.splice(i..=i, ["-e".into(), code]);
+                }
+                None => return args,
+            },
+        }
+        let code_ends = i + 2;
+        if code_ends <= args.len() && args.get(code_ends).is_none_or(|w| w != "--") {
+            args.insert(code_ends, "--".into());
+        }
+        return args;
+    }
+    args
 }
 
 /// Writes a line on stderr; a closed stderr must not turn the exit status
@@ -185,6 +229,8 @@ fn repl(args: ReplArgs) -> ExitCode {
     }))
 }
 
+/// Serves `args.root` on `args.listen` (already `host:port`) until a
+/// signal, which lets requests in flight finish within `--grace`.
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let config = Config {
         root: args.root,
@@ -211,7 +257,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         ))
     })?;
     let handle = server.shutdown_handle()?;
-    ctrlc::set_handler(move || handle.shutdown()).context("cannot install the signal handler")?;
+    ioe::cancel::on_signals(move |_| handle.shutdown())
+        .context("cannot install the signal handler")?;
     // the address line is how scripts and tests learn a port chosen by the OS
     writeln!(
         std::io::stdout(),

@@ -77,13 +77,68 @@ impl Meter {
         // `ProgressDrawTarget::stderr()` hides itself when stderr is not a
         // terminal, which would make `--progress` a no-op on a pipe or log;
         // whether to draw at all was decided by `ProgressMode::enabled`
-        let stderr = Box::new(console::Term::stderr());
+        let stderr = Box::new(Unpadded(console::Term::stderr()));
         bar_from(
             self.total,
             self.done,
             &self.label,
             ProgressDrawTarget::term_like(stderr),
         )
+    }
+}
+
+/// A terminal for the bar that leaves out the spaces indicatif pads each
+/// line with up to the right edge. Padded, the cursor waits in the last
+/// column, so the `^C` a terminal echoes on Ctrl-C wraps to a new line and
+/// the bar's final "clear the current line" erases that line instead of the
+/// bar, which then stays on screen above the report. Nothing is printed
+/// while a bar is shown, so the padding has no other use here (each
+/// redraw clears the whole line first).
+#[derive(Debug)]
+struct Unpadded(console::Term);
+
+impl indicatif::TermLike for Unpadded {
+    fn width(&self) -> u16 {
+        self.0.size().1
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        if !s.is_empty() && s.bytes().all(|b| b == b' ') {
+            return Ok(());
+        }
+        self.0.write_str(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 

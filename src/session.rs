@@ -121,7 +121,7 @@ impl Session {
             Error::new(
                 ErrorKind::Cancelled,
                 &op,
-                "cancelled before the server answered",
+                format!("{} before the server answered", cancel.cause()),
             )
         };
         if cancel.is_cancelled() {
@@ -452,7 +452,10 @@ impl Session {
             Error::new(
                 ErrorKind::Cancelled,
                 op,
-                "cancelled; nothing partial was kept and the session was closed",
+                format!(
+                    "{}; nothing partial was kept and the session was closed",
+                    self.cancel.cause()
+                ),
             )
         } else {
             Error::new(
@@ -687,7 +690,9 @@ pub(crate) fn file_in_the_way(dir: &Path) -> Option<&Path> {
 }
 
 /// Why the local file of an upload could not be opened; a missing one is
-/// `local_missing`, naming the folder it was looked for in.
+/// `local_missing`, naming the folder it was looked for in — or, when a
+/// folder on its path is missing, the first such folder and where that was
+/// looked for.
 fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
     if local.as_os_str().is_empty() {
         return Error::new(
@@ -697,22 +702,38 @@ fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
         );
     }
     if e.kind() == io::ErrorKind::NotFound {
-        let folder = std::env::current_dir()
-            .map(|d| {
-                d.join(local)
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        Error::new(
-            ErrorKind::LocalMissing,
-            op,
-            format!(
-                "local file `{}` does not exist (looked in {folder})",
-                local.display()
+        let looked_in = |path: &Path| {
+            std::env::current_dir()
+                .map(|d| {
+                    d.join(path)
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default()
+        };
+        let missing_folder = local
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|p| !p.exists());
+        let cause = match missing_folder {
+            Some(folder) => format!(
+                "local file `{}` does not exist: there is no folder `{}` (looked in {})",
+                local.display(),
+                folder.display(),
+                looked_in(folder)
             ),
-        )
+            None => format!(
+                "local file `{}` does not exist (looked in {})",
+                local.display(),
+                looked_in(local)
+            ),
+        };
+        Error::new(ErrorKind::LocalMissing, op, cause)
     } else {
         Error::new(
             ErrorKind::LocalIo,

@@ -540,7 +540,7 @@ fn a_signal_at_the_prompt_ends_ioe_and_restores_the_terminal() {
         .expect("send SIGTERM");
     repl.pty.exp_eof().expect("ioe ends");
     let status = repl.pty.process().wait().expect("wait for ioe");
-    assert!(matches!(status, WaitStatus::Exited(_, 130)), "{status:?}");
+    assert!(matches!(status, WaitStatus::Exited(_, 143)), "{status:?}");
     assert!(canonical(&terminal), "the terminal was left in raw mode");
 }
 
@@ -603,4 +603,176 @@ fn tab_on_a_stalled_server_gives_up_and_leaves_the_session_alone() {
     // Tab's failed listing did not close the session (quitting would wait
     // for the silent server's reply to BYE, so the REPL is killed instead)
     repl.prompt(Some(addr));
+}
+
+#[test]
+fn a_folder_completed_with_tab_lists_and_so_does_the_root_by_name() {
+    let server = TestServer::start();
+    put(server.root(), "inbox/a.txt", b"a");
+    let folders = Folders::new();
+    let mut repl = folders.repl(&["--connect", &server.addr().to_string()]);
+    repl.prompt(Some(server.addr()));
+
+    // Tab completes the folder with its slash; the call takes it as it is
+    repl.keys("list(\"inb\t");
+    repl.expect("inbox/");
+    repl.line("\").map(|e| e.name)");
+    let shown = repl.expect("[\"inbox/a.txt\"]\r\n");
+    assert!(!shown.contains("error"), "{shown}");
+    repl.prompt(Some(server.addr()));
+
+    repl.line("list(\".\").len() + list(\"\").len()");
+    repl.expect("2\r\n");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(repl.quit(), 0);
+}
+
+/// What a terminal `cols` wide shows after `output`: one string per row.
+/// Understands what `ioe` and the line editor write around a progress
+/// bar: text (wrapping at the right edge only when the next character
+/// comes, as terminals do), CR, LF, erase in line (`ESC [ K`, `ESC [ 2 K`)
+/// and cursor up (`ESC [ n A`); other escape sequences are skipped.
+fn screen(output: &str, cols: usize) -> Vec<String> {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col, mut pending_wrap) = (0usize, 0usize, false);
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => (col, pending_wrap) = (0, false),
+            '\n' => (row, pending_wrap) = (row + 1, false),
+            '\x1b' => {
+                if chars.peek() != Some(&'[') {
+                    chars.next();
+                    continue;
+                }
+                chars.next();
+                let mut params = String::new();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '~' {
+                        last = c;
+                        break;
+                    }
+                    params.push(c);
+                }
+                let line = &mut rows[row];
+                match (last, params.as_str()) {
+                    ('K', "2") => line.clear(),
+                    ('K', "" | "0") => line.truncate(col),
+                    ('A', n) => row = row.saturating_sub(n.parse().unwrap_or(1)),
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if pending_wrap {
+                    (row, col, pending_wrap) = (row + 1, 0, false);
+                }
+                while rows.len() <= row {
+                    rows.push(Vec::new());
+                }
+                let line = &mut rows[row];
+                if line.len() <= col {
+                    line.resize(col + 1, ' ');
+                }
+                line[col] = c;
+                if col + 1 == cols {
+                    pending_wrap = true;
+                } else {
+                    col += 1;
+                }
+            }
+        }
+        while rows.len() <= row {
+            rows.push(Vec::new());
+        }
+    }
+    rows.into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn the_screen_model_wraps_and_erases_as_a_terminal_does() {
+    assert_eq!(screen("abcd^C\r\x1b[2Kx", 4), ["abcd", "x"]);
+    assert_eq!(screen("ab^C\r\x1b[2Kx", 8), ["x"]);
+    assert_eq!(screen("abc\r\nde\x1b[1A\r\x1b[2K", 8), ["", "de"]);
+}
+
+#[test]
+fn ctrl_c_erases_the_progress_bar() {
+    // 1 MB at 64 bytes every 20 ms would take minutes
+    let server = TrickleServer::start(1_000_000, 64, Duration::from_millis(20));
+    let folders = Folders::new();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["repl", "--no-history"])
+        .current_dir(folders.work())
+        .env("HOME", folders.state.path())
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let options = Options::default()
+        .timeout_ms(Some(EXPECT_TIMEOUT.as_millis() as u64))
+        .strip_ansi_escape_codes(false);
+    let mut pty = spawn_with_options(command, options).expect("start ioe on a pty");
+    let terminal = pty.process().get_file_handle().expect("the pty");
+    const COLS: usize = 100;
+    let size = rustix::termios::Winsize {
+        ws_row: 30,
+        ws_col: COLS as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&terminal, size).expect("set the terminal size");
+    pty.exp_string("ioe> ").expect("the prompt");
+    pty.send_line(&format!("CONNECT,{}", server.addr))
+        .expect("type");
+    pty.exp_string(&format!("ioe {}> ", server.addr))
+        .expect("connected");
+
+    pty.send_line("READ,slow.bin").expect("type");
+    let mut shown = pty.exp_string("ETA").expect("a progress bar");
+    shown.push_str("ETA");
+    // a real terminal echoes Ctrl-C as `^C` where the cursor is (rexpect
+    // starts the child with echo off)
+    let mut settings = rustix::termios::tcgetattr(&terminal).expect("terminal settings");
+    settings.local_modes |=
+        rustix::termios::LocalModes::ECHO | rustix::termios::LocalModes::ECHOCTL;
+    rustix::termios::tcsetattr(&terminal, rustix::termios::OptionalActions::Now, &settings)
+        .expect("echo on");
+    pty.send("\x03").expect("Ctrl-C");
+    pty.flush().expect("flush the pty");
+    shown.push_str(&pty.exp_string("ioe> ").expect("the prompt again"));
+
+    let rows = screen(&shown, COLS);
+    assert!(
+        !rows.iter().any(|r| r.contains("slow.bin [")),
+        "the bar is still on screen: {rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("interrupted: read `slow.bin`: stopped by Ctrl-C (SIGINT)")),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn sigterm_during_a_transfer_stops_it_and_ends_ioe_naming_the_signal() {
+    let server = TrickleServer::start(1_000_000, 64, Duration::from_millis(20));
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.connect(server.addr);
+    repl.line("READ,slow.bin");
+    server.wait_for_body();
+    repl.pty
+        .process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .expect("send SIGTERM");
+    repl.expect("interrupted: read `slow.bin`: stopped by SIGTERM; nothing partial was kept");
+    repl.pty.exp_eof().expect("ioe ends");
+    let status = repl.pty.process().wait().expect("wait for ioe");
+    assert!(matches!(status, WaitStatus::Exited(_, 143)), "{status:?}");
+    assert!(!folders.work().join("slow.bin").exists());
+    assert_eq!(temp_files(folders.work()), Vec::<PathBuf>::new());
 }

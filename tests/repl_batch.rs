@@ -252,7 +252,7 @@ fn exit_sets_the_status_and_quit_ends_the_batch() {
 #[test]
 fn usage_errors_explain_the_form() {
     let work = TempDir::new().unwrap();
-    let run = run_ioe(work.path(), &["repl"], "CONNECT,localhost\n");
+    let run = run_ioe(work.path(), &["repl"], "CONNECT\n");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr
@@ -466,5 +466,101 @@ fn a_closed_stderr_does_not_crash_the_batch() {
     assert_eq!(
         fs::read_to_string(work.path().join("done.txt")).unwrap(),
         "ran to the end"
+    );
+}
+
+#[test]
+fn list_of_the_root_by_name_lists_the_root() {
+    let server = TestServer::start();
+    put(server.root(), "docs/guide.md", b"guide");
+    let work = TempDir::new().unwrap();
+    for form in ["LIST,.", "LIST,./", "list, . "] {
+        let input = connect_line(&server) + form + "\n";
+        let run = run_ioe(work.path(), &["repl"], &input);
+        assert_eq!(run.code, Some(0), "{form}: {run:?}");
+        assert!(run.stdout.contains("  docs/\n"), "{form}: {run:?}");
+    }
+}
+
+#[test]
+fn write_into_a_missing_folder_names_the_folder_that_is_missing() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "have/file.txt", b"x");
+    let folder = work.path().canonicalize().unwrap();
+    for (name, missing, looked_in) in [
+        ("nodir/file.txt", "nodir", folder.clone()),
+        ("nodir/deeper/file.txt", "nodir", folder.clone()),
+        ("have/not/file.txt", "have/not", folder.join("have")),
+    ] {
+        let input = connect_line(&server) + "WRITE," + name + "\n";
+        let run = run_ioe(work.path(), &["repl"], &input);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        let expected = format!(
+            "line 2: error[local_missing]: write `{name}`: local file `{name}` does not exist: \
+             there is no folder `{missing}` (looked in {})\n",
+            looked_in.display()
+        );
+        assert!(run.stderr.ends_with(&expected), "{}", run.stderr);
+    }
+    assert_eq!(fs::read_dir(server.root()).unwrap().count(), 0);
+}
+
+#[test]
+fn write_with_a_local_and_a_remote_name_points_to_write_local_remote() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "photo.jpg", b"jpeg");
+    put(work.path(), "a,b.txt", b"comma");
+
+    let input = connect_line(&server) + "WRITE,photo.jpg,reports/photo.jpg\n";
+    let run = run_ioe(work.path(), &["repl"], &input);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.ends_with(
+            "line 2: error: WRITE takes one name; to upload photo.jpg as reports/photo.jpg \
+             use write(\"photo.jpg\", \"reports/photo.jpg\")\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read_dir(server.root()).unwrap().count(), 0);
+
+    // a name with a comma that exists as a whole is that file
+    let input = connect_line(&server) + "WRITE,a,b.txt\n";
+    let run = run_ioe(work.path(), &["repl"], &input);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(fs::read(server.root().join("a,b.txt")).unwrap(), b"comma");
+}
+
+#[test]
+fn a_host_without_a_port_means_port_7070_everywhere() {
+    let work = TempDir::new().unwrap();
+    // whatever runs on 127.0.0.1:7070 (usually nothing), the address used
+    // is that one, in CONNECT and in --connect
+    let reached = |run: &common::Run| {
+        run.stdout.contains("connected to 127.0.0.1:7070")
+            || run.stderr.contains("connect to `127.0.0.1:7070`")
+    };
+    let run = run_ioe(work.path(), &["repl"], "CONNECT,127.0.0.1\n");
+    assert!(reached(&run), "{run:?}");
+    let run = run_ioe(work.path(), &["repl", "--connect", "127.0.0.1"], "");
+    assert!(reached(&run), "{run:?}");
+    // a port that is not one is still refused, before connecting
+    let run = run_ioe(work.path(), &["repl"], "CONNECT,127.0.0.1:http\n");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("line 1: error: port `http` is not a number from 1 to 65535"),
+        "{}",
+        run.stderr
+    );
+    let run = run_ioe(work.path(), &["repl", "--connect", "127.0.0.1:0"], "");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("port `0` is not a number from 1 to 65535"),
+        "{}",
+        run.stderr
     );
 }

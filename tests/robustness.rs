@@ -752,3 +752,38 @@ fn a_port_in_use_is_refused_with_what_to_do() {
         run.stderr
     );
 }
+
+#[test]
+fn listen_on_a_host_alone_uses_port_7070() {
+    let root = TempDir::new().unwrap();
+    let root_arg = root.path().to_str().expect("a UTF-8 temporary path");
+    // held here (or by someone else), so `ioe serve` cannot take it either
+    // way and says which address it tried
+    let _taken = std::net::TcpListener::bind("127.0.0.1:7070");
+    let run = run_ioe(
+        root.path(),
+        &["serve", "--listen", "127.0.0.1", "--root", root_arg],
+        "",
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("cannot serve `{root_arg}` on 127.0.0.1:7070"))
+            && run.stderr.contains("is another server running there?"),
+        "{}",
+        run.stderr
+    );
+    // a port that is not one is a command-line error
+    let run = run_ioe(
+        root.path(),
+        &["serve", "--listen", "127.0.0.1:http", "--root", root_arg],
+        "",
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("port `http` is not a number from 0 to 65535"),
+        "{}",
+        run.stderr
+    );
+}

@@ -520,7 +520,9 @@ fn ctrl_c_stops_a_connect_that_waits_for_an_answer() {
     assert_eq!(run.code, Some(130), "{run:#?}");
     assert_eq!(run.stdout, "");
     // Ctrl-C usually lands while connect waits; it may land just before
-    let waiting = format!("interrupted: connect to `{addr}`: cancelled before the server answered");
+    let waiting = format!(
+        "interrupted: connect to `{addr}`: stopped by Ctrl-C (SIGINT) before the server answered"
+    );
     assert!(
         (run.stderr.starts_with(&waiting)
             || run.stderr.starts_with("interrupted: stopped by Ctrl-C"))
@@ -1322,5 +1324,131 @@ fn the_docs_cover_every_function_and_error_kind() {
             docs.contains(&format!("| `{kind}` |")),
             "docs/scripting.md does not list the error kind `{kind}`"
         );
+    }
+}
+
+#[test]
+fn every_word_after_e_code_goes_to_args_even_options_of_ioe_run() {
+    let work = TempDir::new().unwrap();
+    let code = "print(ARGS)";
+    let run = run_ioe(
+        work.path(),
+        &["run", "-e", code, "--progress", "-e", "x", "--help"],
+        "",
+    );
+    assert_eq!(ok(&run), "[\"--progress\", \"-e\", \"x\", \"--help\"]\n");
+    assert_eq!(run.stderr, "", "--progress after the code drew a bar?");
+
+    // the other spellings of -e, and options before it
+    let (short, long) = (format!("-e{code}"), format!("--eval={code}"));
+    for args in [
+        &["run", "--no-progress", "--eval", code, "--no-progress"][..],
+        &["run", "--progress", &short, "--no-progress"],
+        &["run", "--no-progress", &long, "--no-progress"],
+    ] {
+        let run = run_ioe(work.path(), args, "");
+        assert_eq!(ok(&run), "[\"--no-progress\"]\n", "{args:?}");
+    }
+    // after a script file just the same
+    fs::write(work.path().join("job.rhai"), code).unwrap();
+    let run = run_ioe(work.path(), &["run", "job.rhai", "-e", "x", "--help"], "");
+    assert_eq!(ok(&run), "[\"-e\", \"x\", \"--help\"]\n");
+    // before the code, --help is still ioe's
+    let run = run_ioe(work.path(), &["run", "--help"], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("Usage: ioe run"), "{}", run.stdout);
+}
+
+#[test]
+fn the_root_and_folders_with_a_trailing_slash_list_as_completion_offers_them() {
+    let server = TestServer::start();
+    put(server.root(), "inbox/a.txt", b"a");
+    put(server.root(), "top.txt", b"top");
+    let work = TempDir::new().unwrap();
+    let code = r#"
+        let s = connect("ADDR");
+        fn names(entries) { entries.map(|e| e.name) }
+        print(names(list("")));
+        print(names(list(".")));
+        print(names(list("./")));
+        print(names(s.list("")));
+        print(names(list("inbox/")));
+        print(names(s.list("inbox/")));
+        try { list("/"); } catch (e) { print(e.kind); }
+        try { list("nowhere/"); } catch (e) { print(e.message); }
+    "#
+    .replace("ADDR", &server.addr().to_string());
+    let run = eval(work.path(), &code, &[]);
+    let root = "[\"inbox\", \"top.txt\"]";
+    let inbox = "[\"inbox/a.txt\"]";
+    assert_eq!(
+        ok(&run).lines().collect::<Vec<_>>(),
+        [
+            root,
+            root,
+            root,
+            root,
+            inbox,
+            inbox,
+            "bad_name",
+            "list `nowhere`: server said: no such file or folder: `nowhere`"
+        ]
+    );
+}
+
+fn terminate(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+#[test]
+fn sigterm_is_reported_as_sigterm_with_its_own_status() {
+    // a transfer in flight: stopped, nothing partial kept, the signal named
+    let server = fake_server(b"1000000\nthe first bytes of a long body", true);
+    let work = TempDir::new().unwrap();
+    let code = r#"let s = connect("ADDR"); s.read("big.bin", "dl/big.bin");"#
+        .replace("ADDR", &server.addr);
+    let child = spawn_ioe(work.path(), &["run", "--no-progress", "-e", &code]);
+    server
+        .replied
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the script started the download");
+    terminate(&child);
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    assert_eq!(run.code, Some(143), "{run:#?}");
+    assert!(
+        run.stderr.starts_with(
+            "interrupted: read `big.bin`: stopped by SIGTERM; \
+             nothing partial was kept and the session was closed\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Ctrl-C"), "{}", run.stderr);
+    assert!(
+        temp_files(work.path()).is_empty(),
+        "a partial file was left"
+    );
+
+    // a script busy computing, and Ctrl-C named as what it is
+    for (signal, status, message) in [
+        (
+            terminate as fn(&Child),
+            143,
+            "interrupted: stopped by SIGTERM\n",
+        ),
+        (interrupt, 130, "interrupted: stopped by Ctrl-C (SIGINT)\n"),
+    ] {
+        let mut child = spawn_ioe(work.path(), &["run", "-e", r#"print("ready"); loop { }"#]);
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the script prints");
+        signal(&child);
+        let run = common::finish(child, std::thread::spawn(|| {}));
+        assert_eq!(run.code, Some(status), "{run:#?}");
+        assert!(run.stderr.starts_with(message), "{}", run.stderr);
     }
 }

@@ -1,19 +1,21 @@
-//! The original client's command forms — `CONNECT,host,port`, `LIST`,
+//! The original client's command forms — `CONNECT,host[,port]`, `LIST`,
 //! `LIST,dir`, `READ,name`, `WRITE,name`, `BYE`, `QUIT` — plus `help`, told
 //! apart from Rhai code. A line is a command form when its first word (up to
 //! the first comma) is one of these words in any case and is either alone or
 //! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
 //! script calls).
 
-use crate::script::join_host_port;
+use crate::addr::{AddrError, connect_addr, connect_host_port};
+use crate::script::remote_folder;
 use std::fmt;
 
 /// One parsed command form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Form {
-    /// `CONNECT,host,port` or `CONNECT,host:port`; holds `host:port`.
+    /// `CONNECT,host,port`, `CONNECT,host:port` or `CONNECT,host` (port
+    /// 7070); holds `host:port`.
     Connect(String),
-    /// `LIST` (the root) or `LIST,dir`.
+    /// `LIST` (the root, also `LIST,.`) or `LIST,dir` (also `LIST,dir/`).
     List(Option<String>),
     /// `READ,name`: download `name` into the current folder.
     Read(String),
@@ -30,7 +32,7 @@ pub enum Form {
 /// The command words, as shown by `help` and offered by Tab completion,
 /// each with the text that follows it in its usage line.
 pub const WORDS: [(&str, &str); 7] = [
-    ("CONNECT", ",host,port"),
+    ("CONNECT", ",host[,port]"),
     ("LIST", "[,folder]"),
     ("READ", ",name"),
     ("WRITE", ",local-file"),
@@ -62,16 +64,12 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
     let word = word.to_ascii_uppercase();
     let form = match word.as_str() {
         "CONNECT" => connect(fields),
-        // `LIST,docs/` (how Tab completes a folder) lists `docs`
+        // `LIST,docs/` (how Tab completes a folder) lists `docs`, and
+        // `LIST,.` the root, as `list()` does
         "LIST" => Ok(Form::List(
             fields
                 .map(str::trim)
-                .map(|dir| {
-                    dir.strip_suffix('/')
-                        .filter(|d| !d.is_empty())
-                        .unwrap_or(dir)
-                })
-                .filter(|dir| !dir.is_empty())
+                .and_then(remote_folder)
                 .map(str::to_string),
         )),
         "READ" => name_field("READ", "name", fields).map(Form::Read),
@@ -84,33 +82,24 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
     Some(form)
 }
 
+/// `CONNECT,host,port` or `CONNECT,host[:port]`, by the rule of
+/// [`crate::addr`] (the same as `connect()`): port 7070 when none is given.
 fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
     let usage = || UsageError("usage: CONNECT,host,port (or CONNECT,host:port)".to_string());
     let fields = fields.map(str::trim).filter(|f| !f.is_empty());
     let Some(fields) = fields else {
         return Err(usage());
     };
-    let (host, port) = match fields.rsplit_once(',') {
-        Some((host, port)) => (host.trim(), port.trim()),
-        None => match fields.rsplit_once(':') {
-            // `host:port`; a bare IPv6 address has several colons and no port
-            Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, port),
-            _ => return Err(usage()),
-        },
+    let addr = match fields.rsplit_once(',') {
+        Some((host, _)) if host.contains(',') => return Err(usage()),
+        Some((host, port)) => connect_host_port(host.trim(), port.trim()),
+        None => connect_addr(fields),
     };
-    if host.is_empty() || host.contains(',') {
-        return Err(usage());
+    match addr {
+        Ok(addr) => Ok(Form::Connect(addr)),
+        Err(AddrError::NoHost) => Err(usage()),
+        Err(e) => Err(UsageError(e.to_string())),
     }
-    let port: u16 = match port.parse() {
-        Ok(port) if port > 0 => port,
-        _ => {
-            return Err(UsageError(format!(
-                "port `{port}` is not a number from 1 to 65535"
-            )));
-        }
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok(Form::Connect(join_host_port(host, port)))
 }
 
 /// The one field of `READ`/`WRITE`: everything after the first comma (names
@@ -182,14 +171,28 @@ mod tests {
             form("CONNECT,[::1]:7070"),
             Form::Connect("[::1]:7070".into())
         );
+        // a host alone means port 7070, as in connect("host")
+        assert_eq!(
+            form("CONNECT,localhost"),
+            Form::Connect("localhost:7070".into())
+        );
+        assert_eq!(form("CONNECT, ::1 "), Form::Connect("[::1]:7070".into()));
     }
 
     #[test]
     fn connect_without_a_usable_port_explains_the_usage() {
         assert!(usage("CONNECT").starts_with("usage: CONNECT,host,port"));
         assert!(usage("CONNECT,").starts_with("usage: CONNECT,host,port"));
-        assert!(usage("CONNECT,localhost").starts_with("usage: CONNECT,host,port"));
         assert!(usage("CONNECT,,7070").starts_with("usage: CONNECT,host,port"));
+        assert!(usage("CONNECT,a,b,7070").starts_with("usage: CONNECT,host,port"));
+        assert_eq!(
+            usage("CONNECT,7070"),
+            "`7070` is a port alone; give the host too, such as 127.0.0.1:7070"
+        );
+        assert_eq!(
+            usage("CONNECT,localhost:http"),
+            "port `http` is not a number from 1 to 65535"
+        );
         assert_eq!(
             usage("CONNECT,localhost,http"),
             "port `http` is not a number from 1 to 65535"
@@ -217,6 +220,8 @@ mod tests {
         assert_eq!(form("LIST,docs"), Form::List(Some("docs".into())));
         assert_eq!(form("LIST, docs/ "), Form::List(Some("docs".into())));
         assert_eq!(form("LIST,"), Form::List(None));
+        assert_eq!(form("LIST,."), Form::List(None));
+        assert_eq!(form("LIST, ./ "), Form::List(None));
     }
 
     #[test]

@@ -17,10 +17,10 @@ pub mod editor;
 pub mod forms;
 pub mod table;
 
-use crate::cancel::CancelToken;
+use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
-use crate::script::{EXIT_INTERRUPTED, Host, HostOptions, ScriptSession, ServerHandle, Stop};
+use crate::script::{Host, HostOptions, ScriptSession, ServerHandle, Stop};
 use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
@@ -30,7 +30,7 @@ use rustyline::history::FileHistory;
 use rustyline::{CompletionType, Config, Editor};
 use std::cell::RefCell;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,7 +80,7 @@ pub fn run(options: Options) -> u8 {
     let cancel = CancelToken::new();
     let busy = Arc::new(AtomicBool::new(false));
     if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
-        say_err!("ioe: warning: Ctrl-C cannot stop transfers: {e}");
+        say_err!("ioe: warning: Ctrl-C and SIGTERM cannot stop transfers: {e}");
     }
     let host = Host::new(HostOptions {
         args: Vec::new(),
@@ -99,25 +99,26 @@ pub fn run(options: Options) -> u8 {
     }
 }
 
-/// Ctrl-C (and SIGTERM/SIGHUP) while a line runs cancels it; at any other
-/// time it ends the program. At the prompt the terminal is in raw mode, so
+/// Ctrl-C (and SIGTERM/SIGHUP) while a line runs cancels it, recording
+/// which signal came (after SIGTERM or SIGHUP the REPL then leaves: see
+/// [`Repl::ended_by_signal`]); at any other time it ends the program with
+/// 128 + the signal's number. At the prompt the terminal is in raw mode, so
 /// Ctrl-C arrives as a key (clearing the line), not as a signal; a signal
 /// that ends the program there first restores the terminal's settings from
 /// before line editing, so the shell is not left in raw mode.
-fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> anyhow::Result<()> {
+fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::Result<()> {
     let terminal = rustix::termios::tcgetattr(io::stdin()).ok();
-    ctrlc::set_handler(move || {
+    on_signals(move |signal| {
         if busy.load(Ordering::SeqCst) {
-            cancel.cancel();
+            cancel.cancel_by(signal);
             return;
         }
         if let Some(settings) = &terminal {
             let now = rustix::termios::OptionalActions::Now;
             let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
         }
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
-    })?;
-    Ok(())
+        std::process::exit(i32::from(signal.exit_status()));
+    })
 }
 
 /// What a line asks for next.
@@ -210,6 +211,9 @@ impl Repl {
                 helper.forget_listings();
                 helper.set_functions(functions);
             }
+            if let Some(status) = self.ended_by_signal(&result) {
+                return status;
+            }
             match result {
                 Ok(Next::Prompt) => {}
                 Ok(Next::Quit) => return 0,
@@ -217,6 +221,20 @@ impl Repl {
                 Err(failure) => say_err!("{}", failure.text),
             }
         }
+    }
+
+    /// After SIGTERM or SIGHUP stopped the line just run, the status to
+    /// leave with (128 + the signal's number), once its failure is shown:
+    /// those signals ask `ioe` to end, while Ctrl-C only stops the line.
+    fn ended_by_signal(&self, result: &Result<Next, Failure>) -> Option<u8> {
+        let signal = self.cancel.signal()?;
+        if signal == Signal::Interrupt {
+            return None;
+        }
+        if let Err(failure) = result {
+            say_err!("{}", failure.text);
+        }
+        Some(signal.exit_status())
     }
 
     /// `ioe host:port> ` while a session is open, `ioe> ` otherwise.
@@ -290,7 +308,8 @@ impl Repl {
                 Err(failure) => {
                     say_err!("ioe: line {}: {}", entry.line, failure.text);
                     status = failure.status;
-                    if !options.keep_going || failure.status == EXIT_INTERRUPTED {
+                    // a signal ends the batch whatever --keep-going says
+                    if !options.keep_going || self.cancel.is_cancelled() {
                         self.quit();
                         return status;
                     }
@@ -357,7 +376,7 @@ impl Repl {
             }
             Err(Stop::Failed(report)) => Err(Failure {
                 text: report.to_string(),
-                status: report.exit_code(),
+                status: report.exit_code(&self.cancel),
             }),
         }
     }
@@ -392,6 +411,14 @@ impl Repl {
                 Ok(Next::Prompt)
             }
             Form::Write(name) => {
+                if let Some((local, remote)) = local_and_remote(&name) {
+                    return Err(Failure::error(format!(
+                        "WRITE takes one name; to upload {local} as {remote} use \
+                         write({}, {})",
+                        rhai_string(local),
+                        rhai_string(remote)
+                    )));
+                }
                 let bytes = self.call(&format!("write({})", rhai_string(&name)))?;
                 say!("sent `{name}` ({} bytes)", show_int(&bytes));
                 Ok(Next::Prompt)
@@ -420,7 +447,7 @@ impl Repl {
                 }
                 Failure {
                     text,
-                    status: report.exit_code(),
+                    status: report.exit_code(&self.cancel),
                 }
             }
             // the calls commands stand for never call exit()
@@ -464,10 +491,11 @@ impl Repl {
         let functions = self.function_names().join(" ");
         format!(
             "Commands (the original client's forms; the words in any case):\n\
-             \x20 CONNECT,host,port   open a session (also CONNECT,host:port)\n\
+             \x20 CONNECT,host,port   open a session (also CONNECT,host:port; no port: 7070)\n\
              \x20 LIST[,folder]       list the server's root or a folder\n\
              \x20 READ,name           download `name` to the same path here\n\
              \x20 WRITE,file          upload a local file under the same name\n\
+             \x20                     (under another: write(\"file\", \"remote\"))\n\
              \x20 BYE                 close the session, stay here\n\
              \x20 QUIT                close the session and leave (also Ctrl-D)\n\
              \x20 help                this text\n\
@@ -562,6 +590,21 @@ fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
             name: entry.name,
         })
         .collect()
+}
+
+/// `WRITE,photo.jpg,reports/photo.jpg` as sftp's `put local remote`: when
+/// `name` is no local file but the part before one of its commas is, that
+/// part and the rest. `None` when `name` exists as a whole (names may hold
+/// commas) or no such split does.
+fn local_and_remote(name: &str) -> Option<(&str, &str)> {
+    if std::fs::symlink_metadata(name).is_ok() {
+        return None;
+    }
+    name.match_indices(',').find_map(|(i, _)| {
+        let (local, remote) = (name[..i].trim(), name[i + 1..].trim());
+        let is_file = Path::new(local).is_file();
+        (is_file && !remote.is_empty()).then_some((local, remote))
+    })
 }
 
 /// How an expression's value is echoed; `None` for `()`.

@@ -4,6 +4,7 @@
 
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
+use crate::addr::{connect_addr, join_host_port};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::Entry;
 use crate::server::{Config, Server};
@@ -14,9 +15,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
-
-/// The port `connect("host")` uses, the same as `ioe serve`'s default.
-pub const DEFAULT_PORT: u16 = 7070;
 
 /// How long an embedded server lets transfers finish when the script ends.
 const EMBEDDED_GRACE: Duration = Duration::from_secs(1);
@@ -75,12 +73,8 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
 
     let st = Rc::clone(state);
     reg.func("connect", move |addr: &str| {
-        let addr = with_default_port(addr).map_err(|port| {
-            throw(
-                BAD_ARGUMENT,
-                format!("connect to `{addr}`: port `{port}` is not a number from 1 to 65535"),
-            )
-        })?;
+        let addr = connect_addr(addr)
+            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
         connect(&st, &addr)
     });
     let st = Rc::clone(state);
@@ -164,36 +158,6 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         .register_fn("to_debug", |h: &mut ServerHandle| h.describe());
 }
 
-/// `host:port`, where `host` alone means port [`DEFAULT_PORT`] (an IPv6
-/// host is bracketed); the port text if it is not a port number.
-fn with_default_port(addr: &str) -> Result<String, &str> {
-    let (host, port) = match addr.rsplit_once(':') {
-        // `[::1]`, or `::1` with no port: IPv6 literals are full of colons
-        _ if addr.starts_with('[') && addr.ends_with(']') => (addr, None),
-        Some((host, _)) if host.contains(':') && !host.ends_with(']') => (addr, None),
-        Some((host, port)) => (host, Some(port)),
-        None => (addr, None),
-    };
-    match port {
-        None => Ok(join_host_port(host, DEFAULT_PORT)),
-        Some(port) => match port.parse::<u16>() {
-            Ok(number) if number != 0 && port.bytes().all(|b| b.is_ascii_digit()) => {
-                Ok(join_host_port(host, number))
-            }
-            _ => Err(port),
-        },
-    }
-}
-
-/// `host:port`, with IPv6 literals in brackets.
-pub(crate) fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 fn connect(state: &Rc<RefCell<State>>, addr: &str) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
     let mut session = Session::connect_cancellable(addr, &cancel).map_err(from_client)?;
@@ -215,8 +179,19 @@ fn current(state: &Rc<RefCell<State>>, op: &str) -> Fallible<ScriptSession> {
     })
 }
 
+/// The folder `list(dir)` asks the server for: `None` (the root, a `LIST`
+/// with no field) for `""`, `"."` and `"./"`; otherwise `dir` without one
+/// trailing `/` (as Tab completes a folder).
+pub(crate) fn remote_folder(dir: &str) -> Option<&str> {
+    let dir = match dir.strip_suffix('/') {
+        Some(folder) if !folder.is_empty() => folder,
+        _ => dir,
+    };
+    (!dir.is_empty() && dir != ".").then_some(dir)
+}
+
 fn list(s: &ScriptSession, dir: Option<&str>) -> Fallible<Array> {
-    let entries = s.list(dir).map_err(from_client)?;
+    let entries = s.list(dir.and_then(remote_folder)).map_err(from_client)?;
     Ok(entries.into_iter().map(entry_map).collect())
 }
 
@@ -308,32 +283,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_host_alone_gets_the_default_port() {
-        assert_eq!(
-            with_default_port("files.example"),
-            Ok("files.example:7070".into())
-        );
-        assert_eq!(
-            with_default_port("127.0.0.1:9000"),
-            Ok("127.0.0.1:9000".into())
-        );
-        assert_eq!(with_default_port("[::1]:9000"), Ok("[::1]:9000".into()));
-        assert_eq!(with_default_port("[::1]"), Ok("[::1]:7070".into()));
-        assert_eq!(with_default_port("::1"), Ok("[::1]:7070".into()));
-        assert_eq!(
-            with_default_port("fe80::1:2"),
-            Ok("[fe80::1:2]:7070".into())
-        );
-        assert_eq!(with_default_port("host:0"), Err("0"));
-        assert_eq!(with_default_port("host:+80"), Err("+80"));
-        assert_eq!(with_default_port("[::1]:"), Err(""));
-    }
-
-    #[test]
-    fn ipv6_hosts_are_bracketed() {
-        assert_eq!(join_host_port("127.0.0.1", 7070), "127.0.0.1:7070");
-        assert_eq!(join_host_port("::1", 7070), "[::1]:7070");
-        assert_eq!(join_host_port("[::1]", 7070), "[::1]:7070");
-        assert_eq!(join_host_port("localhost", 1), "localhost:1");
+    fn the_root_and_a_folder_with_its_slash_are_named_as_completion_offers_them() {
+        for (dir, folder) in [
+            ("", None),
+            (".", None),
+            ("./", None),
+            ("inbox", Some("inbox")),
+            ("inbox/", Some("inbox")),
+            ("a/b/", Some("a/b")),
+            // still refused by the name check, as names are relative
+            ("/", Some("/")),
+            ("inbox//", Some("inbox/")),
+        ] {
+            assert_eq!(remote_folder(dir), folder, "{dir:?}");
+        }
     }
 }

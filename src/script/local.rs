@@ -42,7 +42,8 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     });
 }
 
-/// Waits `seconds` (a retry's back-off); Ctrl-C ends the wait and the script.
+/// Waits `seconds` (a retry's back-off); Ctrl-C or SIGTERM ends the wait
+/// and the script.
 fn sleep(seconds: rhai::FLOAT, cancel: &CancelToken) -> Fallible<()> {
     let length = Duration::try_from_secs_f64(seconds).map_err(|_| {
         throw(
@@ -54,7 +55,7 @@ fn sleep(seconds: rhai::FLOAT, cancel: &CancelToken) -> Fallible<()> {
     loop {
         if cancel.is_cancelled() {
             return Err(EvalAltResult::ErrorTerminated(
-                Dynamic::from("stopped by Ctrl-C"),
+                Dynamic::from(cancel.cause()),
                 rhai::Position::NONE,
             )
             .into());

@@ -15,8 +15,8 @@ mod local;
 mod report;
 mod run;
 
-pub(crate) use api::join_host_port;
-pub use api::{DEFAULT_PORT, ScriptSession, ServerHandle};
+pub(crate) use api::remote_folder;
+pub use api::{ScriptSession, ServerHandle};
 pub use report::{
     BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, Stop, kinds,
 };
@@ -240,12 +240,8 @@ fn configured_engine(cancel: CancelToken) -> Engine {
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
         .set_module_resolver(import::Modules::default());
-    // between operations: stop the script once Ctrl-C was pressed
-    engine.on_progress(move |_| {
-        cancel
-            .is_cancelled()
-            .then(|| Dynamic::from("stopped by Ctrl-C"))
-    });
+    // between operations: stop the script once Ctrl-C (or SIGTERM) came
+    engine.on_progress(move |_| cancel.is_cancelled().then(|| Dynamic::from(cancel.cause())));
     engine.on_print(|text| {
         // a closed pipe (`ioe run job.rhai | head`) must not panic
         let _ = writeln!(std::io::stdout().lock(), "{text}");

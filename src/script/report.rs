@@ -3,6 +3,7 @@
 //! error nobody caught (message, `file:LINE:COL`, the source line, a caret).
 
 use super::limits;
+use crate::cancel::{CancelToken, Signal};
 use crate::error::{Error, ErrorKind};
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, ParseErrorType, Position};
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ pub const BAD_ARGUMENT: &str = "bad_argument";
 
 /// Exit status when a script cannot be read or does not compile.
 pub const EXIT_UNUSABLE: u8 = 2;
-/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it), and after
+/// a cancellation that no signal caused.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Every `e.kind` a script can see, in documentation order.
@@ -122,7 +124,7 @@ pub enum Phase {
     Compile,
     /// An error nobody caught (exit 1).
     Runtime,
-    /// Ctrl-C (exit 130).
+    /// Ctrl-C or another signal (exit 128 + its number).
     Interrupted,
 }
 
@@ -184,12 +186,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// 2 for a script that does not compile, 130 after Ctrl-C, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// 2 for a script that does not compile, 1 for an error; after an
+    /// interruption 128 + the number of the signal that `cancel` says
+    /// caused it (130 for Ctrl-C, 143 for SIGTERM), 130 if none did.
+    pub fn exit_code(&self, cancel: &CancelToken) -> u8 {
         match self.phase {
             Phase::Compile => EXIT_UNUSABLE,
             Phase::Runtime => 1,
-            Phase::Interrupted => EXIT_INTERRUPTED,
+            Phase::Interrupted => cancel
+                .signal()
+                .map_or(EXIT_INTERRUPTED, Signal::exit_status),
         }
     }
 
@@ -311,10 +317,13 @@ fn describe(err: EvalAltResult, file: &str) -> Result<(Phase, Option<String>, St
             return Err(Exit::from_value(&value));
         }
         EvalAltResult::ErrorTerminated(value, _) => {
-            let message = value
-                .read_lock::<Map>()
-                .and_then(|m| m.get("message").map(|v| v.to_string()))
-                .unwrap_or_else(|| "stopped by Ctrl-C".to_string());
+            // a cancelled transfer's error map, or the cause of a stop
+            // between operations (`stopped by SIGTERM`)
+            let message = match value.read_lock::<Map>() {
+                Some(map) => map.get("message").map(|v| v.to_string()),
+                None => value.clone().into_string().ok(),
+            };
+            let message = message.unwrap_or_else(|| "stopped".to_string());
             (Phase::Interrupted, None, message)
         }
         EvalAltResult::ErrorRuntime(value, _) => match kind_and_message(&value) {

@@ -1,11 +1,12 @@
 //! `ioe run`: loads a script (a file, stdin or `-e` text), runs it in a
-//! [`Host`] with Ctrl-C wired to cancellation, prints an uncaught error's
-//! report on stderr, and decides the exit status: 0 when the script ends,
-//! `n` after `exit(n)`, 1 for an uncaught error, 2 when the script cannot
-//! be read or does not compile, 130 after Ctrl-C.
+//! [`Host`] with Ctrl-C, SIGTERM and SIGHUP wired to cancellation, prints an
+//! uncaught error's report on stderr, and decides the exit status: 0 when
+//! the script ends, `n` after `exit(n)`, 1 for an uncaught error, 2 when
+//! the script cannot be read or does not compile, 128 + the signal's number
+//! after a signal (130 for Ctrl-C, 143 for SIGTERM).
 
-use super::{EXIT_INTERRUPTED, EXIT_UNUSABLE, Host, HostOptions, Stop};
-use crate::cancel::CancelToken;
+use super::{EXIT_UNUSABLE, Host, HostOptions, Stop};
+use crate::cancel::{CancelToken, on_signals};
 use crate::progress::ProgressMode;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -41,22 +42,22 @@ pub fn run(options: RunOptions) -> u8 {
     };
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
-    let installed = ctrlc::set_handler(move || {
+    let installed = on_signals(move |signal| {
         if handler_token.is_cancelled() {
-            // the second Ctrl-C: the user does not want to wait
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
+            // the second signal: the user does not want to wait
+            std::process::exit(i32::from(signal.exit_status()));
         }
-        handler_token.cancel();
+        handler_token.cancel_by(signal);
     });
     if let Err(e) = installed {
         diagnose(format_args!(
-            "ioe: warning: Ctrl-C will not stop transfers cleanly: {e}"
+            "ioe: warning: Ctrl-C and SIGTERM will not stop transfers cleanly: {e}"
         ));
     }
     let mut host = Host::new(HostOptions {
         args: options.args,
         progress: options.progress.enabled(),
-        cancel,
+        cancel: cancel.clone(),
     });
     let status = match host.eval(&name, &without_shebang(&text)) {
         Ok(_) => 0,
@@ -68,7 +69,7 @@ pub fn run(options: RunOptions) -> u8 {
         }
         Err(Stop::Failed(report)) => {
             diagnose(&report);
-            report.exit_code()
+            report.exit_code(&cancel)
         }
     };
     drop(host);
