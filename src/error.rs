@@ -27,6 +27,9 @@ pub enum ErrorKind {
     BadName,
     /// The user interrupted the transfer; the session is closed.
     Cancelled,
+    /// The server does not have the extension a request needs (a plain
+    /// IOE/1 server asked for `STAT`, `HASH`, …); the session stays usable.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -42,11 +45,12 @@ impl ErrorKind {
             ErrorKind::LocalIo => "local_io",
             ErrorKind::BadName => "bad_name",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::NotConnected,
         ErrorKind::ConnectFailed,
         ErrorKind::ConnectionLost,
@@ -56,6 +60,7 @@ impl ErrorKind {
         ErrorKind::LocalIo,
         ErrorKind::BadName,
         ErrorKind::Cancelled,
+        ErrorKind::Unsupported,
     ];
 }
 
@@ -77,6 +82,16 @@ impl Error {
             kind,
             op: op.into(),
             cause: cause.into(),
+        }
+    }
+}
+
+impl Error {
+    /// The same error, reported as part of operation `op`.
+    pub fn with_op(self, op: impl Into<String>) -> Error {
+        Error {
+            op: op.into(),
+            ..self
         }
     }
 }

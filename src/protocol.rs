@@ -507,6 +507,140 @@ impl Entry {
     }
 }
 
+/// What a server says it does beyond IOE/1 (the `FEATURES` reply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `stat`.
+    pub stat: bool,
+    /// `walk`.
+    pub walk: bool,
+    /// `hash <algorithms…>`: the algorithms (empty: no `HASH`).
+    pub hash: Vec<String>,
+    /// `range` (`READAT`).
+    pub range: bool,
+    /// `settime`.
+    pub settime: bool,
+    /// `delete`.
+    pub delete: bool,
+    /// `mkdir`.
+    pub mkdir: bool,
+    /// `auth`.
+    pub auth: bool,
+    /// `limits read-only=1`.
+    pub read_only: bool,
+    /// `limits max-size=<bytes>`.
+    pub max_size: Option<u64>,
+}
+
+impl Features {
+    /// The feature lines of a `FEATURES` reply, without LFs.
+    pub fn to_lines(&self) -> Vec<String> {
+        let flags = [
+            (self.stat, "stat"),
+            (self.walk, "walk"),
+            (!self.hash.is_empty(), "hash"),
+            (self.range, "range"),
+            (self.settime, "settime"),
+            (self.delete, "delete"),
+            (self.mkdir, "mkdir"),
+            (self.auth, "auth"),
+        ];
+        let mut lines = Vec::new();
+        for (on, word) in flags {
+            match (on, word) {
+                (true, "hash") => lines.push(format!("hash {}", self.hash.join(" "))),
+                (true, word) => lines.push(word.to_string()),
+                (false, _) => {}
+            }
+        }
+        let mut limits = format!("limits read-only={}", u8::from(self.read_only));
+        if let Some(max) = self.max_size {
+            limits.push_str(&format!(" max-size={max}"));
+        }
+        lines.push(limits);
+        lines
+    }
+
+    /// Reads the feature lines of a `FEATURES` reply. Words and parameters
+    /// this client does not know are passed over (a newer server may have
+    /// more).
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Features {
+        let mut features = Features::default();
+        for line in lines {
+            let mut words = line.split(' ').filter(|w| !w.is_empty());
+            match words.next() {
+                Some("stat") => features.stat = true,
+                Some("walk") => features.walk = true,
+                Some("hash") => features.hash = words.map(str::to_string).collect(),
+                Some("range") => features.range = true,
+                Some("settime") => features.settime = true,
+                Some("delete") => features.delete = true,
+                Some("mkdir") => features.mkdir = true,
+                Some("auth") => features.auth = true,
+                Some("limits") => {
+                    for pair in words {
+                        match pair.split_once('=') {
+                            Some(("read-only", value)) => features.read_only = value == "1",
+                            Some(("max-size", value)) => {
+                                features.max_size = parse_number(value.as_bytes()).ok();
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        features
+    }
+
+    /// Whether the server has the feature named by `word` (`stat`, `walk`,
+    /// `hash`, `range`, …).
+    pub fn has(&self, word: &str) -> bool {
+        match word {
+            "stat" => self.stat,
+            "walk" => self.walk,
+            "hash" => !self.hash.is_empty(),
+            "range" => self.range,
+            "settime" => self.settime,
+            "delete" => self.delete,
+            "mkdir" => self.mkdir,
+            "auth" => self.auth,
+            _ => false,
+        }
+    }
+}
+
+/// One line of a `WALK` reply after its `OK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalkLine {
+    /// An entry.
+    Entry(Entry),
+    /// `END <n>`: the walk is complete, `n` entries were sent.
+    End(u64),
+    /// `ERROR: <message>`: the walk failed part way.
+    Error(String),
+}
+
+impl WalkLine {
+    /// Parses a line of a `WALK` reply (without its LF).
+    pub fn parse(line: &[u8]) -> Result<WalkLine, String> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(count) = line.strip_prefix(b"END ") {
+            return parse_number(count)
+                .map(WalkLine::End)
+                .map_err(|e| format!("WALK end count {e}"));
+        }
+        if line.starts_with(b"ERROR:") {
+            return match parse_status(line)? {
+                Status::Error(message) => Ok(WalkLine::Error(message)),
+                _ => Err(format!("malformed line `{}`", printable(line))),
+            };
+        }
+        Entry::parse(line).map(WalkLine::Entry)
+    }
+}
+
 /// Where a legacy (unterminated) `WRITE,<name>,<size>` header ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegacyWriteHeader {
@@ -697,6 +831,49 @@ mod tests {
             refused(b"delete,a"),
             "unknown command `delete`: commands are upper case (`DELETE`)"
         );
+    }
+
+    #[test]
+    fn features_round_trip_and_unknown_words_are_passed_over() {
+        let features = Features {
+            stat: true,
+            walk: true,
+            hash: vec!["blake3".into(), "sha256".into()],
+            range: true,
+            read_only: true,
+            max_size: Some(10),
+            ..Features::default()
+        };
+        let lines = features.to_lines();
+        assert_eq!(
+            lines,
+            [
+                "stat",
+                "walk",
+                "hash blake3 sha256",
+                "range",
+                "limits read-only=1 max-size=10"
+            ]
+        );
+        assert_eq!(Features::parse(lines.iter().map(String::as_str)), features);
+        let newer = Features::parse(["teleport now", "stat", "limits read-only=0 speed=9"]);
+        assert!(newer.stat && !newer.walk && !newer.read_only && newer.max_size.is_none());
+        assert!(newer.has("stat") && !newer.has("teleport"));
+    }
+
+    #[test]
+    fn walk_lines() {
+        assert_eq!(WalkLine::parse(b"END 3"), Ok(WalkLine::End(3)));
+        assert_eq!(
+            WalkLine::parse(b"ERROR: gone"),
+            Ok(WalkLine::Error("gone".into()))
+        );
+        assert!(matches!(
+            WalkLine::parse(b"f,1,2,a/b"),
+            Ok(WalkLine::Entry(_))
+        ));
+        assert!(WalkLine::parse(b"END x").is_err());
+        assert!(WalkLine::parse(b"f,1,2,../b").is_err());
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! [`DRAIN_LIMIT`] bytes, and every reply line must be whole within the
 //! session's I/O timeout.
 
+mod extensions;
+
 use crate::cancel::{CancelToken, InFlight};
 use crate::conn::{self, BUFFER_SIZE, BodyError, Conn, Line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::partial;
 use crate::progress::Meter;
-use crate::protocol::{self, Entry, MAX_LINE, Request, Status};
+use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -53,6 +55,8 @@ pub struct Session {
     progress: bool,
     io_timeout: Duration,
     max_listing: u64,
+    /// The server's `FEATURES`, once asked.
+    features: Option<Features>,
 }
 
 impl Session {
@@ -95,6 +99,7 @@ impl Session {
                         progress: false,
                         io_timeout,
                         max_listing: MAX_LISTING,
+                        features: None,
                     });
                 }
                 Err(e) => last = Some(e),

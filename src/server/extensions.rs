@@ -5,7 +5,7 @@
 
 use super::{Connection, Flow};
 use crate::digest::{self, Algorithm, FileStamp};
-use crate::protocol::Extension;
+use crate::protocol::{Extension, Features};
 use crate::root::{FsError, Root, WalkError};
 use std::io::{self, Seek, SeekFrom};
 
@@ -53,21 +53,22 @@ impl Connection<'_> {
     /// The `FEATURES` reply: exactly what this server does.
     fn features(&self) -> String {
         let config = &self.shared.config;
-        let algorithms: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        let mut limits = format!("limits read-only={}", u8::from(config.read_only));
-        if let Some(max) = config.max_size {
-            limits.push_str(&format!(" max-size={max}"));
-        }
-        let lines = [
-            "stat".to_string(),
-            "walk".to_string(),
-            format!("hash {}", algorithms.join(" ")),
-            "range".to_string(),
-            "settime".to_string(),
-            "delete".to_string(),
-            "mkdir".to_string(),
-            limits,
-        ];
+        let features = Features {
+            stat: true,
+            walk: true,
+            hash: Algorithm::ALL
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect(),
+            range: true,
+            settime: true,
+            delete: true,
+            mkdir: true,
+            auth: false,
+            read_only: config.read_only,
+            max_size: config.max_size,
+        };
+        let lines = features.to_lines();
         let mut reply = format!("OK {}\n", lines.len());
         for line in lines {
             reply.push_str(&line);
