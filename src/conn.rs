@@ -2,8 +2,10 @@
 //! server: lines (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
 //! allocation. Outgoing file bodies go from the file to the socket through
-//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]).
+//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]). The server's
+//! transfers go through the `_paced` variants, which keep to a [`Pace`].
 
+use crate::rate::Pace;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -155,13 +157,46 @@ impl Conn {
     pub fn read_body(
         &mut self,
         n: u64,
+        sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Result<(), io::Error>, BodyError> {
+        self.read_body_inner(n, None, sink)
+    }
+
+    /// [`read_body`](Conn::read_body) keeping to `pace`: each read waits at
+    /// most [`Pace::timeout`], and a body that stalls or falls below the
+    /// floor fails with a `TimedOut` error carrying a
+    /// [`Slow`](crate::rate::Slow). Leaves the socket's read timeout
+    /// changed: the caller sets it again.
+    pub fn read_body_paced(
+        &mut self,
+        n: u64,
+        pace: &mut Pace,
+        sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Result<(), io::Error>, BodyError> {
+        self.read_body_inner(n, Some(pace), sink)
+    }
+
+    fn read_body_inner(
+        &mut self,
+        n: u64,
+        mut pace: Option<&mut Pace>,
         mut sink: impl FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<Result<(), io::Error>, BodyError> {
+        if let Some(pace) = pace.as_deref_mut() {
+            // body bytes that came with the request line count as received now
+            let early = (self.buffered().len() as u64).min(n);
+            pace.record(early, Instant::now())
+                .map_err(|slow| BodyError::Io(slow.into_io()))?;
+        }
         let mut remaining = n;
         let mut sink_error = None;
         while remaining > 0 {
             if self.buffered().is_empty() {
-                match self.fill() {
+                let filled = match pace.as_deref_mut() {
+                    Some(pace) => self.fill_paced(pace),
+                    None => self.fill(),
+                };
+                match filled {
                     Ok(0) => {
                         return Err(BodyError::Eof {
                             received: n - remaining,
@@ -186,9 +221,37 @@ impl Conn {
         Ok(sink_error.map_or(Ok(()), Err))
     }
 
+    /// [`fill`](Conn::fill), waking up when `pace` wants a check and
+    /// counting what arrived.
+    fn fill_paced(&mut self, pace: &mut Pace) -> io::Result<usize> {
+        loop {
+            self.stream
+                .set_read_timeout(Some(pace.timeout(Instant::now())))?;
+            match self.fill() {
+                Ok(0) => return Ok(0),
+                Ok(got) => {
+                    pace.record(got as u64, Instant::now())
+                        .map_err(|slow| slow.into_io())?;
+                    return Ok(got);
+                }
+                Err(e) if is_timeout(&e) => {
+                    pace.record(0, Instant::now())
+                        .map_err(|slow| slow.into_io())?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Writes all of `bytes` to the socket.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         (&*self.stream).write_all(bytes)
+    }
+
+    /// Writes all of `bytes` to the socket keeping to `pace` (see
+    /// [`write_paced`]).
+    pub fn write_all_paced(&mut self, bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
+        write_paced(&self.stream, bytes, pace)
     }
 
     /// Sets the socket's read timeout.
@@ -215,10 +278,33 @@ pub fn send_file(file: &File, stream: &TcpStream, n: u64) -> io::Result<u64> {
 /// [`send_file`], calling `sent_piece` with the size of each piece once it went
 /// out (for a progress bar); an error from `sent_piece` stops the sending.
 pub fn send_file_with(
-    mut file: &File,
+    file: &File,
     mut stream: &TcpStream,
     n: u64,
     mut sent_piece: impl FnMut(u64) -> io::Result<()>,
+) -> io::Result<u64> {
+    send_pieces(file, n, |piece| {
+        stream.write_all(piece)?;
+        sent_piece(piece.len() as u64)
+    })
+}
+
+/// [`send_file`] keeping to `pace` (see [`write_paced`]).
+pub fn send_file_paced(
+    file: &File,
+    stream: &TcpStream,
+    n: u64,
+    pace: &mut Pace,
+) -> io::Result<u64> {
+    send_pieces(file, n, |piece| write_paced(stream, piece, pace))
+}
+
+/// Reads up to `n` bytes of `file` into one buffer, piece by piece, and
+/// hands each piece to `put`; returns how many bytes were read.
+fn send_pieces(
+    mut file: &File,
+    n: u64,
+    mut put: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
     let mut buf = vec![0; usize::try_from(n).map_or(BUFFER_SIZE, |n| n.min(BUFFER_SIZE))];
     let mut sent = 0;
@@ -230,11 +316,33 @@ pub fn send_file_with(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        stream.write_all(&buf[..got])?;
+        put(&buf[..got])?;
         sent += got as u64;
-        sent_piece(got as u64)?;
     }
     Ok(sent)
+}
+
+/// Writes all of `bytes` to `stream`, each write blocking at most
+/// [`Pace::timeout`] and counted by `pace` (a write that times out returns
+/// what it got through so far); a peer that stops reading or reads below
+/// the floor fails with a `TimedOut` error carrying a
+/// [`Slow`](crate::rate::Slow). Leaves the socket's write timeout changed:
+/// the caller sets it again.
+pub fn write_paced(mut stream: &TcpStream, mut bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.set_write_timeout(Some(pace.timeout(Instant::now())))?;
+        let wrote = match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(wrote) => wrote,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => 0,
+            Err(e) => return Err(e),
+        };
+        bytes = &bytes[wrote..];
+        pace.record(wrote as u64, Instant::now())
+            .map_err(|slow| slow.into_io())?;
+    }
+    Ok(())
 }
 
 /// Why [`Conn::read_body`] stopped before the end of the body.
@@ -255,7 +363,10 @@ impl std::fmt::Display for BodyError {
             BodyError::Eof { received } => {
                 write!(f, "connection closed after {received} bytes of the body")
             }
-            BodyError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for data"),
+            // a timeout of a `Pace` carries its own reason
+            BodyError::Io(e) if is_timeout(e) && e.get_ref().is_none() => {
+                write!(f, "timed out waiting for data")
+            }
             BodyError::Io(e) => write!(f, "{e}"),
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
+//! - [`rate`]: the minimum rate and stall limit of the server's transfers;
 //! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`root`]: names → files under the server's root, whole-file uploads;
 //! - [`server`]: `ioe serve`, a thread per connection;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod partial;
 pub mod progress;
 pub mod protocol;
+pub mod rate;
 pub mod repl;
 pub mod root;
 pub mod script;
