@@ -540,9 +540,7 @@ impl Connection<'_> {
                     }
                     let flow = self.handle(&line, terminated);
                     self.shared.end_request(self.id);
-                    let flow = flow?;
-                    self.restore_timeouts()?;
-                    flow
+                    flow?
                 }
                 Incoming::End(end) => {
                     match self.shared.evicted(self.id) {
@@ -658,6 +656,7 @@ impl Connection<'_> {
                     self.log(&format!("LIST {shown} -> not finished: {why}; closing"));
                     return Ok(Flow::Close);
                 }
+                self.restore_write_timeout()?;
                 self.log(&format!("LIST {shown} -> {} entries", entries.len()));
             }
             Err(e) => {
@@ -697,6 +696,7 @@ impl Connection<'_> {
             ));
             return Ok(Flow::Close);
         }
+        self.restore_write_timeout()?;
         self.log(&format!("READ {name} -> {size} bytes"));
         Ok(Flow::Continue)
     }
@@ -848,11 +848,11 @@ impl Connection<'_> {
         Pace::new(floor, config.idle_timeout, now)
     }
 
-    /// Sets the socket's timeouts back to the idle timeout after a transfer
-    /// changed them.
-    fn restore_timeouts(&self) -> io::Result<()> {
+    /// Sets the socket's write timeout back to the idle timeout after a
+    /// paced write changed it. (Every read of a request line sets its own
+    /// read timeout.)
+    fn restore_write_timeout(&self) -> io::Result<()> {
         let idle_timeout = self.shared.config.idle_timeout;
-        self.conn.set_read_timeout(Some(idle_timeout))?;
         self.conn.stream().set_write_timeout(Some(idle_timeout))
     }
 
