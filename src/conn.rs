@@ -249,9 +249,9 @@ impl Conn {
     }
 
     /// Writes all of `bytes` to the socket keeping to `pace` (see
-    /// [`write_paced`]).
+    /// [`PacedWriter`]).
     pub fn write_all_paced(&mut self, bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
-        write_paced(&self.stream, bytes, pace)
+        PacedWriter::new(&self.stream, pace).write_all(bytes)
     }
 
     /// Sets the socket's read timeout.
@@ -289,14 +289,15 @@ pub fn send_file_with(
     })
 }
 
-/// [`send_file`] keeping to `pace` (see [`write_paced`]).
+/// [`send_file`] keeping to `pace` (see [`PacedWriter`]).
 pub fn send_file_paced(
     file: &File,
     stream: &TcpStream,
     n: u64,
     pace: &mut Pace,
 ) -> io::Result<u64> {
-    send_pieces(file, n, |piece| write_paced(stream, piece, pace))
+    let mut writer = PacedWriter::new(stream, pace);
+    send_pieces(file, n, |piece| writer.write_all(piece))
 }
 
 /// Reads up to `n` bytes of `file` into one buffer, piece by piece, and
@@ -322,27 +323,77 @@ fn send_pieces(
     Ok(sent)
 }
 
-/// Writes all of `bytes` to `stream`, each write blocking at most
-/// [`Pace::timeout`] and counted by `pace` (a write that times out returns
-/// what it got through so far); a peer that stops reading or reads below
-/// the floor fails with a `TimedOut` error carrying a
-/// [`Slow`](crate::rate::Slow). Leaves the socket's write timeout changed:
-/// the caller sets it again.
-pub fn write_paced(mut stream: &TcpStream, mut bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
-    while !bytes.is_empty() {
-        stream.set_write_timeout(Some(pace.timeout(Instant::now())))?;
-        let wrote = match stream.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(wrote) => wrote,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_timeout(&e) => 0,
-            Err(e) => return Err(e),
-        };
-        bytes = &bytes[wrote..];
-        pace.record(wrote as u64, Instant::now())
-            .map_err(|slow| slow.into_io())?;
+/// Writes to a socket keeping to a [`Pace`]: each write blocks at most
+/// [`Pace::timeout`] (a write that times out returns what it got through),
+/// and a peer that stops reading or reads below the floor fails the write
+/// with a `TimedOut` error carrying a [`Slow`](crate::rate::Slow). Leaves
+/// the socket's write timeout changed: the caller sets it again.
+///
+/// The pace counts the bytes the peer acknowledged (written, less those
+/// still queued in our kernel), not those the kernel took: the send buffer
+/// takes megabytes at once, then wakes a blocked writer only once a third
+/// of it is free again, which for a reader well above the floor can take
+/// longer than a whole rate window.
+pub struct PacedWriter<'a> {
+    stream: &'a TcpStream,
+    pace: &'a mut Pace,
+    /// Bytes written, plus those already queued when this writer began.
+    written: u64,
+    /// Acknowledged bytes the pace has counted.
+    counted: u64,
+}
+
+impl<'a> PacedWriter<'a> {
+    /// Starts writing to `stream` under `pace`.
+    pub fn new(stream: &'a TcpStream, pace: &'a mut Pace) -> PacedWriter<'a> {
+        PacedWriter {
+            stream,
+            pace,
+            written: unacknowledged(stream),
+            counted: 0,
+        }
     }
-    Ok(())
+
+    /// Writes all of `bytes`.
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let timeout = self.pace.timeout(Instant::now());
+            self.stream.set_write_timeout(Some(timeout))?;
+            let wrote = match (&*self.stream).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(wrote) => wrote,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => 0,
+                Err(e) => return Err(e),
+            };
+            bytes = &bytes[wrote..];
+            self.written += wrote as u64;
+            let acknowledged = self.written.saturating_sub(unacknowledged(self.stream));
+            let progress = acknowledged.saturating_sub(self.counted);
+            self.counted += progress;
+            self.pace
+                .record(progress, Instant::now())
+                .map_err(|slow| slow.into_io())?;
+        }
+        Ok(())
+    }
+}
+
+/// How many bytes written to `stream` the peer has not acknowledged yet
+/// (`SIOCOUTQ`); 0 if the kernel cannot say, so that everything written
+/// counts as delivered.
+fn unacknowledged(stream: &TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ on a socket) writes one int through the
+    // pointer, which points to a live `c_int`; the descriptor is the open
+    // socket `stream` owns, borrowed for the duration of the call
+    let done = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if done == 0 {
+        u64::try_from(queued).unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// Why [`Conn::read_body`] stopped before the end of the body.

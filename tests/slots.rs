@@ -219,6 +219,50 @@ fn a_client_just_above_the_floor_is_never_cut() {
     assert_eq!(client.read_file("steady.bin"), [5u8; 6750]);
 }
 
+#[test]
+fn a_download_read_just_above_the_floor_is_never_cut() {
+    let root = TempDir::new().unwrap();
+    let size: u64 = 256 * 1024 * 1024;
+    std::fs::File::create(root.path().join("big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let server = ServeProcess::start_logging(
+        root.path(),
+        &[
+            "--min-rate",
+            "25000",
+            "--rate-window",
+            "2",
+            "--idle-timeout",
+            "30",
+        ],
+    );
+    let mut reader = TcpStream::connect(server.addr()).unwrap();
+    reader.write_all(b"READ,big.bin\n").unwrap();
+    reader
+        .set_read_timeout(Some(common::REPLY_TIMEOUT))
+        .unwrap();
+    // about 100 KB/s, four times the floor, for over 2 windows once the
+    // socket buffers are full: the server's writes then block whole
+    // windows long, as the kernel takes more only once a third of its
+    // buffer is free, but the reader acknowledges data all along
+    let started = Instant::now();
+    let mut piece = vec![0u8; 10_000];
+    let mut received = 0;
+    while started.elapsed() < Duration::from_millis(5500) {
+        let n = reader.read(&mut piece).unwrap();
+        assert!(n > 0, "the server closed the download");
+        received += n;
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!((received as u64) < size);
+    // the server ends the download only because the client leaves
+    drop(reader);
+    let line = server.wait_for_log(&["READ big.bin -> not finished"]);
+    assert!(line.contains("the client closed the connection"), "{line}");
+}
+
 /// A new client served once, then left idle. A connection whose client
 /// just read its reply may still be ending its request on the server for a
 /// moment: a refusal as busy is retried (bounded).
