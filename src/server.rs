@@ -34,6 +34,11 @@ pub const LEGACY_SETTLE: Duration = Duration::from_millis(500);
 const CUT_OFF_NOTICE: Duration = Duration::from_millis(200);
 /// Most busy refusals lingering at once (see `refuse_busy`).
 const MAX_REFUSING: usize = 16;
+/// How long a connection whose slot went to a new client may take to send
+/// its notice: an evicted connection no longer counts against
+/// `--max-connections`, so a client that stopped reading must not keep it
+/// alive for a whole idle timeout.
+const EVICTION_NOTICE: Duration = Duration::from_secs(1);
 /// The default [`Config::min_rate`], in bytes per second: about a 9600 baud
 /// line, so no working link is cut, while a slot held by a trickle costs
 /// its holder at least this much bandwidth.
@@ -864,6 +869,7 @@ impl Connection<'_> {
         self.log(&format!(
             "closed: idle for {secs} s, slot given to a new client"
         ));
+        let _ = self.conn.stream().set_write_timeout(Some(EVICTION_NOTICE));
         self.close_with_error(&format!(
             "idle for {secs} s, slot given to a new client; closing"
         ));
