@@ -551,6 +551,68 @@ mod tests {
         );
     }
 
+    /// A connection whose peer sends 10 bytes every 5 ms, 100 times, and
+    /// stops early, with no fuss, if the connection is closed.
+    fn trickling_pair() -> Conn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for _ in 0..100 {
+                if s.write_all(&[1u8; 10]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Conn::new(listener.accept().unwrap().0)
+    }
+
+    #[test]
+    fn a_paced_body_below_the_floor_fails_with_the_reason() {
+        use crate::rate::{RateFloor, Slow};
+        // about 2 KB/s against a floor of 1 MB/s
+        let mut c = trickling_pair();
+        let now = Instant::now();
+        let floor = RateFloor::new(1_000_000, Duration::from_millis(50), now);
+        let mut pace = Pace::new(floor, Duration::from_secs(10), now);
+        match c.read_body_paced(1000, &mut pace, |_| Ok(())) {
+            Err(BodyError::Io(e)) => {
+                assert!(is_timeout(&e));
+                assert!(matches!(Slow::of(&e), Some(Slow::TooSlow(_))), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // the same body with no floor arrives whole
+        let mut c = trickling_pair();
+        let mut pace = Pace::new(None, Duration::from_secs(10), Instant::now());
+        let mut got = 0;
+        c.read_body_paced(1000, &mut pace, |chunk| {
+            got += chunk.len();
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, 1000);
+    }
+
+    #[test]
+    fn a_paced_write_to_a_peer_that_reads_nothing_stalls() {
+        use crate::rate::Slow;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let stall = Duration::from_millis(200);
+        let mut pace = Pace::new(None, stall, Instant::now());
+        // far more than the socket buffers hold
+        let bytes = vec![0u8; 64 * 1024 * 1024];
+        let e = PacedWriter::new(&stream, &mut pace)
+            .write_all(&bytes)
+            .unwrap_err();
+        assert_eq!(Slow::of(&e), Some(&Slow::Stalled(stall)), "{e}");
+        drop(peer);
+    }
+
     #[test]
     fn short_bodies_report_what_arrived() {
         let mut c = pair(vec![b"abc".to_vec()]);
