@@ -2,8 +2,8 @@
 //! protocol. The layers, bottom up:
 //!
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
-//! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
 //! - [`rate`]: the minimum rate and stall limit of the server's transfers;
+//! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
 //! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`root`]: names → files under the server's root, whole-file uploads;
 //! - [`server`]: `ioe serve`, a thread per connection;

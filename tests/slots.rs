@@ -118,6 +118,36 @@ fn a_refused_upload_trickling_its_body_is_cut_too() {
 }
 
 #[test]
+fn a_floor_of_zero_cuts_nothing() {
+    let root = TempDir::new().unwrap();
+    let server = ServeProcess::start(
+        root.path(),
+        &[
+            "--min-rate",
+            "0",
+            "--rate-window",
+            "1",
+            "--idle-timeout",
+            "30",
+        ],
+    );
+    // 100 bytes/s for over two windows
+    let (mut slow, _stop, sender) = trickle(
+        server.addr(),
+        "WRITE,slow.bin,250\n",
+        10,
+        Duration::from_millis(100),
+        25,
+    );
+    sender.join().unwrap();
+    assert_eq!(slow.line(), "OK 250\n");
+    assert_eq!(
+        std::fs::read(root.path().join("slow.bin")).unwrap(),
+        [7u8; 250]
+    );
+}
+
+#[test]
 fn a_download_read_too_slowly_is_cut_and_its_slot_freed() {
     let root = TempDir::new().unwrap();
     // sparse: more than any socket buffers hold, at no cost on disk
