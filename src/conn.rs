@@ -2,8 +2,10 @@
 //! server: lines (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
 //! allocation. Outgoing file bodies go from the file to the socket through
-//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]).
+//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]). The server's
+//! transfers go through the `_paced` variants, which keep to a [`Pace`].
 
+use crate::rate::Pace;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -155,13 +157,46 @@ impl Conn {
     pub fn read_body(
         &mut self,
         n: u64,
+        sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Result<(), io::Error>, BodyError> {
+        self.read_body_inner(n, None, sink)
+    }
+
+    /// [`read_body`](Conn::read_body) keeping to `pace`: each read waits at
+    /// most [`Pace::timeout`], and a body that stalls or falls below the
+    /// floor fails with a `TimedOut` error carrying a
+    /// [`Slow`](crate::rate::Slow). Leaves the socket's read timeout
+    /// changed: the caller sets it again.
+    pub fn read_body_paced(
+        &mut self,
+        n: u64,
+        pace: &mut Pace,
+        sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Result<(), io::Error>, BodyError> {
+        self.read_body_inner(n, Some(pace), sink)
+    }
+
+    fn read_body_inner(
+        &mut self,
+        n: u64,
+        mut pace: Option<&mut Pace>,
         mut sink: impl FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<Result<(), io::Error>, BodyError> {
+        if let Some(pace) = pace.as_deref_mut() {
+            // body bytes that came with the request line count as received now
+            let early = (self.buffered().len() as u64).min(n);
+            pace.record(early, Instant::now())
+                .map_err(|slow| BodyError::Io(slow.into_io()))?;
+        }
         let mut remaining = n;
         let mut sink_error = None;
         while remaining > 0 {
             if self.buffered().is_empty() {
-                match self.fill() {
+                let filled = match pace.as_deref_mut() {
+                    Some(pace) => self.fill_paced(pace),
+                    None => self.fill(),
+                };
+                match filled {
                     Ok(0) => {
                         return Err(BodyError::Eof {
                             received: n - remaining,
@@ -186,9 +221,37 @@ impl Conn {
         Ok(sink_error.map_or(Ok(()), Err))
     }
 
+    /// [`fill`](Conn::fill), waking up when `pace` wants a check and
+    /// counting what arrived.
+    fn fill_paced(&mut self, pace: &mut Pace) -> io::Result<usize> {
+        loop {
+            self.stream
+                .set_read_timeout(Some(pace.timeout(Instant::now())))?;
+            match self.fill() {
+                Ok(0) => return Ok(0),
+                Ok(got) => {
+                    pace.record(got as u64, Instant::now())
+                        .map_err(|slow| slow.into_io())?;
+                    return Ok(got);
+                }
+                Err(e) if is_timeout(&e) => {
+                    pace.record(0, Instant::now())
+                        .map_err(|slow| slow.into_io())?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Writes all of `bytes` to the socket.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         (&*self.stream).write_all(bytes)
+    }
+
+    /// Writes all of `bytes` to the socket keeping to `pace` (see
+    /// [`PacedWriter`]).
+    pub fn write_all_paced(&mut self, bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
+        PacedWriter::new(&self.stream, pace).write_all(bytes)
     }
 
     /// Sets the socket's read timeout.
@@ -215,10 +278,34 @@ pub fn send_file(file: &File, stream: &TcpStream, n: u64) -> io::Result<u64> {
 /// [`send_file`], calling `sent_piece` with the size of each piece once it went
 /// out (for a progress bar); an error from `sent_piece` stops the sending.
 pub fn send_file_with(
-    mut file: &File,
+    file: &File,
     mut stream: &TcpStream,
     n: u64,
     mut sent_piece: impl FnMut(u64) -> io::Result<()>,
+) -> io::Result<u64> {
+    send_pieces(file, n, |piece| {
+        stream.write_all(piece)?;
+        sent_piece(piece.len() as u64)
+    })
+}
+
+/// [`send_file`] keeping to `pace` (see [`PacedWriter`]).
+pub fn send_file_paced(
+    file: &File,
+    stream: &TcpStream,
+    n: u64,
+    pace: &mut Pace,
+) -> io::Result<u64> {
+    let mut writer = PacedWriter::new(stream, pace);
+    send_pieces(file, n, |piece| writer.write_all(piece))
+}
+
+/// Reads up to `n` bytes of `file` into one buffer, piece by piece, and
+/// hands each piece to `put`; returns how many bytes were read.
+fn send_pieces(
+    mut file: &File,
+    n: u64,
+    mut put: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
     let mut buf = vec![0; usize::try_from(n).map_or(BUFFER_SIZE, |n| n.min(BUFFER_SIZE))];
     let mut sent = 0;
@@ -230,11 +317,83 @@ pub fn send_file_with(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        stream.write_all(&buf[..got])?;
+        put(&buf[..got])?;
         sent += got as u64;
-        sent_piece(got as u64)?;
     }
     Ok(sent)
+}
+
+/// Writes to a socket keeping to a [`Pace`]: each write blocks at most
+/// [`Pace::timeout`] (a write that times out returns what it got through),
+/// and a peer that stops reading or reads below the floor fails the write
+/// with a `TimedOut` error carrying a [`Slow`](crate::rate::Slow). Leaves
+/// the socket's write timeout changed: the caller sets it again.
+///
+/// The pace counts the bytes the peer acknowledged (written, less those
+/// still queued in our kernel), not those the kernel took: the send buffer
+/// takes megabytes at once, then wakes a blocked writer only once a third
+/// of it is free again, which for a reader well above the floor can take
+/// longer than a whole rate window.
+pub struct PacedWriter<'a> {
+    stream: &'a TcpStream,
+    pace: &'a mut Pace,
+    /// Bytes written, plus those already queued when this writer began.
+    written: u64,
+    /// Acknowledged bytes the pace has counted.
+    counted: u64,
+}
+
+impl<'a> PacedWriter<'a> {
+    /// Starts writing to `stream` under `pace`.
+    pub fn new(stream: &'a TcpStream, pace: &'a mut Pace) -> PacedWriter<'a> {
+        PacedWriter {
+            stream,
+            pace,
+            written: unacknowledged(stream),
+            counted: 0,
+        }
+    }
+
+    /// Writes all of `bytes`.
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let timeout = self.pace.timeout(Instant::now());
+            self.stream.set_write_timeout(Some(timeout))?;
+            let wrote = match (&*self.stream).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(wrote) => wrote,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => 0,
+                Err(e) => return Err(e),
+            };
+            bytes = &bytes[wrote..];
+            self.written += wrote as u64;
+            let acknowledged = self.written.saturating_sub(unacknowledged(self.stream));
+            let progress = acknowledged.saturating_sub(self.counted);
+            self.counted += progress;
+            self.pace
+                .record(progress, Instant::now())
+                .map_err(|slow| slow.into_io())?;
+        }
+        Ok(())
+    }
+}
+
+/// How many bytes written to `stream` the peer has not acknowledged yet
+/// (`SIOCOUTQ`); 0 if the kernel cannot say, so that everything written
+/// counts as delivered.
+fn unacknowledged(stream: &TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ on a socket) writes one int through the
+    // pointer, which points to a live `c_int`; the descriptor is the open
+    // socket `stream` owns, borrowed for the duration of the call
+    let done = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if done == 0 {
+        u64::try_from(queued).unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// Why [`Conn::read_body`] stopped before the end of the body.
@@ -255,7 +414,10 @@ impl std::fmt::Display for BodyError {
             BodyError::Eof { received } => {
                 write!(f, "connection closed after {received} bytes of the body")
             }
-            BodyError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for data"),
+            // a timeout of a `Pace` carries its own reason
+            BodyError::Io(e) if is_timeout(e) && e.get_ref().is_none() => {
+                write!(f, "timed out waiting for data")
+            }
             BodyError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -387,6 +549,68 @@ mod tests {
             c.read_line_by(4096, soon).unwrap(),
             Line::Complete(b"LIST".to_vec())
         );
+    }
+
+    /// A connection whose peer sends 10 bytes every 5 ms, 100 times, and
+    /// stops early, with no fuss, if the connection is closed.
+    fn trickling_pair() -> Conn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for _ in 0..100 {
+                if s.write_all(&[1u8; 10]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Conn::new(listener.accept().unwrap().0)
+    }
+
+    #[test]
+    fn a_paced_body_below_the_floor_fails_with_the_reason() {
+        use crate::rate::{RateFloor, Slow};
+        // about 2 KB/s against a floor of 1 MB/s
+        let mut c = trickling_pair();
+        let now = Instant::now();
+        let floor = RateFloor::new(1_000_000, Duration::from_millis(50), now);
+        let mut pace = Pace::new(floor, Duration::from_secs(10), now);
+        match c.read_body_paced(1000, &mut pace, |_| Ok(())) {
+            Err(BodyError::Io(e)) => {
+                assert!(is_timeout(&e));
+                assert!(matches!(Slow::of(&e), Some(Slow::TooSlow(_))), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // the same body with no floor arrives whole
+        let mut c = trickling_pair();
+        let mut pace = Pace::new(None, Duration::from_secs(10), Instant::now());
+        let mut got = 0;
+        c.read_body_paced(1000, &mut pace, |chunk| {
+            got += chunk.len();
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, 1000);
+    }
+
+    #[test]
+    fn a_paced_write_to_a_peer_that_reads_nothing_stalls() {
+        use crate::rate::Slow;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let stall = Duration::from_millis(200);
+        let mut pace = Pace::new(None, stall, Instant::now());
+        // far more than the socket buffers hold
+        let bytes = vec![0u8; 64 * 1024 * 1024];
+        let e = PacedWriter::new(&stream, &mut pace)
+            .write_all(&bytes)
+            .unwrap_err();
+        assert_eq!(Slow::of(&e), Some(&Slow::Stalled(stall)), "{e}");
+        drop(peer);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
+//! - [`rate`]: the minimum rate and stall limit of the server's transfers;
 //! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
 //! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`digest`]: `sha256` and `blake3` digests of files, and their cache;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod partial;
 pub mod progress;
 pub mod protocol;
+pub mod rate;
 pub mod repl;
 pub mod root;
 pub mod script;

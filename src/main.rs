@@ -97,7 +97,9 @@ struct ServeArgs {
     /// Refuse uploads larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     max_size: Option<u64>,
-    /// Connections served at once; further ones get `ERROR: server busy`.
+    /// Connections served at once. When all are taken, a new client takes
+    /// the slot of the one idle longest; only when every one is in a
+    /// request does it get `ERROR: server busy`.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = at_least_one)]
     max_connections: u64,
@@ -106,6 +108,14 @@ struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300,
           value_parser = at_least_one)]
     idle_timeout: u64,
+    /// Close a transfer (upload, download, listing) that averages fewer
+    /// bytes per second than this over a rate window; 0 turns it off.
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = ioe::server::DEFAULT_MIN_RATE)]
+    min_rate: u64,
+    /// How many seconds `--min-rate` is averaged over; 0 turns it off.
+    #[arg(long, value_name = "SECS",
+          default_value_t = ioe::server::DEFAULT_RATE_WINDOW.as_secs())]
+    rate_window: u64,
     /// On SIGINT/SIGTERM, how many seconds requests in flight may still run
     /// (a second signal ends this at once).
     #[arg(long, value_name = "SECS", default_value_t = 5)]
@@ -238,6 +248,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         max_size: args.max_size,
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        min_rate: args.min_rate,
+        rate_window: Duration::from_secs(args.rate_window),
         legacy: args.legacy,
         quiet: args.quiet,
         grace: Duration::from_secs(args.grace),

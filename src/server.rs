@@ -1,16 +1,19 @@
 //! `ioe serve`: IOE/1 requests → the file system under a [`Root`]. One
-//! thread per connection; a bounded number of connections (more are told
-//! the server is busy); an idle timeout; the original design's unterminated
-//! requests in legacy mode; a graceful stop that lets transfers finish
-//! within a grace period.
+//! thread per connection; a bounded number of connections (when all are
+//! taken, a newcomer takes the slot of the connection idle longest, and is
+//! told the server is busy only when every one is in a request); an idle
+//! timeout; a minimum rate for transfers; the original design's
+//! unterminated requests in legacy mode; a graceful stop that lets
+//! transfers finish within a grace period.
 
 mod extensions;
 
-use crate::conn::{BodyError, Conn, Line, is_timeout, send_file};
+use crate::conn::{BodyError, Conn, Line, is_timeout, send_file_paced};
 use crate::digest::DigestCache;
 use crate::protocol::{
     self, AfterError, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
 };
+use crate::rate::{Pace, RateFloor, Slow};
 use crate::root::Root;
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -40,6 +43,17 @@ const MAX_REFUSING: usize = 16;
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// How often the root is swept for such files, after the sweep at start.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How long a connection whose slot went to a new client may take to send
+/// its notice: an evicted connection no longer counts against
+/// `--max-connections`, so a client that stopped reading must not keep it
+/// alive for a whole idle timeout.
+const EVICTION_NOTICE: Duration = Duration::from_secs(1);
+/// The default [`Config::min_rate`], in bytes per second: about a 9600 baud
+/// line, so no working link is cut, while a slot held by a trickle costs
+/// its holder at least this much bandwidth.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+/// The default [`Config::rate_window`].
+pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -50,11 +64,22 @@ pub struct Config {
     pub read_only: bool,
     /// Refuse uploads larger than this many bytes.
     pub max_size: Option<u64>,
-    /// Connections served at once; more are told `ERROR: server busy`.
+    /// Connections served at once. When all are taken, a new client takes
+    /// the slot of the connection idle longest; only when all are in a
+    /// request is it told `ERROR: server busy`.
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed; a request
     /// line must also be complete within this long of the previous reply.
     pub idle_timeout: Duration,
+    /// A transfer (upload body, download body, listing reply) must average
+    /// at least this many bytes per second over each [`rate_window`]; 0
+    /// means no floor.
+    ///
+    /// [`rate_window`]: Config::rate_window
+    pub min_rate: u64,
+    /// The window over which [`min_rate`](Config::min_rate) is averaged;
+    /// zero means no floor.
+    pub rate_window: Duration,
     /// Accept the original design's unterminated requests.
     pub legacy: bool,
     /// No log line per request.
@@ -71,6 +96,8 @@ impl Default for Config {
             max_size: None,
             max_connections: 64,
             idle_timeout: Duration::from_secs(300),
+            min_rate: DEFAULT_MIN_RATE,
+            rate_window: DEFAULT_RATE_WINDOW,
             legacy: false,
             quiet: false,
             grace: Duration::from_secs(5),
@@ -102,15 +129,51 @@ struct Shared {
     digests: DigestCache,
 }
 
-/// A connection being served, as seen by the shutdown code.
+/// A connection being served, as seen by the accept loop (which may take
+/// its slot) and the shutdown code. Changed only under the `live` lock, so
+/// that a connection is never both in a request and evicted.
 struct Live {
     stream: TcpStream,
-    busy: Arc<AtomicBool>,
+    /// In a request (reading its body, sending its reply).
+    busy: bool,
+    /// When its last request ended (or it connected).
+    idle_since: Instant,
+    /// Its slot went to a new client after it had been idle this long.
+    evicted: Option<Duration>,
 }
 
 impl Shared {
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, Live>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks connection `id` as in a request, unless its slot was given
+    /// away: then returns how long it had been idle.
+    fn begin_request(&self, id: u64) -> Result<(), Duration> {
+        match self.live().get_mut(&id) {
+            Some(Live {
+                evicted: Some(idle),
+                ..
+            }) => Err(*idle),
+            Some(live) => {
+                live.busy = true;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Marks connection `id` as idle from now on.
+    fn end_request(&self, id: u64) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.busy = false;
+            live.idle_since = Instant::now();
+        }
+    }
+
+    /// How long connection `id` had been idle when its slot was given away.
+    fn evicted(&self, id: u64) -> Option<Duration> {
+        self.live().get(&id).and_then(|live| live.evicted)
     }
 
     /// One line on stderr, unless quiet. A log that cannot be written (its
@@ -263,34 +326,45 @@ impl Drop for RunningServer {
     }
 }
 
-/// Serves a new connection on a thread of its own, or refuses it as busy
-/// when `--max-connections` are open already.
+/// Serves a new connection on a thread of its own. When `--max-connections`
+/// are open already, it takes the slot of the connection idle longest, or
+/// is refused as busy if every one is in a request.
 fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let open = shared.live().len();
-    if open >= shared.config.max_connections {
-        shared.log(format_args!("{peer} refused: {}", connections_open(open)));
-        refuse_busy(shared, stream, open);
-        return;
-    }
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let busy = Arc::new(AtomicBool::new(false));
-    match stream.try_clone() {
-        Ok(clone) => {
-            shared.live().insert(
-                id,
-                Live {
-                    stream: clone,
-                    busy: Arc::clone(&busy),
-                },
-            );
-        }
+    let clone = match stream.try_clone() {
+        Ok(clone) => clone,
         Err(e) => {
             shared.log(format_args!("{peer} dropped: {e}"));
             return;
         }
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut live = shared.live();
+        let open = live.values().filter(|l| l.evicted.is_none()).count();
+        if open >= shared.config.max_connections {
+            let Some(idle) = evict_idlest(&mut live) else {
+                drop(live);
+                shared.log(format_args!("{peer} refused: {}", connections_open(open)));
+                refuse_busy(shared, stream, open);
+                return;
+            };
+            shared.log(format_args!(
+                "{} slot given to {peer}: idle for {} s",
+                idle.peer, idle.secs
+            ));
+        }
+        live.insert(
+            id,
+            Live {
+                stream: clone,
+                busy: false,
+                idle_since: Instant::now(),
+                evicted: None,
+            },
+        );
     }
     let thread_shared = Arc::clone(shared);
     let spawned = thread::Builder::new()
@@ -304,7 +378,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 shared: &thread_shared,
                 conn: Conn::new(stream),
                 peer,
-                busy,
+                id,
             };
             if let Err(e) = connection.serve() {
                 let why = connection.failure(&e);
@@ -315,6 +389,33 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         shared.log(format_args!("cannot start a thread for a connection: {e}"));
         shared.live().remove(&id);
     }
+}
+
+/// A connection whose slot was given to a new client, for the log.
+struct Evicted {
+    peer: String,
+    secs: u64,
+}
+
+/// Marks the connection idle longest (not in a request, not evicted
+/// already) as evicted and shuts its reading side, so its thread wakes up,
+/// tells its client and ends; `None` when every connection is in a request.
+fn evict_idlest(live: &mut HashMap<u64, Live>) -> Option<Evicted> {
+    let victim = live
+        .values_mut()
+        .filter(|l| !l.busy && l.evicted.is_none())
+        .min_by_key(|l| l.idle_since)?;
+    let idle = victim.idle_since.elapsed();
+    victim.evicted = Some(idle);
+    let _ = victim.stream.shutdown(Shutdown::Read);
+    let peer = victim
+        .stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    Some(Evicted {
+        peer,
+        secs: idle.as_secs(),
+    })
 }
 
 /// "1 connection open", "2 connections open".
@@ -406,7 +507,7 @@ fn sweeper(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 /// then, [`CUT_OFF_NOTICE`] later, both sides.
 fn drain(shared: &Shared) {
     for live in shared.live().values() {
-        if !live.busy.load(Ordering::SeqCst) {
+        if !live.busy {
             let _ = live.stream.shutdown(Shutdown::Read);
         }
     }
@@ -463,7 +564,8 @@ struct Connection<'a> {
     shared: &'a Shared,
     conn: Conn,
     peer: String,
-    busy: Arc<AtomicBool>,
+    /// Its key in the live set.
+    id: u64,
 }
 
 impl Connection<'_> {
@@ -487,13 +589,19 @@ impl Connection<'_> {
             };
             let flow = match incoming {
                 Incoming::Line { line, terminated } => {
-                    self.busy.store(true, Ordering::SeqCst);
+                    if let Err(idle) = self.shared.begin_request(self.id) {
+                        self.say_evicted(idle);
+                        return Ok(());
+                    }
                     let flow = self.handle(&line, terminated);
-                    self.busy.store(false, Ordering::SeqCst);
+                    self.shared.end_request(self.id);
                     flow?
                 }
                 Incoming::End(end) => {
-                    self.close_on(end);
+                    match self.shared.evicted(self.id) {
+                        Some(idle) => self.say_evicted(idle),
+                        None => self.close_on(end),
+                    }
                     Flow::Close
                 }
             };
@@ -598,8 +706,14 @@ impl Connection<'_> {
                 for entry in &entries {
                     reply.push_str(&entry.to_line());
                 }
+                let mut pace = self.pace();
+                if let Err(e) = self.conn.write_all_paced(reply.as_bytes(), &mut pace) {
+                    let why = self.failure(&e);
+                    self.log(&format!("LIST {shown} -> not finished: {why}; closing"));
+                    return Ok(Flow::Close);
+                }
+                self.restore_write_timeout()?;
                 self.log(&format!("LIST {shown} -> {} entries", entries.len()));
-                self.conn.write_all(reply.as_bytes())?;
             }
             Err(e) => {
                 self.log(&format!("LIST {shown} -> {e}"));
@@ -626,11 +740,13 @@ impl Connection<'_> {
         self.send_body(&format!("READ {name}"), &file, size)
     }
 
-    /// Sends `size` bytes of `file` from its offset as a reply's body, and
-    /// logs `request` with the outcome; a file that shrank closes the
-    /// connection (the client then knows the body is short).
+    /// Sends `size` bytes of `file` from its offset as a reply's body, at
+    /// the minimum rate, and logs `request` with the outcome; a file that
+    /// shrank closes the connection (the client then knows the body is
+    /// short).
     fn send_body(&mut self, request: &str, file: &File, size: u64) -> io::Result<Flow> {
-        let sent = match send_file(file, self.conn.stream(), size) {
+        let mut pace = self.pace();
+        let sent = match send_file_paced(file, self.conn.stream(), size, &mut pace) {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
@@ -644,6 +760,7 @@ impl Connection<'_> {
             ));
             return Ok(Flow::Close);
         }
+        self.restore_write_timeout()?;
         self.log(&format!("{request} -> {size} bytes"));
         Ok(Flow::Continue)
     }
@@ -665,9 +782,10 @@ impl Connection<'_> {
             Ok(upload) => upload,
             Err(e) => return self.refuse_upload(&request, size, &e.to_string()),
         };
+        let mut pace = self.pace();
         match self
             .conn
-            .read_body(size, |chunk| upload.file.write_all(chunk))
+            .read_body_paced(size, &mut pace, |chunk| upload.file.write_all(chunk))
         {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -718,9 +836,12 @@ impl Connection<'_> {
             return;
         }
         self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
-        if let BodyError::Io(e) = e
-            && is_timeout(e)
-        {
+        let BodyError::Io(e) = e else { return };
+        if let Some(Slow::TooSlow(too_slow)) = Slow::of(e) {
+            self.close_with_error(&format!(
+                "upload of `{name}` too slow: {too_slow}; nothing was stored; closing"
+            ));
+        } else if is_timeout(e) {
             self.close_with_error(&format!(
                 "upload of `{name}` stalled: nothing arrived for {} s; \
                  nothing was stored; closing",
@@ -733,7 +854,8 @@ impl Connection<'_> {
     /// says in the log what was refused.
     fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
         self.log(&format!("{request} -> refused: {message}"));
-        match self.conn.read_body(size, |_| Ok(())) {
+        let mut pace = self.pace();
+        match self.conn.read_body_paced(size, &mut pace, |_| Ok(())) {
             Ok(_) => {
                 self.reply_error(message)?;
                 Ok(Flow::Continue)
@@ -746,10 +868,16 @@ impl Connection<'_> {
             }
             Err(BodyError::Eof { .. }) => Ok(Flow::Close),
             Err(BodyError::Io(e)) if is_timeout(&e) => {
-                self.close_with_error(&format!(
-                    "{message}; closing, since the upload's body stopped arriving for {} s",
-                    self.shared.config.idle_timeout.as_secs()
-                ));
+                let why = match Slow::of(&e) {
+                    Some(Slow::TooSlow(too_slow)) => {
+                        format!("the upload's body came in too slowly ({too_slow})")
+                    }
+                    _ => format!(
+                        "the upload's body stopped arriving for {} s",
+                        self.shared.config.idle_timeout.as_secs()
+                    ),
+                };
+                self.close_with_error(&format!("{message}; closing, since {why}"));
                 Ok(Flow::Close)
             }
             Err(BodyError::Io(e)) => Err(e),
@@ -762,6 +890,8 @@ impl Connection<'_> {
     fn failure(&self, e: &io::Error) -> String {
         if self.cut_off() {
             "the server is shutting down".to_string()
+        } else if let Some(Slow::TooSlow(too_slow)) = Slow::of(e) {
+            format!("the client read too slowly: {too_slow}")
         } else if is_timeout(e) {
             format!(
                 "the client stopped reading for {} s",
@@ -777,6 +907,37 @@ impl Connection<'_> {
         } else {
             e.to_string()
         }
+    }
+
+    /// Watches a transfer starting now: the idle timeout bounds each stall,
+    /// and `--min-rate` over `--rate-window` its average.
+    fn pace(&self) -> Pace {
+        let config = &self.shared.config;
+        let now = Instant::now();
+        let floor = RateFloor::new(config.min_rate, config.rate_window, now);
+        Pace::new(floor, config.idle_timeout, now)
+    }
+
+    /// Sets the socket's write timeout back to the idle timeout after a
+    /// paced write changed it. (Every read of a request line sets its own
+    /// read timeout.)
+    fn restore_write_timeout(&self) -> io::Result<()> {
+        let idle_timeout = self.shared.config.idle_timeout;
+        self.conn.stream().set_write_timeout(Some(idle_timeout))
+    }
+
+    /// Tells the client, best effort, that its slot went to a new client
+    /// (sent between requests only, so it reads as the reply to its next
+    /// request) and closes.
+    fn say_evicted(&mut self, idle: Duration) {
+        let secs = idle.as_secs();
+        self.log(&format!(
+            "closed: idle for {secs} s, slot given to a new client"
+        ));
+        let _ = self.conn.stream().set_write_timeout(Some(EVICTION_NOTICE));
+        self.close_with_error(&format!(
+            "idle for {secs} s, slot given to a new client; closing"
+        ));
     }
 
     /// Whether the grace period of a shutdown is over.

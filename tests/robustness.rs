@@ -396,6 +396,14 @@ fn max_connections_refuses_the_extra_client_until_one_leaves() {
     let server = ServeProcess::start(root.path(), &["--max-connections", "2"]);
     let mut first = bystander(server.addr());
     let mut second = bystander(server.addr());
+    // both in a request (an idle one would give its slot to a newcomer):
+    // an upload waiting for the rest of its body
+    first.send(b"WRITE,one.bin,10\n12345");
+    second.send(b"WRITE,two.bin,10\nabcde");
+    assert!(
+        wait_until(PATIENCE, || temp_files(root.path()).len() == 2),
+        "the uploads never began"
+    );
 
     let mut third = Raw::connect(server.addr());
     let reply = third.line();
@@ -421,6 +429,18 @@ fn max_connections_refuses_the_extra_client_until_one_leaves() {
     }
 
     // the refused clients took no slot: both sessions still work
+    first.send(b"67890");
+    assert_eq!(first.line(), "OK 10\n");
+    second.send(b"fghij");
+    assert_eq!(second.line(), "OK 10\n");
+    assert_eq!(
+        std::fs::read(root.path().join("one.bin")).unwrap(),
+        b"1234567890"
+    );
+    assert_eq!(
+        std::fs::read(root.path().join("two.bin")).unwrap(),
+        b"abcdefghij"
+    );
     assert_eq!(first.read_file(KEPT), KEPT_BODY);
     assert_eq!(second.read_file(KEPT), KEPT_BODY);
 

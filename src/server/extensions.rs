@@ -176,7 +176,6 @@ impl Connection<'_> {
     fn walk(&mut self, dir: Option<&str>) -> io::Result<Flow> {
         let request = format!("WALK {}", dir.unwrap_or("."));
         let root = &self.shared.root;
-        let conn = &mut self.conn;
         let mut piece = Vec::with_capacity(WALK_PIECE + 2048);
         let mut started = false;
         let walked = root.walk(dir, |entry| {
@@ -186,7 +185,10 @@ impl Connection<'_> {
             }
             piece.extend_from_slice(entry.to_line().as_bytes());
             if piece.len() >= WALK_PIECE {
-                conn.write_all(&piece)?;
+                // each piece at the minimum rate: the time the walk itself
+                // takes on disk is not held against the client
+                let mut pace = self.pace();
+                self.conn.write_all_paced(&piece, &mut pace)?;
                 piece.clear();
             }
             Ok(())
@@ -209,7 +211,13 @@ impl Connection<'_> {
             }
         };
         piece.extend_from_slice(end.as_bytes());
-        self.conn.write_all(&piece)?;
+        let mut pace = self.pace();
+        if let Err(e) = self.conn.write_all_paced(&piece, &mut pace) {
+            let why = self.failure(&e);
+            self.log(&format!("{request} -> not finished: {why}; closing"));
+            return Ok(Flow::Close);
+        }
+        self.restore_write_timeout()?;
         self.log(&format!("{request} -> {}", end.trim_end()));
         Ok(Flow::Continue)
     }
