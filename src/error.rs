@@ -27,6 +27,9 @@ pub enum ErrorKind {
     BadName,
     /// The user interrupted the transfer; the session is closed.
     Cancelled,
+    /// A verified transfer's digests differ: the file changed during the
+    /// transfer or was damaged on the way; nothing was kept.
+    Corrupt,
     /// The server does not have the extension a request needs (a plain
     /// IOE/1 server asked for `STAT`, `HASH`, …); the session stays usable.
     Unsupported,
@@ -45,12 +48,13 @@ impl ErrorKind {
             ErrorKind::LocalIo => "local_io",
             ErrorKind::BadName => "bad_name",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Corrupt => "corrupt",
             ErrorKind::Unsupported => "unsupported",
         }
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotConnected,
         ErrorKind::ConnectFailed,
         ErrorKind::ConnectionLost,
@@ -60,6 +64,7 @@ impl ErrorKind {
         ErrorKind::LocalIo,
         ErrorKind::BadName,
         ErrorKind::Cancelled,
+        ErrorKind::Corrupt,
         ErrorKind::Unsupported,
     ];
 }

@@ -13,6 +13,15 @@ pub const MAX_DIGITS: usize = 19;
 /// Prefix of the server's and the client's temporary files. Such names are
 /// never listed, and requests naming them are refused.
 pub const TEMP_PREFIX: &str = ".ioe-tmp-";
+/// Prefix of the client's resumable downloads (kept after an interruption,
+/// unlike temporary files); reserved in the same way.
+pub const PART_PREFIX: &str = ".ioe-part-";
+
+/// Whether a file name (one component) is reserved for a transfer in
+/// progress ([`TEMP_PREFIX`], [`PART_PREFIX`]).
+pub fn is_reserved(file_name: &[u8]) -> bool {
+    file_name.starts_with(TEMP_PREFIX.as_bytes()) || file_name.starts_with(PART_PREFIX.as_bytes())
+}
 /// Start of the server's reply when a file does not exist; the client maps it
 /// to [`crate::ErrorKind::NotFound`].
 pub const NOT_FOUND: &str = "no such file or folder";
@@ -348,7 +357,7 @@ pub enum NameError {
     EmptyComponent,
     /// A `.` or `..` component.
     DotComponent,
-    /// A component starts with [`TEMP_PREFIX`].
+    /// A component starts with [`TEMP_PREFIX`] or [`PART_PREFIX`].
     Temporary,
 }
 
@@ -366,7 +375,8 @@ impl fmt::Display for NameError {
             NameError::DotComponent => write!(f, "name must not contain `.` or `..` components"),
             NameError::Temporary => write!(
                 f,
-                "names starting with `{TEMP_PREFIX}` are reserved for temporary files"
+                "names starting with `{TEMP_PREFIX}` or `{PART_PREFIX}` are reserved for \
+                 transfers in progress"
             ),
         }
     }
@@ -396,7 +406,7 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
         match component {
             "" => return Err(NameError::EmptyComponent),
             "." | ".." => return Err(NameError::DotComponent),
-            c if c.starts_with(TEMP_PREFIX) => return Err(NameError::Temporary),
+            c if is_reserved(c.as_bytes()) => return Err(NameError::Temporary),
             _ => {}
         }
     }

@@ -8,22 +8,21 @@
 //! session's I/O timeout.
 
 mod extensions;
+mod resume;
+mod transfer;
+
+pub(crate) use transfer::file_in_the_way;
+pub use transfer::{TransferOptions, Transferred};
 
 use crate::cancel::{CancelToken, InFlight};
-use crate::conn::{self, BUFFER_SIZE, BodyError, Conn, Line};
+use crate::conn::{self, Conn, Line};
 use crate::error::{Error, ErrorKind, Result};
-use crate::partial;
-use crate::progress::Meter;
 use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
-use tempfile::NamedTempFile;
 
 /// How long `connect` waits for each address of a host.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -237,134 +236,6 @@ impl Session {
         Ok(entries)
     }
 
-    /// Downloads `remote` to `local`, creating missing parent folders.
-    /// Returns the number of bytes received.
-    pub fn read(&mut self, remote: &str, local: &Path) -> Result<u64> {
-        let op = format!("read `{remote}`");
-        check_name(&op, remote)?;
-        check_local_target(&op, remote, local)?;
-        // from the request on, Ctrl-C stops the wait for the reply too
-        let _in_flight = self.exchange(&op)?;
-        self.send(&op, Request::Read(remote.to_string()).to_line().as_bytes())?;
-        // made while the server works on the request: for small files this
-        // overlap is a fifth of the time. If it fails, the body is still
-        // read (and dropped) so that the session stays in sync, up to
-        // DRAIN_LIMIT bytes (see `receive`).
-        let part = create_part(&op, local);
-        let size = match self.status(&op)? {
-            Status::Size(size) => size,
-            Status::Error(message) => return Err(self.refusal(&op, &message)),
-            Status::Ok(_) => return Err(self.broken(&op, "`OK` where a size was expected")),
-        };
-
-        if self.cancel.is_cancelled() {
-            return Err(self.lost(&op, "cancelled"));
-        }
-        // reading the status line left a shorter timeout on the socket
-        let timeout = self.io_timeout;
-        let reset = self.conn_mut(&op)?.set_read_timeout(Some(timeout));
-        reset.map_err(|e| self.lost(&op, e))?;
-        let mut meter = Meter::start(self.progress, remote, size);
-        self.receive(&op, local, size, part, &mut meter)?
-            .persist(local)
-            .map_err(|e| local_io(&op, local, e.error))?;
-        Ok(size)
-    }
-
-    /// Reads a download's `size` body bytes into `part`. Once writing
-    /// locally has failed (or `part` could not be made), the rest of the
-    /// body is read and dropped, so that the session stays usable, if at
-    /// most [`DRAIN_LIMIT`] bytes are still to come; with more, the session
-    /// is closed at once. The temporary file is removed on failure.
-    fn receive(
-        &mut self,
-        op: &str,
-        local: &Path,
-        size: u64,
-        mut part: Result<NamedTempFile>,
-        meter: &mut Meter,
-    ) -> Result<NamedTempFile> {
-        let mut left = size;
-        while left > 0 {
-            if let Err(e) = &part
-                && left > DRAIN_LIMIT
-            {
-                self.conn = None;
-                return Err(Error::new(
-                    e.kind,
-                    op,
-                    format!(
-                        "{}; the session was closed rather than read the {left} bytes still to come (connect again to go on)",
-                        e.cause
-                    ),
-                ));
-            }
-            // in pieces, so that a failed write is noticed within one
-            let piece = left.min(BUFFER_SIZE as u64);
-            let received = self.conn_mut(op)?.read_body(piece, |chunk| {
-                if let Ok(file) = &mut part {
-                    file.write_all(chunk)?;
-                }
-                meter.advance(chunk.len() as u64);
-                Ok(())
-            });
-            match received {
-                Ok(Ok(())) => {}
-                // dropping the temporary file removes it
-                Ok(Err(e)) => part = Err(local_io(op, local, e)),
-                Err(BodyError::Eof { received }) => {
-                    let received = size - left + received;
-                    return Err(self.lost(op, BodyError::Eof { received }));
-                }
-                Err(e) => return Err(self.lost(op, e)),
-            }
-            left -= piece;
-        }
-        part
-    }
-
-    /// Uploads `local` as `remote`. Returns the number of bytes sent.
-    pub fn write(&mut self, local: &Path, remote: &str) -> Result<u64> {
-        let op = format!("write `{remote}`");
-        check_name(&op, remote)?;
-        let _in_flight = self.exchange(&op)?;
-        let (file, size) = open_upload(&op, local)?;
-        let header = Request::Write {
-            name: remote.to_string(),
-            size,
-        };
-        self.send(&op, header.to_line().as_bytes())?;
-
-        let mut meter = Meter::start(self.progress, remote, size);
-        let cancel = self.cancel.clone();
-        let stream = self.conn_mut(&op)?.stream();
-        let sent = send_body(&file, stream, size, &cancel, &mut meter);
-        match sent {
-            Ok(n) if n == size => {}
-            Ok(n) => {
-                self.conn = None;
-                return Err(Error::new(
-                    ErrorKind::LocalIo,
-                    &op,
-                    format!(
-                        "`{}` shrank while being sent ({n} of {size} bytes); the session was closed",
-                        local.display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(self.send_failed(&op, &e)),
-        }
-        match self.status(&op)? {
-            Status::Ok(text) if protocol::parse_number(text.as_bytes()) == Ok(size) => Ok(size),
-            Status::Ok(text) => Err(self.broken(
-                &op,
-                format!("it confirmed `OK {text}` for an upload of {size} bytes"),
-            )),
-            Status::Error(message) => Err(self.refusal(&op, &message)),
-            Status::Size(_) => Err(self.broken(&op, "a size where `OK <size>` was expected")),
-        }
-    }
-
     /// Ends the session politely. Closing a closed session does nothing;
     /// so does closing one that the server closed already (idle timeout,
     /// shutdown) or that was lost: the session ends either way, with
@@ -565,185 +436,7 @@ fn describe(timeout: Duration) -> String {
     }
 }
 
-/// Streams the `size` bytes of an upload's body from `file` to `stream`,
-/// moving the progress bar and checking for cancellation after every
-/// buffer-sized piece. Returns how many bytes went out (fewer if the file
-/// shrank).
-fn send_body(
-    file: &File,
-    stream: &TcpStream,
-    size: u64,
-    cancel: &CancelToken,
-    meter: &mut Meter,
-) -> io::Result<u64> {
-    conn::send_file_with(file, stream, size, |piece| {
-        if cancel.is_cancelled() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
-        }
-        meter.advance(piece);
-        Ok(())
-    })
-}
-
-/// Opens the local file to upload, with its size; anything but a regular
-/// file is refused.
-fn open_upload(op: &str, local: &Path) -> Result<(File, u64)> {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
-    // refused below as not a regular file)
-    let file = File::options()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(local)
-        .map_err(|e| local_open_error(op, local, e))?;
-    let meta = file.metadata().map_err(|e| local_io(op, local, e))?;
-    if !meta.is_file() {
-        return Err(Error::new(
-            ErrorKind::LocalIo,
-            op,
-            format!(
-                "`{}` is not a regular file (use walk() to upload a folder)",
-                local.display()
-            ),
-        ));
-    }
-    Ok((file, meta.len()))
-}
-
-/// A temporary file beside `local`, to be renamed over it once the whole
-/// body arrived. Missing folders are made only when the file cannot be
-/// created (two system calls a download in the usual case, where the
-/// folder is there).
-fn create_part(op: &str, local: &Path) -> Result<NamedTempFile> {
-    let parent = match local.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let error = match partial::create_in(parent) {
-        Ok(part) => return Ok(part),
-        Err(e) => e,
-    };
-    // go on only if a folder is missing, or a file stands in its place
-    let kind = error.kind();
-    if kind != io::ErrorKind::NotFound && kind != io::ErrorKind::NotADirectory {
-        return Err(local_io(op, local, error));
-    }
-    std::fs::create_dir_all(parent).map_err(|e| match file_in_the_way(parent) {
-        Some(file) => Error::new(
-            ErrorKind::LocalIo,
-            op,
-            format!(
-                "`{}` is a file, not a folder, so `{}` cannot be written",
-                file.display(),
-                local.display()
-            ),
-        ),
-        None => local_io(op, local, e),
-    })?;
-    partial::create_in(parent).map_err(|e| local_io(op, local, e))
-}
-
-/// A local file that could not be read or written, for operation `op`.
-fn local_io(op: &str, local: &Path, e: io::Error) -> Error {
-    Error::new(
-        ErrorKind::LocalIo,
-        op,
-        format!("`{}`: {e}", local.display()),
-    )
-}
-
 /// Refuses, before anything is sent, a name IOE/1 does not allow.
 fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
-}
-
-/// Refuses, before anything is sent, a download target that cannot be a
-/// file: an empty path, or a folder (which would only fail after the whole
-/// body had arrived).
-fn check_local_target(op: &str, remote: &str, local: &Path) -> Result<()> {
-    if local.as_os_str().is_empty() {
-        return Err(Error::new(
-            ErrorKind::LocalIo,
-            op,
-            "no local file name given; say where to write the file",
-        ));
-    }
-    if local.file_name().is_none() || local.is_dir() {
-        let base = remote.rsplit('/').next().unwrap_or(remote);
-        return Err(Error::new(
-            ErrorKind::LocalIo,
-            op,
-            format!(
-                "`{}` is a folder; give the path of the file to write, such as `{}`",
-                local.display(),
-                local.join(base).display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The part of `dir` (itself or a parent) that is a file or other
-/// non-folder, which is why `dir` cannot be made; asked only after making
-/// it failed.
-pub(crate) fn file_in_the_way(dir: &Path) -> Option<&Path> {
-    let mut parts: Vec<&Path> = dir
-        .ancestors()
-        .filter(|p| !p.as_os_str().is_empty())
-        .collect();
-    parts.reverse();
-    parts.into_iter().find(|p| p.exists() && !p.is_dir())
-}
-
-/// Why the local file of an upload could not be opened; a missing one is
-/// `local_missing`, naming the folder it was looked for in — or, when a
-/// folder on its path is missing, the first such folder and where that was
-/// looked for.
-fn local_open_error(op: &str, local: &Path, e: io::Error) -> Error {
-    if local.as_os_str().is_empty() {
-        return Error::new(
-            ErrorKind::LocalMissing,
-            op,
-            "the local path is empty; give the file to upload",
-        );
-    }
-    if e.kind() == io::ErrorKind::NotFound {
-        let looked_in = |path: &Path| {
-            std::env::current_dir()
-                .map(|d| {
-                    d.join(path)
-                        .parent()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default()
-        };
-        let missing_folder = local
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .find(|p| !p.exists());
-        let cause = match missing_folder {
-            Some(folder) => format!(
-                "local file `{}` does not exist: there is no folder `{}` (looked in {})",
-                local.display(),
-                folder.display(),
-                looked_in(folder)
-            ),
-            None => format!(
-                "local file `{}` does not exist (looked in {})",
-                local.display(),
-                looked_in(local)
-            ),
-        };
-        Error::new(ErrorKind::LocalMissing, op, cause)
-    } else {
-        Error::new(
-            ErrorKind::LocalIo,
-            op,
-            format!("cannot open `{}`: {e}", local.display()),
-        )
-    }
 }

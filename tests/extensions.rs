@@ -248,7 +248,7 @@ fn settime_mkdir_and_delete_change_the_tree() {
     );
     assert_eq!(
         ask(&mut raw, "DELETE,a/.ioe-tmp-hidden"),
-        "ERROR: names starting with `.ioe-tmp-` are reserved for temporary files"
+        "ERROR: names starting with `.ioe-tmp-` or `.ioe-part-` are reserved for transfers in progress"
     );
 }
 

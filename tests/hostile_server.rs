@@ -47,11 +47,9 @@ fn fake_server<T: Send + 'static>(
     (addr, thread)
 }
 
-/// The next request line, LF included ("" if the client went away).
-fn request(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    let _ = reader.read_line(&mut line);
-    line
+/// The next IOE/1 request line (see [`common::plain_request`]).
+fn request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> String {
+    common::plain_request(reader, writer)
 }
 
 /// Writes `piece` over and over until the client stops taking it, `limit`
@@ -73,7 +71,7 @@ fn stream_until_hangup(writer: &mut TcpStream, piece: &[u8], limit: u64) -> (u64
 fn a_listing_announcing_more_entries_than_the_limit_is_refused_before_reading_them() {
     // announces 2^63 - 1 entries and streams them for as long as it can
     let (addr, fake) = fake_server(1, |_, reader, writer| {
-        assert_eq!(request(reader), "LIST\n");
+        assert_eq!(request(reader, writer), "LIST\n");
         writer.write_all(format!("OK {HUGE}\n").as_bytes()).unwrap();
         // twice the default limit: a client that reads them all fails too
         let lines = 2 * MAX_LISTING;
@@ -98,7 +96,7 @@ fn a_listing_announcing_more_entries_than_the_limit_is_refused_before_reading_th
 #[test]
 fn a_listing_streaming_past_a_configured_limit_is_refused_and_one_at_the_limit_is_taken() {
     let (addr, fake) = fake_server(2, |i, reader, writer| {
-        let dir = request(reader);
+        let dir = request(reader, writer);
         // the first announces (and sends) 1000 entries, the second 10
         let count = if i == 0 { 1000 } else { 10 };
         let mut reply = format!("OK {count}\n");
@@ -107,7 +105,7 @@ fn a_listing_streaming_past_a_configured_limit_is_refused_and_one_at_the_limit_i
         }
         let _ = writer.write_all(reply.as_bytes());
         // the next request: the second client's `bye`
-        (dir, request(reader))
+        (dir, request(reader, writer))
     });
     let mut session = Session::connect(&addr).unwrap();
     session.set_max_listing(10);
@@ -189,7 +187,7 @@ fn a_download_whose_local_writes_fail_drains_a_little_then_closes_the_session() 
     let (addr, fake) = fake_server(1, move |_, reader, writer| {
         let mut huge_sent = None;
         loop {
-            let request = request(reader);
+            let request = request(reader, writer);
             if request == "READ,small.bin\n" {
                 writer
                     .write_all(format!("{}\n", body.len()).as_bytes())
@@ -262,7 +260,7 @@ fn a_download_whose_local_writes_fail_drains_a_little_then_closes_the_session() 
 /// every 25 ms for 10 s at most (or until the client hangs up). Returns
 /// whether the client hung up.
 fn trickle_reply(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> bool {
-    let request = request(reader);
+    let request = request(reader, writer);
     let (at_once, trickled) = if request.starts_with("LIST,entries") {
         ("OK 1\n".to_string(), format!("f,1,0,{}\n", "a".repeat(400)))
     } else {
@@ -329,7 +327,7 @@ fn a_slow_reply_line_does_not_shorten_the_stall_limit_for_the_body() {
     // line; the body's pieces then come 1.2 s apart, each within the 2 s
     // stall limit, which applies to each read of a body
     let (addr, fake) = fake_server(1, |_, reader, writer| {
-        assert_eq!(request(reader), "READ,slow.bin\n");
+        assert_eq!(request(reader, writer), "READ,slow.bin\n");
         for (byte, pause) in [(b'1', 1400), (b'2', 100), (b'\n', 0)] {
             writer.write_all(&[byte]).unwrap();
             thread::sleep(Duration::from_millis(pause));
@@ -338,7 +336,7 @@ fn a_slow_reply_line_does_not_shorten_the_stall_limit_for_the_body() {
             thread::sleep(Duration::from_millis(1200));
             writer.write_all(piece).unwrap();
         }
-        request(reader)
+        request(reader, writer)
     });
     let local = TempDir::new().unwrap();
     let target = local.path().join("slow.bin");

@@ -338,11 +338,10 @@ fn fake_server(reply: &'static [u8], hold: bool) -> FakeServer {
             return;
         };
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request = String::new();
-        if reader.read_line(&mut request).is_err() {
+        let mut writer = stream;
+        if common::plain_request(&mut reader, &mut writer).is_empty() {
             return;
         }
-        let mut writer = stream;
         let _ = writer.write_all(reply);
         let _ = writer.flush();
         let _ = replied_tx.send(());
@@ -552,12 +551,11 @@ fn ctrl_c_stops_a_bye_that_the_server_never_answers() {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
         let mut line = String::new();
-        if reader.read_line(&mut line).is_ok() && line == "LIST\n" {
+        if common::plain_request(&mut reader, &mut writer) == "LIST\n" {
             let _ = writer.write_all(b"OK 0\n");
         }
-        line.clear();
-        let _ = reader.read_line(&mut line);
-        let _ = bye_tx.send(line.clone());
+        let line_bye = common::plain_request(&mut reader, &mut writer);
+        let _ = bye_tx.send(line_bye);
         line.clear();
         // Ok(0) once the client closes the connection
         let _ = hung_up_tx.send(reader.read_line(&mut line));

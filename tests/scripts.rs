@@ -298,8 +298,8 @@ fn server_that_breaks_once() -> String {
             let Ok(stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut writer = stream;
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
+            let line = common::plain_request(&mut reader, &mut writer);
+            if line.is_empty() {
                 return;
             }
             if i == 0 {
@@ -308,8 +308,7 @@ fn server_that_breaks_once() -> String {
             }
             assert_eq!(line, "READ,a.txt\n");
             let _ = writer.write_all(b"5\nhello");
-            line.clear();
-            if reader.read_line(&mut line).is_ok() && line == "BYE\n" {
+            if common::plain_request(&mut reader, &mut writer) == "BYE\n" {
                 let _ = writer.write_all(b"OK bye\n");
             }
         }
@@ -358,8 +357,7 @@ fn server_that_breaks_and_goes_away() -> String {
         common::stop_listening(listener);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_ok() {
+        if !common::plain_request(&mut reader, &mut writer).is_empty() {
             let _ = writer.write_all(b"10\nhalf");
         }
     });

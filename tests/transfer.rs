@@ -626,7 +626,10 @@ fn an_upload_in_progress_is_invisible_until_complete() {
     // the temporary file cannot be requested by its name either
     other.send(format!("READ,{temp_name}\n").as_bytes());
     let reply = other.line();
-    assert!(reply.contains("reserved for temporary files"), "{reply:?}");
+    assert!(
+        reply.contains("reserved for transfers in progress"),
+        "{reply:?}"
+    );
 
     uploader.send(&body[100_000..]);
     assert_eq!(uploader.line(), "OK 200000\n");
@@ -695,19 +698,13 @@ fn short_body_server(announced: u64, body: Vec<u8>) -> (String, thread::JoinHand
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut request = Vec::new();
-        let mut byte = [0];
-        while !request.ends_with(b"\n") {
-            if stream.read(&mut byte).unwrap() == 0 {
-                break;
-            }
-            request.push(byte[0]);
-        }
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let request = common::plain_request(&mut reader, &mut stream);
         stream
             .write_all(format!("{announced}\n").as_bytes())
             .unwrap();
         stream.write_all(&body).unwrap();
-        request
+        request.into_bytes()
     });
     (addr, thread)
 }
@@ -1196,8 +1193,7 @@ fn an_upload_confirmed_with_another_size_is_not_taken_as_stored() {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-        let mut header = String::new();
-        std::io::BufRead::read_line(&mut reader, &mut header).unwrap();
+        let header = common::plain_request(&mut reader, &mut (&stream));
         let mut body = [0; 3];
         reader.read_exact(&mut body).unwrap();
         (&stream).write_all(b"OK 5\n").unwrap();

@@ -5,7 +5,7 @@
 
 use super::continuation::{self, Open};
 use super::forms::WORDS;
-use crate::protocol::TEMP_PREFIX;
+use crate::protocol::is_reserved;
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hint, Hinter, HistoryHinter};
@@ -293,7 +293,7 @@ fn local_paths(prefix: &str, quoted: bool) -> Vec<Pair> {
             let entry = entry.ok()?;
             let name = entry.file_name().into_string().ok()?;
             let hidden = name.starts_with('.') && !leaf.starts_with('.');
-            if !name.starts_with(leaf) || hidden || name.starts_with(TEMP_PREFIX) {
+            if !name.starts_with(leaf) || hidden || is_reserved(name.as_bytes()) {
                 return None;
             }
             // follows symbolic links, so a link to a folder completes as one

@@ -8,7 +8,7 @@ use super::report::throw;
 use super::{Registry, State};
 use crate::cancel::CancelToken;
 use crate::error::ErrorKind;
-use crate::protocol::TEMP_PREFIX;
+use crate::protocol::is_reserved;
 use crate::session::file_in_the_way;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::cell::RefCell;
@@ -113,10 +113,7 @@ fn walk(dir: &str) -> Fallible<Array> {
                 continue;
             }
         };
-        let partial_download = entry
-            .file_name()
-            .as_encoded_bytes()
-            .starts_with(TEMP_PREFIX.as_bytes());
+        let partial_download = is_reserved(entry.file_name().as_encoded_bytes());
         let is_folder = entry.file_type().is_dir();
         if partial_download || !(is_folder || entry.file_type().is_file()) {
             continue;

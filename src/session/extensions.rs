@@ -4,6 +4,7 @@
 //! session then asks `FEATURES` (once) and, if the server does not list
 //! it, the call fails as [`ErrorKind::Unsupported`].
 
+use super::transfer::parse_digest;
 use super::{Session, check_name};
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
@@ -41,6 +42,12 @@ impl Session {
         };
         self.features = Some(features.clone());
         Ok(features)
+    }
+
+    /// [`features`](Self::features), asked on the way to operation `op`
+    /// (an error is reported as `op`'s).
+    pub(super) fn features_for(&mut self, op: &str) -> Result<Features> {
+        self.features().map_err(|e| e.with_op(op))
     }
 
     /// The entry of one remote file or folder.
@@ -141,24 +148,15 @@ impl Session {
         let Status::Ok(text) = self.ask(&op, "hash", request)? else {
             return Err(self.broken(&op, "a size where `OK <algorithm> <digest>` was expected"));
         };
-        let digest = text
-            .strip_prefix(algorithm.name())
-            .and_then(|rest| rest.strip_prefix(' '))
-            .filter(|hex| {
-                hex.len() == 64
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            });
-        match digest {
-            Some(hex) => Ok((algorithm, hex.to_string())),
+        match parse_digest(&text, algorithm) {
+            Some(hex) => Ok((algorithm, hex)),
             None => Err(self.broken(&op, format!("malformed digest reply `OK {text}`"))),
         }
     }
 
     /// The best algorithm the server and this client both have.
-    fn best_hash(&mut self, op: &str) -> Result<Algorithm> {
-        let features = self.features()?;
+    pub(super) fn best_hash(&mut self, op: &str) -> Result<Algorithm> {
+        let features = self.features_for(op)?;
         Algorithm::ALL
             .into_iter()
             .find(|a| features.hash.iter().any(|h| h == a.name()))
@@ -218,7 +216,7 @@ impl Session {
                 Err(self.refusal(op, &message))
             }
             Status::Error(message) => {
-                if !self.features()?.has(feature) {
+                if !self.features_for(op)?.has(feature) {
                     return Err(unsupported(op, &self.addr, feature));
                 }
                 Err(self.refusal(op, &message))

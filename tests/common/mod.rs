@@ -503,6 +503,29 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
+/// For fake servers that speak plain IOE/1: the next request of IOE/1
+/// (`LIST`, `READ`, `WRITE`, `BYE`) read from `reader`, LF included ("" if
+/// the client went away). Requests of the extensions on the way (the
+/// `STAT` a download sends ahead of its `READ`, the `FEATURES` an upload
+/// asks first) get the refusal a plain IOE/1 server gives.
+pub fn plain_request(reader: &mut impl BufRead, writer: &mut impl Write) -> String {
+    for _ in 0..100 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return String::new();
+        }
+        let word = line.split([',', '\n']).next().unwrap_or_default();
+        if line.is_empty() || ["LIST", "READ", "WRITE", "BYE"].contains(&word) {
+            return line;
+        }
+        let reply = format!("ERROR: unknown command `{word}`\n");
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return String::new();
+        }
+    }
+    panic!("100 requests of the extensions in a row")
+}
+
 /// Every temporary file (`.ioe-tmp-…`) under `dir`, at any depth.
 pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -699,6 +722,13 @@ impl TrickleServer {
                 } else if request.starts_with("BYE") {
                     let _ = writer.write_all(b"OK bye\n");
                     return;
+                } else {
+                    // a plain IOE/1 server: no extensions
+                    let word = request.trim_end().split(',').next().unwrap_or_default();
+                    let reply = format!("ERROR: unknown command `{word}`\n");
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
                 }
                 request.clear();
             }
