@@ -9,7 +9,7 @@ mod common;
 use common::{Child, TestServer, finish, pseudo_random, put, temp_files};
 use ioe::session::{DRAIN_LIMIT, MAX_LISTING};
 use ioe::{ErrorKind, Session};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::thread;
