@@ -344,3 +344,34 @@ fn a_misused_helper_says_how_to_call_it() {
         );
     }
 }
+
+#[test]
+fn the_repls_help_lists_every_declared_function_and_those_defined_there() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &["repl", "--no-history"],
+        "fn twice(x) { x * 2 }\nhelp\n",
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    for doc in ioe::script::functions::API {
+        let calls = format!("  {}\n      {}\n", doc.calls.join("  "), doc.doc);
+        assert!(run.stdout.contains(&calls), "{calls}\n{}", run.stdout);
+    }
+    assert!(
+        run.stdout
+            .contains("\n  file_hash(path)  file_hash(path, algorithm)\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\nDefined here: twice\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\n  s.is_open     whether a session"),
+        "{}",
+        run.stdout
+    );
+}

@@ -151,9 +151,15 @@ fn target(head: &str) -> (usize, Target) {
         let Some(call) = call else {
             return (start, Target::Nothing);
         };
-        let function = identifier_before(&head[..call.at]);
+        let before_call = &head[..call.at];
+        let function = identifier_before(before_call);
+        // `s.name(…)`: a method call, which prefers a remote declaration
+        let method = before_call
+            .trim_end()
+            .strip_suffix(function)
+            .is_some_and(|rest| rest.trim_end().ends_with('.'));
         // what the argument names, by its name in the declared calls
-        let target = match functions::argument(function, call.commas) {
+        let target = match functions::argument(function, call.commas, method) {
             Some(Argument::RemoteName) => Target::Remote {
                 dirs_only: false,
                 quoted: true,

@@ -16,6 +16,9 @@ pub enum Side {
     /// A session's verbs: `s.verb(…)` on a session, or `verb(…)` on the
     /// current session.
     Remote,
+    /// A session's verbs whose global name is a local helper's (`exists`,
+    /// `mkdir`): `s.verb(…)` only, and declared so (`s.exists(name)`).
+    SessionOnly,
     /// Local files and folders.
     Local,
     /// Neither side: time, sizes, path text, names, the script itself.
@@ -24,7 +27,18 @@ pub enum Side {
 
 impl Side {
     /// Every side, in the order of `help` and the docs.
-    pub const ALL: [Side; 4] = [Side::Connect, Side::Remote, Side::Local, Side::Neither];
+    pub const ALL: [Side; 5] = [
+        Side::Connect,
+        Side::Remote,
+        Side::SessionOnly,
+        Side::Local,
+        Side::Neither,
+    ];
+
+    /// Whether functions of this side act on a server.
+    fn is_remote(self) -> bool {
+        matches!(self, Side::Remote | Side::SessionOnly)
+    }
 
     /// The heading of this side's group.
     pub fn heading(self) -> &'static str {
@@ -32,6 +46,9 @@ impl Side {
             Side::Connect => "Connecting",
             Side::Remote => {
                 "Remote: a session's verbs, `s.verb(…)` on a session or `verb(…)` on the current one"
+            }
+            Side::SessionOnly => {
+                "Remote, on a session only: `s.verb(…)`, the global `verb(…)` being a local helper"
             }
             Side::Local => "Local: files and folders on this machine",
             Side::Neither => "Neither side: time, sizes, path text, names, the script",
@@ -44,9 +61,11 @@ impl Side {
 pub struct FunctionDoc {
     /// The name scripts call it by.
     pub name: &'static str,
-    /// The ways to call it, as a script writes them: `read(remote, local)`;
-    /// `[…]` marks arguments that may be left out. Argument names say what
-    /// Tab completes there: see [`argument`].
+    /// The ways to call it, as a script writes them: `read(remote, local)`,
+    /// `s.exists(name)` for [`Side::SessionOnly`]; `[…]` marks arguments
+    /// that may be left out. Argument names say what Tab completes there:
+    /// see [`argument`]. A name is declared at most twice: once as
+    /// [`Side::SessionOnly`] and once on another side.
     pub calls: &'static [&'static str],
     /// Which side it acts on.
     pub side: Side,
@@ -306,15 +325,16 @@ pub const PROPERTIES: &[PropertyDoc] = &[
     },
 ];
 
-/// The declaration of the function `name`.
+/// The (first) declaration of the function `name`.
 pub fn find(name: &str) -> Option<&'static FunctionDoc> {
     API.iter().find(|d| d.name == name)
 }
 
-/// Every declared function name, sorted.
+/// Every declared function name, sorted, without repeats.
 pub fn names() -> Vec<&'static str> {
     let mut names: Vec<&str> = API.iter().map(|d| d.name).collect();
     names.sort_unstable();
+    names.dedup();
     names
 }
 
@@ -329,20 +349,32 @@ pub fn property_names() -> Vec<&'static str> {
 /// How `name` is called, for a report of a call that does not fit:
 /// `read(remote) or read(remote, local), on a session or on the current one`.
 pub fn usage(name: &str) -> Option<String> {
-    let doc = find(name)?;
-    let mut text = match doc.calls {
-        [] => String::new(),
-        [one] => one.to_string(),
-        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
-    };
-    if doc.side == Side::Remote {
-        text.push_str(", on a session or on the current one");
-    }
-    if !doc.note.is_empty() {
-        text.push_str("; ");
-        text.push_str(doc.note);
-    }
-    Some(text)
+    usage_in(API, name)
+}
+
+fn usage_in(api: &[FunctionDoc], name: &str) -> Option<String> {
+    let ways: Vec<String> = api
+        .iter()
+        .filter(|d| d.name == name)
+        .map(|doc| {
+            let mut text = match doc.calls {
+                [] => String::new(),
+                [one] => one.to_string(),
+                [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+            };
+            match doc.side {
+                Side::Remote => text.push_str(", on a session or on the current one"),
+                Side::SessionOnly => text.push_str(" on a session"),
+                _ => {}
+            }
+            if !doc.note.is_empty() {
+                text.push_str("; ");
+                text.push_str(doc.note);
+            }
+            text
+        })
+        .collect();
+    (!ways.is_empty()).then(|| ways.join("; or "))
 }
 
 /// What an argument of a function names, for Tab completion.
@@ -357,17 +389,30 @@ pub enum Argument {
 }
 
 /// What the argument at `index` (0 for the first) of a call of `name`
-/// names, by the argument's name in the declared calls.
-pub fn argument(name: &str, index: usize) -> Option<Argument> {
-    let doc = find(name)?;
+/// names, by the argument's name in the declared calls; `method` when the
+/// call is `s.name(…)`, which prefers a remote declaration.
+pub fn argument(name: &str, index: usize, method: bool) -> Option<Argument> {
+    argument_in(API, name, index, method)
+}
+
+fn argument_in(api: &[FunctionDoc], name: &str, index: usize, method: bool) -> Option<Argument> {
+    let mut docs = api.iter().filter(|d| d.name == name);
+    let doc = if method {
+        docs.clone()
+            .find(|d| d.side.is_remote())
+            .or_else(|| docs.next())?
+    } else {
+        docs.find(|d| d.side != Side::SessionOnly)?
+    };
     let param = doc
         .calls
         .iter()
         .find_map(|call| parameters(call).into_iter().nth(index))?;
     match (doc.side, param) {
-        (Side::Remote, "remote" | "name") => Some(Argument::RemoteName),
-        (Side::Remote, "dir") => Some(Argument::RemoteFolder),
-        (Side::Remote, "local") | (Side::Local, "path" | "dir") => Some(Argument::LocalPath),
+        (side, "remote" | "name") if side.is_remote() => Some(Argument::RemoteName),
+        (side, "dir") if side.is_remote() => Some(Argument::RemoteFolder),
+        (side, "local") if side.is_remote() => Some(Argument::LocalPath),
+        (Side::Local, "path" | "dir") => Some(Argument::LocalPath),
         _ => None,
     }
 }
@@ -391,6 +436,9 @@ fn parameters(call: &str) -> Vec<&str> {
 pub fn help_text() -> String {
     let mut text = String::new();
     for side in Side::ALL {
+        if !API.iter().any(|d| d.side == side) {
+            continue;
+        }
         text.push_str(side.heading());
         text.push_str(":\n");
         for doc in API.iter().filter(|d| d.side == side) {
@@ -409,6 +457,9 @@ pub fn help_text() -> String {
 pub(crate) fn markdown() -> String {
     let mut text = String::new();
     for side in Side::ALL {
+        if !API.iter().any(|d| d.side == side) {
+            continue;
+        }
         text.push_str(&format!("\n#### {}\n\n", side.heading()));
         text.push_str("| call | does |\n| --- | --- |\n");
         for doc in API.iter().filter(|d| d.side == side) {
@@ -433,14 +484,28 @@ mod tests {
     const END: &str = "<!-- api:end -->";
 
     #[test]
-    fn every_function_is_declared_once_with_a_call_of_its_name() {
-        let mut names = names();
-        names.dedup();
-        assert_eq!(names.len(), API.len(), "a function is declared twice");
+    fn every_function_is_declared_once_per_call_style_with_calls_of_its_name() {
+        for name in names() {
+            let sides: Vec<Side> = API
+                .iter()
+                .filter(|d| d.name == name)
+                .map(|d| d.side)
+                .collect();
+            let ok = match sides[..] {
+                [_] => true,
+                [a, b] => (a == Side::SessionOnly) != (b == Side::SessionOnly),
+                _ => false,
+            };
+            assert!(ok, "`{name}` is declared for {sides:?}");
+        }
         for doc in API {
             assert!(!doc.calls.is_empty(), "{}", doc.name);
+            let prefix = match doc.side {
+                Side::SessionOnly => format!("s.{}(", doc.name),
+                _ => format!("{}(", doc.name),
+            };
             for call in doc.calls {
-                assert!(call.starts_with(&format!("{}(", doc.name)), "{call}");
+                assert!(call.starts_with(&prefix), "{call}");
                 assert!(call.ends_with(')'), "{call}");
             }
             // a `|` would break the docs' table
@@ -471,19 +536,50 @@ mod tests {
 
     #[test]
     fn arguments_are_completed_by_their_declared_names() {
-        assert_eq!(argument("read", 0), Some(Argument::RemoteName));
-        assert_eq!(argument("read", 1), Some(Argument::LocalPath));
-        assert_eq!(argument("write", 0), Some(Argument::LocalPath));
-        assert_eq!(argument("write", 1), Some(Argument::RemoteName));
-        assert_eq!(argument("list", 0), Some(Argument::RemoteFolder));
-        assert_eq!(argument("walk", 0), Some(Argument::LocalPath));
-        assert_eq!(argument("file_hash", 0), Some(Argument::LocalPath));
-        assert_eq!(argument("file_hash", 1), None);
-        assert_eq!(argument("write_text", 1), None);
-        assert_eq!(argument("basename", 0), None);
-        assert_eq!(argument("read", 2), None);
+        for method in [false, true] {
+            assert_eq!(argument("read", 0, method), Some(Argument::RemoteName));
+            assert_eq!(argument("read", 1, method), Some(Argument::LocalPath));
+            assert_eq!(argument("write", 0, method), Some(Argument::LocalPath));
+            assert_eq!(argument("write", 1, method), Some(Argument::RemoteName));
+            assert_eq!(argument("list", 0, method), Some(Argument::RemoteFolder));
+            assert_eq!(argument("read", 2, method), None);
+        }
+        assert_eq!(argument("walk", 0, false), Some(Argument::LocalPath));
+        assert_eq!(argument("file_hash", 0, false), Some(Argument::LocalPath));
+        assert_eq!(argument("file_hash", 1, false), None);
+        assert_eq!(argument("write_text", 1, false), None);
+        assert_eq!(argument("basename", 0, false), None);
         assert_eq!(parameters("f(a[, b][, c])"), ["a", "b", "c"]);
         assert_eq!(parameters("f()"), Vec::<&str>::new());
+    }
+
+    /// A local helper and a session-only verb of the same name.
+    const CLASH: &[FunctionDoc] = &[
+        f("exists", &["exists(path)"], Side::Local, "local"),
+        f("exists", &["s.exists(name)"], Side::SessionOnly, "remote"),
+        f("list", &["list(dir)"], Side::Remote, "remote"),
+    ];
+
+    #[test]
+    fn a_name_that_is_local_and_a_session_verb_is_told_apart_by_the_call() {
+        assert_eq!(
+            usage_in(CLASH, "exists").as_deref(),
+            Some("exists(path); or s.exists(name) on a session")
+        );
+        assert_eq!(
+            argument_in(CLASH, "exists", 0, false),
+            Some(Argument::LocalPath)
+        );
+        assert_eq!(
+            argument_in(CLASH, "exists", 0, true),
+            Some(Argument::RemoteName)
+        );
+        // a method call of a function with no remote declaration: as declared
+        assert_eq!(
+            argument_in(CLASH, "list", 0, true),
+            Some(Argument::RemoteFolder)
+        );
+        assert_eq!(argument_in(CLASH, "nothing", 0, true), None);
     }
 
     /// `docs/scripting.md`'s list is [`markdown`]; `IOE_BLESS=1` rewrites it.
