@@ -407,7 +407,13 @@ mod tests {
 
     #[test]
     fn every_registered_function_is_declared_and_every_declared_one_registered() {
-        let state = host().state.clone();
+        let state = Rc::new(RefCell::new(State {
+            current: None,
+            servers: Vec::new(),
+            temp_dirs: Vec::new(),
+            cancel: CancelToken::new(),
+            progress: false,
+        }));
         let mut engine = configured_engine(CancelToken::new());
         let (registered, properties) = register_api(&mut engine, &state);
         let declared = functions::names();
