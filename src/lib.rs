@@ -12,7 +12,8 @@
 //! - [`session`]: the client API (`list`, `read`, `write`, `bye`), with its
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
-//! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe.
+//! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
+//! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
 pub mod cancel;
@@ -28,6 +29,7 @@ pub mod root;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod units;
 
 pub use error::{Error, ErrorKind};
 pub use session::Session;

@@ -94,8 +94,9 @@ struct ServeArgs {
     /// Refuse every upload.
     #[arg(long)]
     read_only: bool,
-    /// Refuse uploads larger than this many bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// Refuse uploads larger than this: bytes, or with a unit K, M, G or
+    /// T (powers of 1024), such as 10M or 1.5G.
+    #[arg(long, value_name = "SIZE", value_parser = ioe::units::parse_size)]
     max_size: Option<u64>,
     /// Connections served at once. When all are taken, a new client takes
     /// the slot of the one idle longest; only when every one is in a

@@ -609,6 +609,44 @@ fn max_size_refuses_larger_uploads_and_keeps_the_session() {
     assert_eq!(client.list_names(), ["ten.txt"]);
 }
 
+#[test]
+fn max_size_takes_a_size_with_a_unit() {
+    let root = TempDir::new().unwrap();
+    let server = ServeProcess::start(root.path(), &["--max-size", "10K"]);
+    let mut client = Raw::connect(server.addr());
+    let reply = client.upload("eleven.bin", &vec![b'x'; 11 * 1024]);
+    assert_eq!(
+        reply,
+        "ERROR: `eleven.bin` is 11264 bytes, over the server's limit of 10240\n"
+    );
+    assert_eq!(
+        client.upload("ten.bin", &vec![b'y'; 10 * 1024]),
+        "OK 10240\n"
+    );
+    assert_eq!(client.read_file("ten.bin"), vec![b'y'; 10 * 1024]);
+    assert_eq!(client.list_names(), ["ten.bin"]);
+}
+
+#[test]
+fn max_size_that_is_not_a_size_is_refused_at_start() {
+    let root = TempDir::new().unwrap();
+    let run = run_ioe(
+        root.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--max-size", "10X"],
+        "",
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "invalid value '10X' for '--max-size <SIZE>': `10X` is not a size: write a \
+             number of bytes, optionally with a unit K, M, G or T (powers of 1024), \
+             such as 512, 10M or 1.5G"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Once the server has told an idle client it is stopping, it has closed
 /// its listener: a new connection is refused, not queued or served.
 fn assert_stopped_accepting(idle: &mut Raw, addr: SocketAddr) {

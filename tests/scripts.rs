@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestServer, put, run_ioe, temp_files};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;

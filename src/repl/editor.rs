@@ -6,6 +6,7 @@
 use super::continuation::{self, Open};
 use super::forms::WORDS;
 use crate::protocol::is_reserved;
+use crate::script::functions::{self, Argument};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hint, Hinter, HistoryHinter};
@@ -150,20 +151,25 @@ fn target(head: &str) -> (usize, Target) {
         let Some(call) = call else {
             return (start, Target::Nothing);
         };
-        let function = identifier_before(&head[..call.at]);
-        let target = match (function, call.commas) {
-            ("read", 0) | ("write", 1) => Target::Remote {
+        let before_call = &head[..call.at];
+        let function = identifier_before(before_call);
+        // `s.name(…)`: a method call, which prefers a remote declaration
+        let method = before_call
+            .trim_end()
+            .strip_suffix(function)
+            .is_some_and(|rest| rest.trim_end().ends_with('.'));
+        // what the argument names, by its name in the declared calls
+        let target = match functions::argument(function, call.commas, method) {
+            Some(Argument::RemoteName) => Target::Remote {
                 dirs_only: false,
                 quoted: true,
             },
-            ("list", 0) => Target::Remote {
+            Some(Argument::RemoteFolder) => Target::Remote {
                 dirs_only: true,
                 quoted: true,
             },
-            ("read", 1) | ("write", 0) | ("walk" | "exists" | "file_size", 0) => {
-                Target::Local { quoted: true }
-            }
-            _ => Target::Nothing,
+            Some(Argument::LocalPath) => Target::Local { quoted: true },
+            None => Target::Nothing,
         };
         return (start, target);
     }
@@ -544,6 +550,27 @@ mod tests {
         assert_eq!(got.len(), 3, "no hidden or temporary files: {got:?}");
         let (_, got) = complete(&h, &format!("WRITE,{base}."));
         assert_eq!(got, vec![format!("{base}.hidden")]);
+    }
+
+    #[test]
+    fn arguments_complete_by_their_declared_names() {
+        let dir = tempfile::TempDir::new().unwrap();
+        fs::write(dir.path().join("data.csv"), b"x").unwrap();
+        let base = format!("{}/", dir.path().display());
+        let h = helper(TREE);
+        // local helpers' `path`, as declared in src/script/functions.rs
+        for call in ["file_hash", "file_info", "read_text", "remove"] {
+            let (_, got) = complete(&h, &format!("{call}(\"{base}da"));
+            assert_eq!(got, vec![format!("{base}data.csv\"")], "{call}");
+        }
+        // not a path: the algorithm, a text helper's argument
+        assert_eq!(
+            complete(&h, "file_hash(\"a.txt\", \"bl").1,
+            Vec::<String>::new()
+        );
+        assert_eq!(complete(&h, "basename(\"rep").1, Vec::<String>::new());
+        // remote ones as before
+        assert_eq!(complete(&h, "s.list(\"do").1, vec!["docs/".to_string()]);
     }
 
     #[test]

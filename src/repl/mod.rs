@@ -20,7 +20,7 @@ pub mod table;
 use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind};
-use crate::script::{Host, HostOptions, ScriptSession, ServerHandle, Stop};
+use crate::script::{Host, HostOptions, ScriptSession, ServerHandle, Stop, functions};
 use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
@@ -487,8 +487,16 @@ impl Repl {
         names
     }
 
+    /// The commands, every script function and property (from their
+    /// declaration, [`crate::script::functions`]), the functions defined
+    /// at the prompt, and the keys.
     fn help(&self) -> String {
-        let functions = self.function_names().join(" ");
+        let defined = self.host.borrow().script_function_names();
+        let defined = if defined.is_empty() {
+            String::new()
+        } else {
+            format!("Defined here: {}\n", defined.join(" "))
+        };
         format!(
             "Commands (the original client's forms; the words in any case):\n\
              \x20 CONNECT,host,port   open a session (also CONNECT,host:port; no port: 7070)\n\
@@ -502,12 +510,13 @@ impl Repl {
              Anything else is Rhai code; variables and functions stay defined\n\
              and commands act on the same session as the script functions:\n\
              \x20 let n = read(\"a.txt\", \"copy.txt\");   for f in list() {{ print(f.name) }}\n\
-             Script functions (docs/scripting.md): {functions}\n\
-             Properties: s.addr s.is_open (a session), h.addr h.root (a `serve` handle)\n\
+             Script functions (docs/scripting.md), by the side they act on:\n\
+             {api}{defined}\
              Keys: Tab completes commands, functions, remote names after READ, or\n\
              read(\" and local paths after WRITE, or write(\"; an unfinished block or\n\
              string goes on with the next line; Ctrl-C clears the line or stops a\n\
-             transfer (closing its session); Ctrl-D leaves.\n"
+             transfer (closing its session); Ctrl-D leaves.\n",
+            api = functions::help_text(),
         )
     }
 }

@@ -1,16 +1,18 @@
 //! The local half of the script API, kept to what a batch job plainly
-//! needs: `walk`, `exists`, `file_size`, `mkdir`, `remove`, `read_text`,
-//! `write_text`, `temp_dir`, `env`, and `sleep` for retry back-offs.
+//! needs: `walk`, `exists`, `file_size`, `file_info`, `file_hash`,
+//! `mkdir`, `remove`, `read_text`, `write_text`, `temp_dir`, `env`, and
+//! `sleep` for retry back-offs.
 
 use super::api::to_int;
 use super::report::BAD_ARGUMENT;
 use super::report::throw;
 use super::{Registry, State};
 use crate::cancel::CancelToken;
+use crate::digest::{Algorithm, hash_reader};
 use crate::error::ErrorKind;
 use crate::protocol::is_reserved;
 use crate::session::file_in_the_way;
-use rhai::{Array, Dynamic, EvalAltResult, INT};
+use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -25,6 +27,11 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     reg.func("walk", walk);
     reg.func("exists", |path: &str| Path::new(path).exists());
     reg.func("file_size", file_size);
+    reg.func("file_info", file_info);
+    reg.func("file_hash", |path: &str| {
+        file_hash(path, Algorithm::Blake3.name())
+    });
+    reg.func("file_hash", file_hash);
     reg.func("mkdir", mkdir);
     reg.func("remove", remove);
     reg.func("read_text", read_text);
@@ -200,6 +207,58 @@ fn file_size(path: &str) -> Fallible<INT> {
         ));
     }
     Ok(to_int(meta.len()))
+}
+
+/// `#{size, mtime, kind}` of a file or folder (links followed): `kind`
+/// `"f"` or `"d"` and `size` 0 for a folder, as in a listing; `mtime` in
+/// whole seconds since 1970.
+fn file_info(path: &str) -> Fallible<Map> {
+    let op = "file_info";
+    let meta = fs::metadata(path).map_err(|e| local_error(op, path, &e))?;
+    let kind = if meta.is_dir() {
+        "d"
+    } else if meta.is_file() {
+        "f"
+    } else {
+        return Err(throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{path}` is neither a file nor a folder"),
+        ));
+    };
+    let size = if meta.is_dir() { 0 } else { to_int(meta.len()) };
+    let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
+    let mut map = Map::new();
+    map.insert("size".into(), size.into());
+    map.insert("mtime".into(), mtime.into());
+    map.insert("kind".into(), kind.into());
+    Ok(map)
+}
+
+/// A file's digest with `algorithm` (`blake3` or `sha256`, the remote
+/// `hash`'s), in lower-case hex.
+fn file_hash(path: &str, algorithm: &str) -> Fallible<String> {
+    let op = "file_hash";
+    let Some(algorithm) = Algorithm::from_name(algorithm) else {
+        return Err(throw(
+            BAD_ARGUMENT,
+            format!("{op}: unknown hash algorithm `{algorithm}`; use \"blake3\" or \"sha256\""),
+        ));
+    };
+    // looked at before opening: opening a FIFO would wait for a writer
+    let meta = fs::metadata(path).map_err(|e| local_error(op, path, &e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
+        return Err(throw(
+            ErrorKind::LocalIo.as_str(),
+            format!("{op}: `{path}` is {what}"),
+        ));
+    }
+    let file = fs::File::open(path).map_err(|e| local_error(op, path, &e))?;
+    hash_reader(algorithm, file).map_err(|e| local_error(op, path, &e))
 }
 
 /// Creates a folder and its missing parents; an existing folder is fine.

@@ -3,17 +3,25 @@
 //! whole scripts (`ioe run`) or one entry at a time (the REPL), and turns
 //! failures into [`Report`]s.
 //!
+//! - `functions`: the one declaration of every function (name, calls,
+//!   side, doc), which registration is checked against and `help`,
+//!   completion and the docs' list are made from;
 //! - `api`: `connect`, `Session`, the transfer functions, `serve`;
 //! - `import`: modules (`import "lib" as lib;`) beside the importing script;
 //! - `local`: the local file helpers, `env` and `sleep`;
+//! - `text`: helpers on values alone: sizes, path text, globs;
+//! - `time`: `now`, `format_time`, `parse_time`;
 //! - `report`: error maps for `catch`, and the report for uncaught errors;
 //! - `run`: the `ioe run` command (sources, Ctrl-C, exit statuses).
 
 mod api;
+pub mod functions;
 mod import;
 mod local;
 mod report;
 mod run;
+mod text;
+mod time;
 
 pub(crate) use api::remote_folder;
 pub use api::{ScriptSession, ServerHandle};
@@ -59,8 +67,8 @@ pub(crate) struct State {
     progress: bool,
 }
 
-/// Registers functions and properties and remembers their names (for
-/// completion and `help`).
+/// Registers functions and properties and remembers their names, to check
+/// them against [`functions::API`] and [`functions::PROPERTIES`].
 pub(crate) struct Registry<'a> {
     engine: &'a mut Engine,
     names: &'a mut Vec<&'static str>,
@@ -73,6 +81,10 @@ impl Registry<'_> {
         name: &'static str,
         func: impl RhaiNativeFunc<A, N, X, R, F> + 'static,
     ) {
+        debug_assert!(
+            functions::find(name).is_some(),
+            "`{name}` is registered but not declared in src/script/functions.rs"
+        );
         self.engine.register_fn(name, func);
         self.names.push(name);
     }
@@ -82,6 +94,10 @@ impl Registry<'_> {
         name: &'static str,
         get: impl Fn(&mut T) -> R + 'static,
     ) {
+        debug_assert!(
+            functions::property_names().contains(&name),
+            "property `{name}` is registered but not declared in src/script/functions.rs"
+        );
         self.engine.register_get(name, get);
         self.properties.push(name);
     }
@@ -111,8 +127,6 @@ pub struct Host {
     sources: HashMap<String, String>,
     /// Which source defined each script function (by name).
     fn_sources: HashMap<String, String>,
-    names: Vec<&'static str>,
-    properties: Vec<&'static str>,
 }
 
 impl Host {
@@ -126,25 +140,9 @@ impl Host {
             progress: options.progress,
         }));
         let mut engine = configured_engine(options.cancel.clone());
-        let mut names = Vec::new();
-        let mut properties = Vec::new();
-        let mut registry = Registry {
-            engine: &mut engine,
-            names: &mut names,
-            properties: &mut properties,
-        };
-        registry.func("exit", || -> Result<(), _> {
-            Err(report::exit_request(Dynamic::UNIT))
-        });
-        registry.func("exit", |value: Dynamic| -> Result<(), _> {
-            Err(report::exit_request(value))
-        });
-        api::register(&mut registry, &state);
-        local::register(&mut registry, &state);
-        names.sort_unstable();
-        names.dedup();
-        properties.sort_unstable();
-        properties.dedup();
+        let (names, properties) = register_api(&mut engine, &state);
+        debug_assert_eq!(names, functions::names(), "registered ≠ declared functions");
+        debug_assert_eq!(properties, functions::property_names());
 
         let mut scope = Scope::new();
         let args: Array = options.args.into_iter().map(Dynamic::from).collect();
@@ -156,8 +154,6 @@ impl Host {
             state,
             sources: HashMap::new(),
             fn_sources: HashMap::new(),
-            names,
-            properties,
         }
     }
 
@@ -199,15 +195,15 @@ impl Host {
         session.is_open().then(|| session.addr())
     }
 
-    /// Every function name the `ioe` API registers, sorted.
-    pub fn function_names(&self) -> &[&'static str] {
-        &self.names
+    /// Every function name of the `ioe` API, sorted.
+    pub fn function_names(&self) -> Vec<&'static str> {
+        functions::names()
     }
 
-    /// Every property name (`s.addr`, `h.root`, …) the `ioe` API registers,
+    /// Every property name (`s.addr`, `server.root`, …) of the `ioe` API,
     /// sorted.
-    pub fn property_names(&self) -> &[&'static str] {
-        &self.properties
+    pub fn property_names(&self) -> Vec<&'static str> {
+        functions::property_names()
     }
 
     /// The functions earlier entries defined with `fn`, sorted (for the
@@ -222,6 +218,36 @@ impl Host {
         names.dedup();
         names
     }
+}
+
+/// Registers the whole `ioe` API on `engine`; returns the names of the
+/// functions and of the properties registered, sorted, without repeats.
+fn register_api(
+    engine: &mut Engine,
+    state: &Rc<RefCell<State>>,
+) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut names = Vec::new();
+    let mut properties = Vec::new();
+    let mut registry = Registry {
+        engine,
+        names: &mut names,
+        properties: &mut properties,
+    };
+    registry.func("exit", || -> Result<(), _> {
+        Err(report::exit_request(Dynamic::UNIT))
+    });
+    registry.func("exit", |value: Dynamic| -> Result<(), _> {
+        Err(report::exit_request(value))
+    });
+    api::register(&mut registry, state);
+    local::register(&mut registry, state);
+    text::register(&mut registry);
+    time::register(&mut registry);
+    names.sort_unstable();
+    names.dedup();
+    properties.sort_unstable();
+    properties.dedup();
+    (names, properties)
 }
 
 /// An engine with the limits, the module resolver, Ctrl-C checks between
@@ -380,36 +406,38 @@ mod tests {
     }
 
     #[test]
-    fn function_names_cover_the_api() {
-        let host = host();
-        for name in [
-            "connect",
-            "list",
-            "read",
-            "write",
-            "bye",
-            "serve",
-            "walk",
-            "exists",
-            "file_size",
-            "mkdir",
-            "remove",
-            "read_text",
-            "write_text",
-            "temp_dir",
-            "env",
-            "exit",
-        ] {
-            assert!(host.function_names().contains(&name), "{name} missing");
-        }
-        assert_eq!(host.property_names(), ["addr", "is_open", "root"]);
+    fn every_registered_function_is_declared_and_every_declared_one_registered() {
+        let state = Rc::new(RefCell::new(State {
+            current: None,
+            servers: Vec::new(),
+            temp_dirs: Vec::new(),
+            cancel: CancelToken::new(),
+            progress: false,
+        }));
+        let mut engine = configured_engine(CancelToken::new());
+        let (registered, properties) = register_api(&mut engine, &state);
+        let declared = functions::names();
+        let undeclared: Vec<_> = registered
+            .iter()
+            .filter(|n| !declared.contains(n))
+            .collect();
+        let unregistered: Vec<_> = declared
+            .iter()
+            .filter(|n| !registered.contains(n))
+            .collect();
+        assert!(
+            undeclared.is_empty() && unregistered.is_empty(),
+            "registered but not declared: {undeclared:?}; declared but not registered: \
+             {unregistered:?}"
+        );
+        assert_eq!(properties, functions::property_names());
     }
 
     #[test]
     fn every_api_function_says_how_to_call_it() {
         let host = host();
         for name in host.function_names() {
-            assert!(report::usage(name).is_some(), "{name}");
+            assert!(functions::usage(name).is_some(), "{name}");
         }
     }
 }

@@ -386,36 +386,10 @@ fn not_found_message(signature: &str) -> String {
         .replace("i64", "int")
         .replace("f64", "float");
     let name = signature.split(" (").next().unwrap_or(signature);
-    match usage(name) {
+    match super::functions::usage(name) {
         Some(forms) => format!("Function not found: {readable}; call it as {forms}"),
         None => format!("Function not found: {readable}"),
     }
-}
-
-/// How each function of the `ioe` API is called (`None` for other names).
-pub(crate) fn usage(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "connect" => {
-            "connect(host, port) with a number for port, connect(\"host:port\") or connect(server)"
-        }
-        "list" => "list() or list(dir), on a session or on the current one",
-        "read" => "read(remote) or read(remote, local), on a session or on the current one",
-        "write" => "write(local) or write(local, remote), on a session or on the current one",
-        "bye" => "bye(), on a session or on the current one",
-        "serve" => "serve(dir)",
-        "walk" => "walk(dir)",
-        "exists" => "exists(path)",
-        "file_size" => "file_size(path)",
-        "mkdir" => "mkdir(path)",
-        "remove" => "remove(path)",
-        "read_text" => "read_text(path)",
-        "write_text" => "write_text(path, text)",
-        "temp_dir" => "temp_dir()",
-        "env" => "env(name)",
-        "sleep" => "sleep(seconds), seconds a number such as 2 or 0.5",
-        "exit" => "exit(), exit(n) or exit(\"text\")",
-        _ => return None,
-    })
 }
 
 /// The `kind` and `message` of a thrown `#{kind, message}` map.
