@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod relay;
+
 use ioe::Session;
 use ioe::server::{Config, RunningServer, Server};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
