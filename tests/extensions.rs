@@ -360,3 +360,48 @@ fn readat_sends_the_part_asked_for_and_no_more() {
     // and the session is in step
     assert_eq!(raw.read_file("a/f.txt"), b"hello\n");
 }
+
+/// Sends `WALK` and reads the reply as it streams, keeping nothing but the
+/// count; returns the count and the last line.
+fn count_walk(raw: &mut Raw) -> (u64, String) {
+    raw.send(b"WALK\n");
+    assert_eq!(raw.line(), "OK\n");
+    for count in 0..10_000_000u64 {
+        let line = raw.line();
+        if !line.starts_with("f,") && !line.starts_with("d,") {
+            return (count, line.trim_end().to_string());
+        }
+    }
+    panic!("no end after ten million lines");
+}
+
+#[test]
+fn a_walk_of_a_hundred_thousand_entries_keeps_the_servers_memory_flat() {
+    let root = tempfile::TempDir::new().unwrap();
+    // long names, so that a server holding the whole tree would need
+    // several times the allowance below
+    let pad = "n".repeat(80);
+    put(root.path(), &format!("small/{pad}"), b"");
+    for folder in 0..100 {
+        let dir = root.path().join(format!("tree/{folder:03}-{pad}"));
+        fs::create_dir_all(&dir).unwrap();
+        for file in 0..1000 {
+            fs::File::create(dir.join(format!("{file:04}-{pad}"))).unwrap();
+        }
+    }
+    let server = common::ServeProcess::start(root.path(), &[]);
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"WALK,small\n");
+    assert_eq!(raw.line(), "OK\n");
+    assert!(raw.line().starts_with("f,0,"));
+    assert_eq!(raw.line(), "END 1\n");
+    let before = server.peak_memory();
+    let (count, end) = count_walk(&mut raw);
+    // 2 + 100 folders + 100,000 files
+    assert_eq!((count, end.as_str()), (100_103, "END 100103"));
+    let growth = server.peak_memory().saturating_sub(before);
+    assert!(
+        growth < 6 * 1024 * 1024,
+        "the server grew by {growth} bytes walking 100,103 entries"
+    );
+}

@@ -430,6 +430,18 @@ impl ServeProcess {
         self.addr
     }
 
+    /// The most memory the process has held so far (`VmHWM`), in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line");
+        kib * 1024
+    }
+
     /// Sends a signal by name (`TERM`, `INT`) with `kill(1)`.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
