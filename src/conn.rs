@@ -261,9 +261,9 @@ impl Conn {
 }
 
 /// Sends `n` bytes of `file`, from its current offset, to `stream`
-/// through a buffer of up to [`BUFFER_SIZE`] (no bigger than the body).
-/// Returns how many bytes went out; fewer than `n` means the file ended
-/// early.
+/// through a buffer of up to [`BUFFER_SIZE`] (no bigger than the body),
+/// keeping to `pace` (see [`PacedWriter`]). Returns how many bytes went
+/// out; fewer than `n` means the file ended early.
 ///
 /// Not `sendfile(2)`: it saves the sender a copy, but the receiver then
 /// reads the sender's page-cache pages, cold in the CPU caches, and on
@@ -271,25 +271,6 @@ impl Conn {
 /// server ran at ~2,700 MB/s against ~3,300 MB/s through this buffer, the
 /// receiver spending a quarter more CPU per byte (docs/performance.md).
 /// (`io::copy` would do the same through an 8 KiB buffer.)
-pub fn send_file(file: &File, stream: &TcpStream, n: u64) -> io::Result<u64> {
-    send_file_with(file, stream, n, |_| Ok(()))
-}
-
-/// [`send_file`], calling `sent_piece` with the size of each piece once it went
-/// out (for a progress bar); an error from `sent_piece` stops the sending.
-pub fn send_file_with(
-    file: &File,
-    mut stream: &TcpStream,
-    n: u64,
-    mut sent_piece: impl FnMut(u64) -> io::Result<()>,
-) -> io::Result<u64> {
-    send_pieces(file, n, |piece| {
-        stream.write_all(piece)?;
-        sent_piece(piece.len() as u64)
-    })
-}
-
-/// [`send_file`] keeping to `pace` (see [`PacedWriter`]).
 pub fn send_file_paced(
     file: &File,
     stream: &TcpStream,
@@ -500,43 +481,15 @@ mod tests {
         file.write_all(&data).unwrap();
         use std::io::Seek;
         file.seek(io::SeekFrom::Start(1000)).unwrap();
-        assert_eq!(send_file(&file, &stream, 200_000).unwrap(), 200_000);
+        let now = std::time::Instant::now();
+        let mut pace = Pace::new(None, Duration::from_secs(10), now);
+        let mut send = |n| send_file_paced(&file, &stream, n, &mut pace).unwrap();
+        assert_eq!(send(200_000), 200_000);
         // the offset moved on; asking for more than is left sends the rest
-        assert_eq!(send_file(&file, &stream, 500_000).unwrap(), 99_000);
-        assert_eq!(send_file(&file, &stream, 10).unwrap(), 0);
+        assert_eq!(send(500_000), 99_000);
+        assert_eq!(send(10), 0);
         drop(stream);
         assert_eq!(reader.join().unwrap(), &data[1000..]);
-    }
-
-    #[test]
-    fn each_piece_sent_is_reported_and_an_error_stops_the_sending() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = thread::spawn(move || {
-            let mut received = Vec::new();
-            let _ = TcpStream::connect(addr).unwrap().read_to_end(&mut received);
-            received.len()
-        });
-        let (stream, _) = listener.accept().unwrap();
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(&vec![7; 3 * BUFFER_SIZE + 10]).unwrap();
-        use std::io::Seek;
-        file.seek(io::SeekFrom::Start(0)).unwrap();
-        // a progress bar sees every buffer's worth, not only the end
-        let mut pieces = Vec::new();
-        let sent = send_file_with(&file, &stream, 2 * BUFFER_SIZE as u64 + 10, |n| {
-            pieces.push(n);
-            Ok(())
-        });
-        assert_eq!(sent.unwrap(), 2 * BUFFER_SIZE as u64 + 10);
-        assert_eq!(pieces, [BUFFER_SIZE as u64, BUFFER_SIZE as u64, 10]);
-        // a cancel between pieces ends the sending
-        let stopped = send_file_with(&file, &stream, BUFFER_SIZE as u64, |_| {
-            Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"))
-        });
-        assert_eq!(stopped.unwrap_err().kind(), io::ErrorKind::Interrupted);
-        drop(stream);
-        assert_eq!(reader.join().unwrap(), 3 * BUFFER_SIZE + 10);
     }
 
     #[test]

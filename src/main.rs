@@ -136,6 +136,7 @@ fn at_least_one(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse_from(args_after_code_are_the_scripts(
         std::env::args_os().collect(),
     ));
@@ -197,6 +198,18 @@ fn args_after_code_are_the_scripts(mut args: Vec<OsString>) -> Vec<OsString> {
         return args;
     }
     args
+}
+
+/// Writing past a file-size limit (`ulimit -f`) kills a process with
+/// SIGXFSZ by default, leaving its temporary file behind; ignored, the
+/// write fails with "File too large" instead, which is reported like a full
+/// disk and cleaned up.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to "ignore" at start, before
+    // any other thread exists, installs no handler code
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// Writes a line on stderr; a closed stderr must not turn the exit status

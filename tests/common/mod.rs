@@ -330,9 +330,9 @@ impl ServeProcess {
     }
 
     /// Like [`start_logging`](Self::start_logging), with files the server
-    /// writes limited to `max_file_bytes` (`RLIMIT_FSIZE`, with `SIGXFSZ`
-    /// ignored): writes past it fail with "File too large", as on a full
-    /// disk, even for root.
+    /// writes limited to `max_file_bytes` (`RLIMIT_FSIZE`; `ioe` ignores
+    /// `SIGXFSZ` itself): writes past it fail with "File too large", as on
+    /// a full disk, even for root.
     pub fn start_with_file_limit(root: &Path, args: &[&str], max_file_bytes: u64) -> ServeProcess {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
@@ -343,9 +343,7 @@ impl ServeProcess {
                     rlim_cur: max_file_bytes,
                     rlim_max: max_file_bytes,
                 };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0
-                    || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
-                {
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
