@@ -401,3 +401,65 @@ fn bad_options_are_bad_arguments_naming_the_key_and_nothing_moves() {
     assert!(!server.root().join("x.txt").exists());
     assert!(!server.root().join("up.txt").exists());
 }
+
+/// A server for one connection that has `hash sha256` but answers every
+/// `HASH` with a digest of other bytes: `READ` sends `hello`.
+fn lying_server() -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("the script connects");
+        stream.set_read_timeout(Some(common::RUN_TIMEOUT)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut requests = Vec::new();
+        for _ in 0..100 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let word = line
+                .split([',', '\n'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            requests.push(word.clone());
+            let reply = match word.as_str() {
+                "FEATURES" => "OK 2\nhash sha256\nlimits read-only=0\n".to_string(),
+                "READ" => "5\nhello".to_string(),
+                "HASH" => format!("OK sha256 {}\n", "0".repeat(64)),
+                "BYE" => "OK bye\n".to_string(),
+                _ => "ERROR: not in this test\n".to_string(),
+            };
+            if writer.write_all(reply.as_bytes()).is_err() || word == "BYE" {
+                break;
+            }
+        }
+        requests
+    });
+    (addr, thread)
+}
+
+#[test]
+fn a_verified_read_whose_digests_differ_is_corrupt_and_keeps_nothing() {
+    let (addr, server) = lying_server();
+    let work = TempDir::new().unwrap();
+    let got = caught(
+        work.path(),
+        &addr.to_string(),
+        &[
+            r#"read("a.txt", "got.txt", #{verify: true})"#,
+            r#"if exists("got.txt") { throw "kept" }"#,
+            r#"read("a.txt", "plain.txt")"#,
+            r#"bye()"#,
+        ],
+    );
+    assert!(got[0].starts_with("corrupt | read `a.txt`: "), "{got:#?}");
+    assert_eq!(got[1..], ["no error", "no error", "no error"], "{got:#?}");
+    assert!(!work.path().join("got.txt").exists());
+    assert_eq!(fs::read(work.path().join("plain.txt")).unwrap(), b"hello");
+    assert!(temp_files(work.path()).is_empty());
+    let requests = server.join().unwrap();
+    assert_eq!(requests, ["FEATURES", "READ", "HASH", "READ", "BYE"]);
+}

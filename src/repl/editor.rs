@@ -605,6 +605,19 @@ mod tests {
         assert_eq!(complete(&h, "basename(\"rep").1, Vec::<String>::new());
         // remote ones as before
         assert_eq!(complete(&h, "s.list(\"do").1, vec!["docs/".to_string()]);
+        // the extensions' verbs: remote names, folders for walk and mkdir
+        for call in ["stat", "hash", "delete", "set_mtime", "s.exists", "s.stat"] {
+            let (_, got) = complete(&h, &format!("{call}(\"rep"));
+            assert_eq!(got, vec!["report.pdf\"".to_string()], "{call}");
+        }
+        for call in ["s.walk", "s.mkdir"] {
+            let (_, got) = complete(&h, &format!("{call}(\"d"));
+            assert_eq!(got, vec!["docs/".to_string()], "{call}");
+        }
+        assert_eq!(
+            complete(&h, "hash(\"report.pdf\", \"bl").1,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
