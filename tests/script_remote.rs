@@ -390,10 +390,10 @@ fn bad_options_are_bad_arguments_naming_the_key_and_nothing_moves() {
         [
             "bad_argument | read `a.txt`: unknown option `verfy`; the options are \
              `mtime`, `verify`, `resume`",
-            "bad_argument | read `a.txt`: option `mtime` takes true or false, not a i64",
+            "bad_argument | read `a.txt`: option `mtime` takes true or false, not 1",
             "bad_argument | write `x.txt`: unknown option `resume` (`resume` is for \
              downloads, `read`); the options are `mtime`, `verify`",
-            "bad_argument | write `up.txt`: option `verify` takes true or false, not a string",
+            "bad_argument | write `up.txt`: option `verify` takes true or false, not \"yes\"",
         ]
     );
     assert!(!work.path().join("got.txt").exists());

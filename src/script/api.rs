@@ -359,10 +359,10 @@ fn transfer_options(
                 ));
             }
         };
-        *slot = value.as_bool().map_err(|found| {
+        *slot = value.as_bool().map_err(|_| {
             throw(
                 BAD_ARGUMENT,
-                format!("{op}: option `{key}` takes true or false, not a {found}"),
+                format!("{op}: option `{key}` takes true or false, not {value:?}"),
             )
         })?;
     }
