@@ -1053,7 +1053,9 @@ fn a_call_with_the_wrong_arguments_shows_how_to_call_it() {
         (
             "let s = connect(serve(\".\")); s.read(1)",
             "error: Function not found: read (Session, int); \
-             call it as read(remote) or read(remote, local), on a session or on the current one",
+             call it as read(remote), read(remote, local), read(remote, options) or \
+             read(remote, local, options), on a session or on the current one; \
+             options is a map such as #{mtime: true, verify: false, resume: false}",
         ),
         (
             "write_text(\"a.txt\")",

@@ -179,25 +179,34 @@ fn target(head: &str) -> (usize, Target) {
     (start, Target::Word { line_start })
 }
 
-/// `READ,`, `WRITE,` and `LIST,` complete their field; the field starts
-/// after the comma and any spaces.
+/// The command forms complete their name field: `READ,`, `STAT,`,
+/// `HASH,` and `DELETE,` remote names, `LIST,`, `WALK,` and `MKDIR,`
+/// remote folders, `WRITE,` local paths, and `SETTIME,` the name after
+/// its seconds. The field starts after the comma and any spaces.
 fn form_field(head: &str) -> Option<(usize, Target)> {
-    let (word, field) = head.split_once(',')?;
+    let (word, mut field) = head.split_once(',')?;
+    let mut start = word.len() + 1;
+    let remote = |dirs_only| Target::Remote {
+        dirs_only,
+        quoted: false,
+    };
     let target = match word.trim().to_ascii_uppercase().as_str() {
-        "READ" => Target::Remote {
-            dirs_only: false,
-            quoted: false,
-        },
-        "LIST" => Target::Remote {
-            dirs_only: true,
-            quoted: false,
-        },
+        "READ" | "STAT" | "HASH" | "DELETE" => remote(false),
+        "LIST" | "WALK" | "MKDIR" => remote(true),
         "WRITE" => Target::Local { quoted: false },
-        "CONNECT" => Target::Nothing,
+        "SETTIME" => match field.split_once(',') {
+            Some((seconds, name)) => {
+                start += seconds.len() + 1;
+                field = name;
+                remote(false)
+            }
+            None => Target::Nothing,
+        },
+        "CONNECT" | "FEATURES" => Target::Nothing,
         _ => return None,
     };
     let spaces = field.len() - field.trim_start().len();
-    Some((word.len() + 1 + spaces, target))
+    Some((start + spaces, target))
 }
 
 /// The identifier (letters, digits, `_`) that `text` ends with, if any.
@@ -490,6 +499,31 @@ mod tests {
     }
 
     #[test]
+    fn extension_forms_complete_their_remote_name() {
+        let h = helper(TREE);
+        for word in ["STAT", "hash", "DELETE"] {
+            assert_eq!(
+                complete(&h, &format!("{word},rep")),
+                (word.len() + 1, vec!["report.pdf".into()]),
+                "{word}"
+            );
+        }
+        for word in ["WALK", "mkdir"] {
+            assert_eq!(
+                complete(&h, &format!("{word}, d")),
+                (word.len() + 2, vec!["docs/".into()]),
+                "{word}"
+            );
+        }
+        assert_eq!(
+            complete(&h, "SETTIME,1700000000,docs/g"),
+            (19, vec!["docs/guide.md".into()])
+        );
+        assert_eq!(complete(&h, "SETTIME,17"), (8, vec![]));
+        assert_eq!(complete(&h, "FEATURES,"), (9, vec![]));
+    }
+
+    #[test]
     fn read_call_completes_remote_names_and_closes_the_string() {
         let h = helper(TREE);
         assert_eq!(complete(&h, "read(\"rep"), (6, vec!["report.pdf\"".into()]));
@@ -571,6 +605,19 @@ mod tests {
         assert_eq!(complete(&h, "basename(\"rep").1, Vec::<String>::new());
         // remote ones as before
         assert_eq!(complete(&h, "s.list(\"do").1, vec!["docs/".to_string()]);
+        // the extensions' verbs: remote names, folders for walk and mkdir
+        for call in ["stat", "hash", "delete", "set_mtime", "s.exists", "s.stat"] {
+            let (_, got) = complete(&h, &format!("{call}(\"rep"));
+            assert_eq!(got, vec!["report.pdf\"".to_string()], "{call}");
+        }
+        for call in ["s.walk", "s.mkdir"] {
+            let (_, got) = complete(&h, &format!("{call}(\"d"));
+            assert_eq!(got, vec!["docs/".to_string()], "{call}");
+        }
+        assert_eq!(
+            complete(&h, "hash(\"report.pdf\", \"bl").1,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -618,5 +665,7 @@ mod tests {
         assert_eq!(usage_hint("read"), None);
         assert_eq!(usage_hint("READ,x"), None);
         assert_eq!(usage_hint("BYE"), None);
+        assert_eq!(usage_hint("SETTIME").as_deref(), Some(",seconds,name"));
+        assert_eq!(usage_hint("WALK").as_deref(), Some("[,folder]"));
     }
 }

@@ -1,6 +1,8 @@
 //! The original client's command forms — `CONNECT,host[,port]`, `LIST`,
-//! `LIST,dir`, `READ,name`, `WRITE,name`, `BYE`, `QUIT` — plus `help`, told
-//! apart from Rhai code. A line is a command form when its first word (up to
+//! `LIST,dir`, `READ,name`, `WRITE,name`, `BYE`, `QUIT` — the forms of the
+//! IOE/1 extensions in the same style — `STAT,name`, `HASH,name`,
+//! `WALK[,dir]`, `MKDIR,name`, `DELETE,name`, `SETTIME,seconds,name`,
+//! `FEATURES` — plus `help`, told apart from Rhai code. A line is a command form when its first word (up to
 //! the first comma) is one of these words in any case and is either alone or
 //! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
 //! script calls).
@@ -21,6 +23,20 @@ pub enum Form {
     Read(String),
     /// `WRITE,name`: upload the local file `name` under the same name.
     Write(String),
+    /// `STAT,name`: one remote entry.
+    Stat(String),
+    /// `HASH,name`: a remote file's digest with the default algorithm.
+    Hash(String),
+    /// `WALK` (the root) or `WALK,dir`: every entry under it.
+    Walk(Option<String>),
+    /// `MKDIR,name`: make a remote folder and its parents.
+    Mkdir(String),
+    /// `DELETE,name`: remove a remote file or empty folder.
+    Delete(String),
+    /// `SETTIME,seconds,name`: set a remote modification time.
+    SetTime(u64, String),
+    /// `FEATURES`: what the server does beyond IOE/1.
+    Features,
     /// `BYE`: close the session, stay at the prompt.
     Bye,
     /// `QUIT` (or `EXIT`): close the session and leave.
@@ -31,11 +47,18 @@ pub enum Form {
 
 /// The command words, as shown by `help` and offered by Tab completion,
 /// each with the text that follows it in its usage line.
-pub const WORDS: [(&str, &str); 7] = [
+pub const WORDS: [(&str, &str); 14] = [
     ("CONNECT", ",host[,port]"),
     ("LIST", "[,folder]"),
     ("READ", ",name"),
     ("WRITE", ",local-file"),
+    ("STAT", ",name"),
+    ("HASH", ",name"),
+    ("WALK", "[,folder]"),
+    ("MKDIR", ",name"),
+    ("DELETE", ",name"),
+    ("SETTIME", ",seconds,name"),
+    ("FEATURES", ""),
     ("BYE", ""),
     ("QUIT", ""),
     ("help", ""),
@@ -74,6 +97,18 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
         )),
         "READ" => name_field("READ", "name", fields).map(Form::Read),
         "WRITE" => name_field("WRITE", "local-file", fields).map(Form::Write),
+        "STAT" => name_field("STAT", "name", fields).map(Form::Stat),
+        "HASH" => name_field("HASH", "name", fields).map(Form::Hash),
+        "WALK" => Ok(Form::Walk(
+            fields
+                .map(str::trim)
+                .and_then(remote_folder)
+                .map(str::to_string),
+        )),
+        "MKDIR" => name_field("MKDIR", "name", fields).map(Form::Mkdir),
+        "DELETE" => name_field("DELETE", "name", fields).map(Form::Delete),
+        "SETTIME" => set_time(fields),
+        "FEATURES" => no_fields("FEATURES", fields).map(|()| Form::Features),
         "BYE" => no_fields("BYE", fields).map(|()| Form::Bye),
         "QUIT" | "EXIT" => no_fields(&word, fields).map(|()| Form::Quit),
         "HELP" => Ok(Form::Help),
@@ -100,6 +135,20 @@ fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
         Err(AddrError::NoHost) => Err(usage()),
         Err(e) => Err(UsageError(e.to_string())),
     }
+}
+
+/// `SETTIME,seconds,name`: the time first, the name last (it may contain
+/// commas), as in the protocol's request.
+fn set_time(fields: Option<&str>) -> Result<Form, UsageError> {
+    let usage = || {
+        UsageError(
+            "usage: SETTIME,seconds,name (seconds since 1970, such as 1700000000)".to_string(),
+        )
+    };
+    let (seconds, rest) = fields.and_then(|f| f.split_once(',')).ok_or_else(usage)?;
+    let seconds: u64 = seconds.trim().parse().map_err(|_| usage())?;
+    let name = name_field("SETTIME", "seconds,name", Some(rest))?;
+    Ok(Form::SetTime(seconds, name))
 }
 
 /// The one field of `READ`/`WRITE`: everything after the first comma (names
@@ -235,6 +284,39 @@ mod tests {
     }
 
     #[test]
+    fn the_extension_forms_take_the_name_last() {
+        assert_eq!(form("STAT,a,b.txt"), Form::Stat("a,b.txt".into()));
+        assert_eq!(form("hash, x y "), Form::Hash("x y".into()));
+        assert_eq!(form("WALK"), Form::Walk(None));
+        assert_eq!(form("WALK,docs/"), Form::Walk(Some("docs".into())));
+        assert_eq!(form("walk,."), Form::Walk(None));
+        assert_eq!(form("MKDIR,new/deep"), Form::Mkdir("new/deep".into()));
+        assert_eq!(form("Delete,old,1.txt"), Form::Delete("old,1.txt".into()));
+        assert_eq!(
+            form("SETTIME, 1700000000 ,a,b.txt"),
+            Form::SetTime(1_700_000_000, "a,b.txt".into())
+        );
+        assert_eq!(form("FEATURES"), Form::Features);
+        assert_eq!(usage("STAT"), "usage: STAT,name");
+        assert_eq!(usage("HASH,"), "usage: HASH,name");
+        assert_eq!(usage("DELETE"), "usage: DELETE,name");
+        assert_eq!(usage("MKDIR, "), "usage: MKDIR,name");
+        assert_eq!(usage("FEATURES,x"), "FEATURES takes no fields");
+        for bad in [
+            "SETTIME",
+            "SETTIME,a.txt",
+            "SETTIME,soon,a.txt",
+            "SETTIME,-1,a.txt",
+        ] {
+            assert!(
+                usage(bad).starts_with("usage: SETTIME,seconds,name"),
+                "{bad}"
+            );
+        }
+        assert_eq!(usage("SETTIME,5,"), "usage: SETTIME,seconds,name");
+    }
+
+    #[test]
     fn rhai_code_is_not_a_command_form() {
         for code in [
             "list()",
@@ -247,6 +329,9 @@ mod tests {
             "listing",
             "",
             "bye()",
+            "stat(\"a\")",
+            "s.walk()",
+            "hash(\"a,b\")",
         ] {
             assert_eq!(parse(code), None, "`{code}`");
         }

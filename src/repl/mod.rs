@@ -1,8 +1,9 @@
 //! The interactive REPL (`ioe repl`, or plain `ioe` at a terminal): the
 //! original command forms and Rhai code at one prompt, sharing one script
-//! [`Host`] — one scope, one current session. Command forms are translated
-//! into calls of the script API, so `CONNECT,…` followed by `list()` uses
-//! the same session. When stdin is not a terminal the lines run as a batch
+//! [`Host`] — one scope, one current session. The original command forms
+//! are translated into calls of the script API, and the forms of the IOE/1
+//! extensions call the host's current session directly, so `CONNECT,…`
+//! followed by `list()` or `STAT,…` uses the same session. When stdin is not a terminal the lines run as a batch
 //! (see [`batch`]). `docs/repl.md` is the user's guide.
 //!
 //! - [`forms`]: parsing `CONNECT,host,port`, `READ,name`, …;
@@ -18,9 +19,12 @@ pub mod forms;
 pub mod table;
 
 use crate::cancel::{CancelToken, Signal, on_signals};
+use crate::error::{Error, ErrorKind};
 use crate::progress::ProgressMode;
-use crate::protocol::{Entry, EntryKind};
-use crate::script::{Host, HostOptions, ScriptSession, ServerHandle, Stop, functions};
+use crate::protocol::{Entry, EntryKind, Features};
+use crate::script::{
+    EXIT_INTERRUPTED, Host, HostOptions, ScriptSession, ServerHandle, Stop, folder_name, functions,
+};
 use crate::session::Session;
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
@@ -423,6 +427,58 @@ impl Repl {
                 say!("sent `{name}` ({} bytes)", show_int(&bytes));
                 Ok(Next::Prompt)
             }
+            Form::Stat(name) => {
+                let name = folder_name(&name);
+                let entry = self.on_session(&format!("stat `{name}`"), |s| s.stat(name))?;
+                say!("{}", table::rows(&[entry]).trim_end());
+                Ok(Next::Prompt)
+            }
+            Form::Walk(dir) => {
+                let op = match &dir {
+                    Some(dir) => format!("walk `{dir}`"),
+                    None => "walk".to_string(),
+                };
+                let entries = self.on_session(&op, |s| s.walk(dir.as_deref()))?;
+                say!("{}", table::render(&entries).trim_end());
+                Ok(Next::Prompt)
+            }
+            Form::Hash(name) => {
+                let (algorithm, hex) =
+                    self.on_session(&format!("hash `{name}`"), |s| s.hash(&name, None))?;
+                say!("{} {hex}  {name}", algorithm.name());
+                Ok(Next::Prompt)
+            }
+            Form::Mkdir(name) => {
+                let name = folder_name(&name);
+                self.on_session(&format!("mkdir `{name}`"), |s| s.mkdir(name))?;
+                say!("made the folder `{name}`");
+                Ok(Next::Prompt)
+            }
+            Form::Delete(name) => {
+                let name = folder_name(&name);
+                self.on_session(&format!("delete `{name}`"), |s| s.delete(name))?;
+                say!("deleted `{name}`");
+                Ok(Next::Prompt)
+            }
+            Form::SetTime(seconds, name) => {
+                let name = folder_name(&name);
+                let op = format!("set_mtime `{name}`");
+                self.on_session(&op, |s| s.set_mtime(name, seconds))?;
+                say!(
+                    "set the modification time of `{name}` to {seconds} ({} UTC)",
+                    table::utc_minute(seconds)
+                );
+                Ok(Next::Prompt)
+            }
+            Form::Features => {
+                let features = self.on_session("features", |s| s.features())?;
+                if features == Features::default() {
+                    say!("none: the server speaks plain IOE/1");
+                } else {
+                    say!("{}", features.to_lines().join("\n"));
+                }
+                Ok(Next::Prompt)
+            }
             Form::Bye => {
                 let Some(addr) = self.host.borrow().current_addr() else {
                     say!("no session is open");
@@ -456,6 +512,45 @@ impl Repl {
                 status: exit.code,
             },
         })
+    }
+
+    /// Runs `f` on the current session: the forms of the extensions call
+    /// the client directly rather than through generated Rhai. Failures
+    /// read as the script calls' do (`error[kind]: message`).
+    fn on_session<R>(
+        &self,
+        op: &str,
+        f: impl FnOnce(&mut Session) -> crate::error::Result<R>,
+    ) -> Result<R, Failure> {
+        let session = self.host.borrow().current_session();
+        let result = match session {
+            Some(session) => session.with(f),
+            None => Err(Error::new(
+                ErrorKind::NotConnected,
+                op,
+                "not connected; connect to a server first",
+            )),
+        };
+        result.map_err(|e| self.client_failure(&e))
+    }
+
+    /// A client error as a failed line: `error[kind]: message` (status 1),
+    /// or `interrupted[cancelled]: …` with 128 + the signal's number.
+    fn client_failure(&self, e: &Error) -> Failure {
+        let (label, status) = match e.kind {
+            ErrorKind::Cancelled => (
+                "interrupted",
+                self.cancel
+                    .signal()
+                    .map_or(EXIT_INTERRUPTED, Signal::exit_status),
+            ),
+            _ => ("error", 1),
+        };
+        let mut text = format!("{label}[{}]: {e}", e.kind.as_str());
+        if e.kind == ErrorKind::NotConnected {
+            text.push_str(" with CONNECT,host,port");
+        }
+        Failure { text, status }
     }
 
     /// Closes the current session politely (BYE), if one is open,
@@ -504,6 +599,14 @@ impl Repl {
              \x20 READ,name           download `name` to the same path here\n\
              \x20 WRITE,file          upload a local file under the same name\n\
              \x20                     (under another: write(\"file\", \"remote\"))\n\
+             \x20 STAT,name           one remote file's or folder's entry\n\
+             \x20 WALK[,folder]       every remote file and folder under the root or a folder\n\
+             \x20 HASH,name           a remote file's digest (blake3 if the server has it,\n\
+             \x20                     else sha256; another: hash(\"name\", \"sha256\"))\n\
+             \x20 MKDIR,name          make a remote folder and its missing parents\n\
+             \x20 DELETE,name         remove a remote file or empty folder\n\
+             \x20 SETTIME,secs,name   set a remote modification time (seconds since 1970)\n\
+             \x20 FEATURES            what the server does beyond IOE/1\n\
              \x20 BYE                 close the session, stay here\n\
              \x20 QUIT                close the session and leave (also Ctrl-D)\n\
              \x20 help                this text\n\
@@ -512,8 +615,9 @@ impl Repl {
              \x20 let n = read(\"a.txt\", \"copy.txt\");   for f in list() {{ print(f.name) }}\n\
              Script functions (docs/scripting.md), by the side they act on:\n\
              {api}{defined}\
-             Keys: Tab completes commands, functions, remote names after READ, or\n\
-             read(\" and local paths after WRITE, or write(\"; an unfinished block or\n\
+             Keys: Tab completes commands, functions, remote names after READ, STAT,\n\
+             HASH, DELETE, MKDIR, WALK, SETTIME,secs, or read(\" and local paths\n\
+             after WRITE, or write(\"; an unfinished block or\n\
              string goes on with the next line; Ctrl-C clears the line or stops a\n\
              transfer (closing its session); Ctrl-D leaves.\n",
             api = functions::help_text(),

@@ -1,4 +1,4 @@
-//! `LIST` output for people: one aligned row per entry with its kind, size
+//! `LIST`, `WALK` and `STAT` output for people: one aligned row per entry with its kind, size
 //! in bytes, modification time (UTC, to the minute) and name; folders end
 //! in `/`.
 
@@ -10,6 +10,22 @@ pub fn render(entries: &[Entry]) -> String {
     if entries.is_empty() {
         return "(empty folder)\n".to_string();
     }
+    let mut out = rows(entries);
+    let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
+    let dirs = entries.len() - files;
+    let _ = writeln!(
+        out,
+        "{} file{}, {} folder{}",
+        files,
+        if files == 1 { "" } else { "s" },
+        dirs,
+        if dirs == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// The header and one aligned row per entry (`STAT` shows one).
+pub fn rows(entries: &[Entry]) -> String {
     let sizes: Vec<String> = entries
         .iter()
         .map(|e| match e.kind {
@@ -31,21 +47,11 @@ pub fn render(entries: &[Entry]) -> String {
             entry.name
         );
     }
-    let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
-    let dirs = entries.len() - files;
-    let _ = writeln!(
-        out,
-        "{} file{}, {} folder{}",
-        files,
-        if files == 1 { "" } else { "s" },
-        dirs,
-        if dirs == 1 { "" } else { "s" }
-    );
     out
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC for seconds since the Unix epoch.
-fn utc_minute(secs: u64) -> String {
+pub fn utc_minute(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let minutes = (secs % 86_400) / 60;
     let (year, month, day) = civil_from_days(days);

@@ -1,14 +1,18 @@
 //! The transfer half of the script API: `connect`, the `Session` type and
-//! its methods, the same functions acting on the current session, and
-//! `serve` with its `Server` handle.
+//! its methods (transfers with their options map, and the IOE/1
+//! extensions: `features`, `stat`, `exists`, `walk`, `hash`, `mkdir`,
+//! `delete`, `set_mtime`), the same functions acting on the current
+//! session where no local helper has the name, and `serve` with its
+//! `Server` handle.
 
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
 use crate::addr::{connect_addr, join_host_port};
+use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::Entry;
+use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::Session;
+use crate::session::{Session, TransferOptions};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -40,6 +44,12 @@ impl ScriptSession {
     /// Lists a folder (the root when `None`) on this session.
     pub fn list(&self, dir: Option<&str>) -> Result<Vec<Entry>, Error> {
         self.0.borrow_mut().list(dir)
+    }
+
+    /// Runs `f` on the client session itself (the REPL's command forms
+    /// call it directly).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
+        f(&mut self.0.borrow_mut())
     }
 
     /// `Session(host:port, open)`: what `to_string` and the REPL show.
@@ -102,21 +112,9 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     reg.func("list", |s: &mut ScriptSession, dir: &str| {
         list(s, Some(dir))
     });
-    reg.func("read", |s: &mut ScriptSession, remote: &str| {
-        read(s, remote, remote)
-    });
-    reg.func(
-        "read",
-        |s: &mut ScriptSession, remote: &str, local: &str| read(s, remote, local),
-    );
-    reg.func("write", |s: &mut ScriptSession, local: &str| {
-        write_as_given(s, local)
-    });
-    reg.func(
-        "write",
-        |s: &mut ScriptSession, local: &str, remote: &str| write(s, local, remote),
-    );
     reg.func("bye", |s: &mut ScriptSession| bye(s));
+    register_transfers(reg);
+    register_extensions(reg);
 
     // the same, on the current session
     let st = Rc::clone(state);
@@ -126,23 +124,9 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         list(&current(&st, &format!("list `{dir}`"))?, Some(dir))
     });
     let st = Rc::clone(state);
-    reg.func("read", move |remote: &str| {
-        read(&current(&st, &format!("read `{remote}`"))?, remote, remote)
-    });
-    let st = Rc::clone(state);
-    reg.func("read", move |remote: &str, local: &str| {
-        read(&current(&st, &format!("read `{remote}`"))?, remote, local)
-    });
-    let st = Rc::clone(state);
-    reg.func("write", move |local: &str| {
-        write_as_given(&current(&st, &format!("write `{local}`"))?, local)
-    });
-    let st = Rc::clone(state);
-    reg.func("write", move |local: &str, remote: &str| {
-        write(&current(&st, &format!("write `{remote}`"))?, local, remote)
-    });
-    let st = Rc::clone(state);
     reg.func("bye", move || bye(&current(&st, "bye")?));
+    register_transfers_on_current(reg, state);
+    register_extensions_on_current(reg, state);
 
     let st = Rc::clone(state);
     reg.func("serve", move |dir: &str| serve(&st, dir));
@@ -156,6 +140,142 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         .register_fn("to_debug", |s: &mut ScriptSession| s.describe())
         .register_fn("to_string", |h: &mut ServerHandle| h.describe())
         .register_fn("to_debug", |h: &mut ServerHandle| h.describe());
+}
+
+/// `read` and `write` on a session, with and without an options map.
+fn register_transfers(reg: &mut Registry<'_>) {
+    reg.func("read", |s: &mut ScriptSession, remote: &str| {
+        read(s, remote, remote, None)
+    });
+    reg.func(
+        "read",
+        |s: &mut ScriptSession, remote: &str, local: &str| read(s, remote, local, None),
+    );
+    reg.func(
+        "read",
+        |s: &mut ScriptSession, remote: &str, options: Map| read(s, remote, remote, Some(options)),
+    );
+    reg.func(
+        "read",
+        |s: &mut ScriptSession, remote: &str, local: &str, options: Map| {
+            read(s, remote, local, Some(options))
+        },
+    );
+    reg.func("write", |s: &mut ScriptSession, local: &str| {
+        write_as_given(s, local, None)
+    });
+    reg.func(
+        "write",
+        |s: &mut ScriptSession, local: &str, remote: &str| write(s, local, remote, None),
+    );
+    reg.func(
+        "write",
+        |s: &mut ScriptSession, local: &str, options: Map| write_as_given(s, local, Some(options)),
+    );
+    reg.func(
+        "write",
+        |s: &mut ScriptSession, local: &str, remote: &str, options: Map| {
+            write(s, local, remote, Some(options))
+        },
+    );
+}
+
+/// `read` and `write` on the current session.
+fn register_transfers_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
+    let on = |st: &Rc<RefCell<State>>, op: &str, name: &str| current(st, &format!("{op} `{name}`"));
+    let st = Rc::clone(state);
+    reg.func("read", move |remote: &str| {
+        read(&on(&st, "read", remote)?, remote, remote, None)
+    });
+    let st = Rc::clone(state);
+    reg.func("read", move |remote: &str, local: &str| {
+        read(&on(&st, "read", remote)?, remote, local, None)
+    });
+    let st = Rc::clone(state);
+    reg.func("read", move |remote: &str, options: Map| {
+        read(&on(&st, "read", remote)?, remote, remote, Some(options))
+    });
+    let st = Rc::clone(state);
+    reg.func("read", move |remote: &str, local: &str, options: Map| {
+        read(&on(&st, "read", remote)?, remote, local, Some(options))
+    });
+    let st = Rc::clone(state);
+    reg.func("write", move |local: &str| {
+        write_as_given(&on(&st, "write", local)?, local, None)
+    });
+    let st = Rc::clone(state);
+    reg.func("write", move |local: &str, remote: &str| {
+        write(&on(&st, "write", remote)?, local, remote, None)
+    });
+    let st = Rc::clone(state);
+    reg.func("write", move |local: &str, options: Map| {
+        write_as_given(&on(&st, "write", local)?, local, Some(options))
+    });
+    let st = Rc::clone(state);
+    reg.func("write", move |local: &str, remote: &str, options: Map| {
+        write(&on(&st, "write", remote)?, local, remote, Some(options))
+    });
+}
+
+/// The extensions' verbs on a session; `exists`, `walk` and `mkdir` only
+/// there, their global names being local helpers'.
+fn register_extensions(reg: &mut Registry<'_>) {
+    reg.func("features", |s: &mut ScriptSession| features(s));
+    reg.func("stat", |s: &mut ScriptSession, name: &str| stat(s, name));
+    reg.func("exists", |s: &mut ScriptSession, name: &str| {
+        let name = folder_name(name);
+        s.with(|s| s.exists(name)).map_err(from_client)
+    });
+    reg.func("walk", |s: &mut ScriptSession| walk(s, None));
+    reg.func("walk", |s: &mut ScriptSession, dir: &str| {
+        walk(s, Some(dir))
+    });
+    reg.func("hash", |s: &mut ScriptSession, name: &str| {
+        hash(s, name, None)
+    });
+    reg.func(
+        "hash",
+        |s: &mut ScriptSession, name: &str, algorithm: &str| hash(s, name, Some(algorithm)),
+    );
+    reg.func("mkdir", |s: &mut ScriptSession, name: &str| {
+        let name = folder_name(name);
+        s.with(|s| s.mkdir(name)).map_err(from_client)
+    });
+    reg.func("delete", |s: &mut ScriptSession, name: &str| {
+        delete(s, name)
+    });
+    reg.func(
+        "set_mtime",
+        |s: &mut ScriptSession, name: &str, seconds: INT| set_mtime(s, name, seconds),
+    );
+}
+
+/// `features`, `stat`, `hash`, `delete` and `set_mtime` on the current
+/// session.
+fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
+    let on = |st: &Rc<RefCell<State>>, op: &str, name: &str| current(st, &format!("{op} `{name}`"));
+    let st = Rc::clone(state);
+    reg.func("features", move || features(&current(&st, "features")?));
+    let st = Rc::clone(state);
+    reg.func("stat", move |name: &str| {
+        stat(&on(&st, "stat", name)?, name)
+    });
+    let st = Rc::clone(state);
+    reg.func("hash", move |name: &str| {
+        hash(&on(&st, "hash", name)?, name, None)
+    });
+    let st = Rc::clone(state);
+    reg.func("hash", move |name: &str, algorithm: &str| {
+        hash(&on(&st, "hash", name)?, name, Some(algorithm))
+    });
+    let st = Rc::clone(state);
+    reg.func("delete", move |name: &str| {
+        delete(&on(&st, "delete", name)?, name)
+    });
+    let st = Rc::clone(state);
+    reg.func("set_mtime", move |name: &str, seconds: INT| {
+        set_mtime(&on(&st, "set_mtime", name)?, name, seconds)
+    });
 }
 
 fn connect(state: &Rc<RefCell<State>>, addr: &str) -> Fallible<ScriptSession> {
@@ -204,28 +324,74 @@ fn entry_map(entry: Entry) -> Dynamic {
     map.into()
 }
 
-fn read(s: &ScriptSession, remote: &str, local: &str) -> Fallible<INT> {
-    let n =
-        s.0.borrow_mut()
-            .read(remote, Path::new(local))
-            .map_err(from_client)?;
-    Ok(to_int(n))
+/// The option keys `read` takes.
+const READ_OPTIONS: &[&str] = &["mtime", "verify", "resume"];
+/// The option keys `write` takes (`resume` is for downloads).
+const WRITE_OPTIONS: &[&str] = &["mtime", "verify"];
+
+/// The [`TransferOptions`] an options map asks for, starting from the
+/// defaults; an unknown key or a value that is not a bool is
+/// `bad_argument`, naming the key and the keys `accepted` for `op`.
+fn transfer_options(
+    op: &str,
+    options: Option<Map>,
+    accepted: &[&str],
+) -> Fallible<TransferOptions> {
+    let mut chosen = TransferOptions::default();
+    for (key, value) in options.unwrap_or_default() {
+        let slot = match key.as_str() {
+            "mtime" if accepted.contains(&"mtime") => &mut chosen.mtime,
+            "verify" if accepted.contains(&"verify") => &mut chosen.verify,
+            "resume" if accepted.contains(&"resume") => &mut chosen.resume,
+            _ => {
+                let keys: Vec<String> = accepted.iter().map(|k| format!("`{k}`")).collect();
+                let hint = if key.as_str() == "resume" {
+                    " (`resume` is for downloads, `read`)"
+                } else {
+                    ""
+                };
+                return Err(throw(
+                    BAD_ARGUMENT,
+                    format!(
+                        "{op}: unknown option `{key}`{hint}; the options are {}",
+                        keys.join(", ")
+                    ),
+                ));
+            }
+        };
+        *slot = value.as_bool().map_err(|_| {
+            throw(
+                BAD_ARGUMENT,
+                format!("{op}: option `{key}` takes true or false, not {value:?}"),
+            )
+        })?;
+    }
+    Ok(chosen)
 }
 
-fn write(s: &ScriptSession, local: &str, remote: &str) -> Fallible<INT> {
-    let n =
-        s.0.borrow_mut()
-            .write(Path::new(local), remote)
-            .map_err(from_client)?;
-    Ok(to_int(n))
+fn read(s: &ScriptSession, remote: &str, local: &str, options: Option<Map>) -> Fallible<INT> {
+    let options = transfer_options(&format!("read `{remote}`"), options, READ_OPTIONS)?;
+    let done = s
+        .with(|s| s.read_with(remote, Path::new(local), &options))
+        .map_err(from_client)?;
+    Ok(to_int(done.size))
+}
+
+fn write(s: &ScriptSession, local: &str, remote: &str, options: Option<Map>) -> Fallible<INT> {
+    let options = transfer_options(&format!("write `{remote}`"), options, WRITE_OPTIONS)?;
+    let done = s
+        .with(|s| s.write_with(Path::new(local), remote, &options))
+        .map_err(from_client)?;
+    Ok(to_int(done.size))
 }
 
 /// `write(local)`: the remote name is the local path as given; if that is
 /// not a valid name, say how to give one.
-fn write_as_given(s: &ScriptSession, local: &str) -> Fallible<INT> {
-    let result = s.0.borrow_mut().write(Path::new(local), local);
+fn write_as_given(s: &ScriptSession, local: &str, options: Option<Map>) -> Fallible<INT> {
+    let options = transfer_options(&format!("write `{local}`"), options, WRITE_OPTIONS)?;
+    let result = s.with(|s| s.write_with(Path::new(local), local, &options));
     match result {
-        Ok(n) => Ok(to_int(n)),
+        Ok(done) => Ok(to_int(done.size)),
         Err(mut e) if e.kind == ErrorKind::BadName => {
             e.cause
                 .push_str("; give the remote name as well: write(local, remote)");
@@ -233,6 +399,99 @@ fn write_as_given(s: &ScriptSession, local: &str) -> Fallible<INT> {
         }
         Err(e) => Err(from_client(e)),
     }
+}
+
+fn features(s: &ScriptSession) -> Fallible<Map> {
+    let features = s.with(Session::features).map_err(from_client)?;
+    Ok(features_map(&features))
+}
+
+/// `#{stat, walk, hash, range, settime, delete, mkdir, auth, read_only,
+/// max_size}`: bools, `hash` the array of algorithms, `max_size` bytes or
+/// `()`.
+fn features_map(features: &Features) -> Map {
+    let mut map = Map::new();
+    let flags = [
+        ("stat", features.stat),
+        ("walk", features.walk),
+        ("range", features.range),
+        ("settime", features.settime),
+        ("delete", features.delete),
+        ("mkdir", features.mkdir),
+        ("auth", features.auth),
+        ("read_only", features.read_only),
+    ];
+    for (key, on) in flags {
+        map.insert(key.into(), on.into());
+    }
+    let hash: Array = features.hash.iter().map(|h| h.as_str().into()).collect();
+    map.insert("hash".into(), hash.into());
+    let max_size = features
+        .max_size
+        .map_or(Dynamic::UNIT, |n| to_int(n).into());
+    map.insert("max_size".into(), max_size);
+    map
+}
+
+/// A name that may be a folder's, without the one trailing `/` that Tab
+/// completion gives a folder (`"docs/"` is `"docs"`; `"/"` stays, to be
+/// refused as a name).
+pub(crate) fn folder_name(name: &str) -> &str {
+    match name.strip_suffix('/') {
+        Some(folder) if !folder.is_empty() => folder,
+        _ => name,
+    }
+}
+
+fn stat(s: &ScriptSession, name: &str) -> Fallible<Dynamic> {
+    let name = folder_name(name);
+    let entry = s.with(|s| s.stat(name)).map_err(from_client)?;
+    Ok(entry_map(entry))
+}
+
+/// `s.walk()` and `s.walk(dir)`: `""`, `"."` and `"./"` are the root and
+/// one trailing `/` is dropped, as for `list`.
+fn walk(s: &ScriptSession, dir: Option<&str>) -> Fallible<Array> {
+    let mut entries = Array::new();
+    s.with(|s| s.walk_each(dir.and_then(remote_folder), |e| entries.push(entry_map(e))))
+        .map_err(from_client)?;
+    Ok(entries)
+}
+
+/// The remote digest in lower-case hex: the best algorithm both sides have
+/// (blake3, else sha256) when none is named.
+fn hash(s: &ScriptSession, name: &str, algorithm: Option<&str>) -> Fallible<String> {
+    let algorithm = match algorithm {
+        None => None,
+        Some(text) => Some(Algorithm::from_name(text).ok_or_else(|| {
+            throw(
+                BAD_ARGUMENT,
+                format!(
+                    "hash `{name}`: unknown hash algorithm `{text}`; use \"blake3\" or \"sha256\""
+                ),
+            )
+        })?),
+    };
+    let (_, hex) = s.with(|s| s.hash(name, algorithm)).map_err(from_client)?;
+    Ok(hex)
+}
+
+fn delete(s: &ScriptSession, name: &str) -> Fallible<()> {
+    let name = folder_name(name);
+    s.with(|s| s.delete(name)).map_err(from_client)
+}
+
+fn set_mtime(s: &ScriptSession, name: &str, seconds: INT) -> Fallible<()> {
+    let seconds = u64::try_from(seconds).map_err(|_| {
+        throw(
+            BAD_ARGUMENT,
+            format!(
+                "set_mtime `{name}`: {seconds} is not a time; give whole seconds since 1970 (0 or more)"
+            ),
+        )
+    })?;
+    let name = folder_name(name);
+    s.with(|s| s.set_mtime(name, seconds)).map_err(from_client)
 }
 
 fn bye(s: &ScriptSession) -> Fallible<()> {

@@ -129,19 +129,89 @@ pub const API: &[FunctionDoc] = &[
         Side::Remote,
         "the entries of the root or of a folder, each `#{name, kind, size, mtime}`",
     ),
+    FunctionDoc {
+        note: "options is a map such as #{mtime: true, verify: false, resume: false}",
+        ..f(
+            "read",
+            &[
+                "read(remote)",
+                "read(remote, local)",
+                "read(remote, options)",
+                "read(remote, local, options)",
+            ],
+            Side::Remote,
+            "downloads a file (to the same path here by default); returns the bytes received",
+        )
+    },
+    FunctionDoc {
+        note: "options is a map such as #{mtime: true, verify: false}",
+        ..f(
+            "write",
+            &[
+                "write(local)",
+                "write(local, remote)",
+                "write(local, options)",
+                "write(local, remote, options)",
+            ],
+            Side::Remote,
+            "uploads a file (under the same name by default); returns the bytes sent",
+        )
+    },
     f(
-        "read",
-        &["read(remote)", "read(remote, local)"],
+        "features",
+        &["features()"],
         Side::Remote,
-        "downloads a file (to the same path here by default); returns the bytes received",
+        "what the server does beyond IOE/1: `#{stat, walk, hash, …, read_only, max_size}`",
     ),
     f(
-        "write",
-        &["write(local)", "write(local, remote)"],
+        "stat",
+        &["stat(name)"],
         Side::Remote,
-        "uploads a file (under the same name by default); returns the bytes sent",
+        "one remote file's or folder's entry, `#{name, kind, size, mtime}`",
     ),
+    FunctionDoc {
+        note: "algorithm is \"blake3\" or \"sha256\"",
+        ..f(
+            "hash",
+            &["hash(name)", "hash(name, algorithm)"],
+            Side::Remote,
+            "a remote file's digest in lower-case hex, blake3 when the server has it, else sha256",
+        )
+    },
+    f(
+        "delete",
+        &["delete(name)"],
+        Side::Remote,
+        "removes a remote file or empty folder",
+    ),
+    FunctionDoc {
+        note: "seconds is an integer, 0 or more",
+        ..f(
+            "set_mtime",
+            &["set_mtime(name, seconds)"],
+            Side::Remote,
+            "sets a remote file's or folder's modification time (seconds since 1970)",
+        )
+    },
     f("bye", &["bye()"], Side::Remote, "ends the session politely"),
+    f(
+        "exists",
+        &["s.exists(name)"],
+        Side::SessionOnly,
+        "whether a remote file or folder exists",
+    ),
+    f(
+        "walk",
+        &["s.walk()", "s.walk(dir)"],
+        Side::SessionOnly,
+        "every remote file and folder under the root or a folder, depth first, as entry maps",
+    ),
+    f(
+        "mkdir",
+        &["s.mkdir(name)"],
+        Side::SessionOnly,
+        "creates a remote folder and its missing parents",
+    ),
     f(
         "walk",
         &["walk(dir)"],
@@ -521,7 +591,11 @@ mod tests {
     fn usage_lists_the_calls_then_the_side_and_the_note() {
         assert_eq!(
             usage("read").as_deref(),
-            Some("read(remote) or read(remote, local), on a session or on the current one")
+            Some(
+                "read(remote), read(remote, local), read(remote, options) or \
+                 read(remote, local, options), on a session or on the current one; \
+                 options is a map such as #{mtime: true, verify: false, resume: false}"
+            )
         );
         assert_eq!(
             usage("connect").as_deref(),

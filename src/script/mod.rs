@@ -23,8 +23,8 @@ mod run;
 mod text;
 mod time;
 
-pub(crate) use api::remote_folder;
 pub use api::{ScriptSession, ServerHandle};
+pub(crate) use api::{folder_name, remote_folder};
 pub use report::{
     BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, Stop, kinds,
 };
@@ -193,6 +193,12 @@ impl Host {
         let state = self.state.borrow();
         let session = state.current.as_ref()?;
         session.is_open().then(|| session.addr())
+    }
+
+    /// The current session (open or closed), if `connect` made one: the
+    /// REPL's command forms of the extensions call it directly.
+    pub fn current_session(&self) -> Option<ScriptSession> {
+        self.state.borrow().current.clone()
     }
 
     /// Every function name of the `ioe` API, sorted.
