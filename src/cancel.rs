@@ -1,11 +1,11 @@
 //! Stopping work in flight from another thread: the signals that ask for
 //! it (SIGINT, SIGTERM, SIGHUP, each told apart), and the [`CancelToken`]
-//! they set — a flag that remembers which signal, plus the socket of the
-//! transfer in flight, which is shut down so that a blocked read or write
-//! returns at once.
+//! they set — a flag that remembers which signal, plus the sockets of the
+//! transfers in flight (one per session: a sync runs several), which are
+//! shut down so that a blocked read or write returns at once.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A signal that stops `ioe`'s work.
@@ -88,7 +88,9 @@ struct Inner {
     /// [`RUNNING`], [`CANCELLED`], or the number of the signal that
     /// cancelled.
     state: AtomicU8,
-    in_flight: Mutex<Option<Arc<TcpStream>>>,
+    /// The sockets of the transfers in flight, by guard number.
+    in_flight: Mutex<Vec<(u64, Arc<TcpStream>)>>,
+    next_guard: AtomicU64,
 }
 
 impl CancelToken {
@@ -110,7 +112,7 @@ impl CancelToken {
 
     fn stop(&self, state: u8) {
         self.inner.state.store(state, Ordering::SeqCst);
-        if let Some(stream) = self.lock().as_ref() {
+        for (_, stream) in self.lock().iter() {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -143,19 +145,21 @@ impl CancelToken {
     /// Registers the socket of a transfer that is starting; the guard
     /// unregisters it.
     pub(crate) fn guard(&self, stream: Arc<TcpStream>) -> InFlight {
-        let mut slot = self.lock();
+        let id = self.inner.next_guard.fetch_add(1, Ordering::Relaxed);
+        let mut streams = self.lock();
         if self.is_cancelled() {
             // cancelled just before the transfer started: fail it at once
             let _ = stream.shutdown(Shutdown::Both);
         }
-        *slot = Some(stream);
-        drop(slot);
+        streams.push((id, stream));
+        drop(streams);
         InFlight {
             token: self.clone(),
+            id,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<TcpStream>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Arc<TcpStream>)>> {
         self.inner
             .in_flight
             .lock()
@@ -166,11 +170,12 @@ impl CancelToken {
 /// Keeps a socket registered with a [`CancelToken`] while a transfer runs.
 pub(crate) struct InFlight {
     token: CancelToken,
+    id: u64,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        *self.token.lock() = None;
+        self.token.lock().retain(|(id, _)| *id != self.id);
     }
 }
 

@@ -29,6 +29,7 @@ pub mod root;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod sync;
 pub mod units;
 
 pub use error::{Error, ErrorKind};

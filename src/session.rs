@@ -8,6 +8,7 @@
 //! session's I/O timeout.
 
 mod extensions;
+mod pipeline;
 mod resume;
 mod transfer;
 

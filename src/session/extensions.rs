@@ -46,7 +46,7 @@ impl Session {
 
     /// [`features`](Self::features), asked on the way to operation `op`
     /// (an error is reported as `op`'s).
-    pub(super) fn features_for(&mut self, op: &str) -> Result<Features> {
+    pub(crate) fn features_for(&mut self, op: &str) -> Result<Features> {
         self.features().map_err(|e| e.with_op(op))
     }
 
@@ -155,7 +155,7 @@ impl Session {
     }
 
     /// The best algorithm the server and this client both have.
-    pub(super) fn best_hash(&mut self, op: &str) -> Result<Algorithm> {
+    pub(crate) fn best_hash(&mut self, op: &str) -> Result<Algorithm> {
         let features = self.features_for(op)?;
         Algorithm::ALL
             .into_iter()

@@ -302,7 +302,7 @@ impl Session {
 
     /// Sends an upload's body from `file`, with the progress bar, feeding
     /// `hasher`; Ctrl-C is checked between pieces.
-    fn send_upload_body(
+    pub(super) fn send_upload_body(
         &mut self,
         op: &str,
         local: &Path,
@@ -478,7 +478,7 @@ fn mtime_of(meta: &std::fs::Metadata) -> u64 {
 
 /// Opens the local file to upload, with its size and mtime; anything but a
 /// regular file is refused.
-fn open_upload(op: &str, local: &Path) -> Result<(File, u64, u64)> {
+pub(super) fn open_upload(op: &str, local: &Path) -> Result<(File, u64, u64)> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
     // refused below as not a regular file)
     let file = File::options()

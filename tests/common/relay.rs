@@ -1,7 +1,8 @@
 //! A TCP relay on 127.0.0.1 between a client and a real server, for tests
 //! that need a transfer stopped at an exact point: it counts the bytes it
-//! forwards from the server to the client, and can hold them back once a
-//! given count went through, until released.
+//! forwards from the server to the client, can hold them back once a
+//! given count went through, until released, and can cut every n-th
+//! connection short, as a flaky network does.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,6 +23,13 @@ struct Shared {
     hold_at: Mutex<Option<u64>>,
     released: Condvar,
     stop: AtomicBool,
+    /// Cut every n-th connection (1-based) after this many bytes from the
+    /// server: `(n, bytes)`.
+    cut: Mutex<Option<(u64, u64)>>,
+    /// Connections accepted so far.
+    accepted: AtomicU64,
+    /// Connections cut so far.
+    cuts: AtomicU64,
 }
 
 /// A relay listening on 127.0.0.1; stops on drop.
@@ -45,8 +53,13 @@ impl Relay {
                 match listener.accept() {
                     Ok((client, _)) => {
                         client.set_nonblocking(false).unwrap();
+                        let number = accepting.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                        let cut_after = match *accepting.cut.lock().unwrap() {
+                            Some((every, bytes)) if number % every == 0 => Some(bytes),
+                            _ => None,
+                        };
                         if let Ok(server) = TcpStream::connect(target) {
-                            pipe(client, server, &accepting);
+                            pipe(client, server, &accepting, cut_after);
                         }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
@@ -82,6 +95,17 @@ impl Relay {
         self.shared.released.notify_all();
     }
 
+    /// From now on, cuts every `every`-th connection once `after` bytes of
+    /// the server's went through it (both directions closed at once).
+    pub fn cut_every(&self, every: u64, after: u64) {
+        *self.shared.cut.lock().unwrap() = Some((every, after));
+    }
+
+    /// Connections cut so far.
+    pub fn cuts(&self) -> u64 {
+        self.shared.cuts.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded from the server to clients so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
@@ -97,21 +121,33 @@ impl Drop for Relay {
 
 /// Copies both ways between `client` and `server` on two threads; each
 /// direction's end closes the other side's sending half.
-fn pipe(client: TcpStream, server: TcpStream, shared: &Arc<Shared>) {
+fn pipe(client: TcpStream, server: TcpStream, shared: &Arc<Shared>, cut_after: Option<u64>) {
     let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     thread::spawn(move || {
-        copy(client_in, &server_out, None);
+        copy(client_in, &server_out, None, None);
     });
     let shared = Arc::clone(shared);
-    thread::spawn(move || copy(server, &client, Some(&shared)));
+    thread::spawn(move || copy(server, &client, Some(&shared), cut_after));
 }
 
 /// Copies until EOF or an error; with `shared`, counts the bytes and stops
-/// at the hold mark until released.
-fn copy(mut from: TcpStream, mut to: &TcpStream, shared: Option<&Shared>) {
+/// at the hold mark until released; with `cut_after`, closes both
+/// connections once that many bytes went through.
+fn copy(mut from: TcpStream, mut to: &TcpStream, shared: Option<&Shared>, cut_after: Option<u64>) {
     let mut buf = [0; 16 * 1024];
     let start = Instant::now();
+    let mut through = 0u64;
     'copying: while start.elapsed() < LIFETIME {
+        if let Some(limit) = cut_after
+            && through >= limit
+        {
+            if let Some(shared) = shared {
+                shared.cuts.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = to.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+            return;
+        }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -128,6 +164,7 @@ fn copy(mut from: TcpStream, mut to: &TcpStream, shared: Option<&Shared>) {
             if let Some(shared) = shared {
                 shared.forwarded.fetch_add(allowed as u64, Ordering::SeqCst);
             }
+            through += allowed as u64;
             piece = &piece[allowed..];
         }
     }
