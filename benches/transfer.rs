@@ -1,7 +1,9 @@
-//! `cargo bench --bench transfer [-- [--quick] [transfers|scripts]]`: how
-//! fast `ioe` moves files on this machine, against a plain socket copy, and
-//! how fast its scripts build big arrays and maps, against stock Rhai, in
-//! one bounded run. `transfers` or `scripts` runs only that group of rows.
+//! `cargo bench --bench transfer [-- [--quick] [transfers|extensions|scripts]]`:
+//! how fast `ioe` moves files on this machine, against a plain socket copy;
+//! what `HASH`, verified and resumed downloads cost, against reading the
+//! file once and a plain download; and how fast its scripts build big
+//! arrays and maps, against stock Rhai, in one bounded run. Naming groups
+//! runs only those groups of rows.
 //!
 //! Everything runs on 127.0.0.1 in a temporary folder that is removed at
 //! the end. A real `ioe serve` child serves the data; every `ioe` transfer
@@ -10,6 +12,11 @@
 //! Rounds are interleaved (baseline, download, upload, ...) so that noise
 //! from other processes spreads over every figure alike. The output is a
 //! Markdown table of medians with min–max and one JSON line of medians.
+//! The extension rows drive a [`Session`] in this process against the same
+//! server: `HASH` with the server's digest cache missed (the file's mtime
+//! is changed first) and hit, and `read_with` plain, verified and resumed
+//! (from a part file the bench makes by copying the first 90 % of the
+//! source), each result checked.
 //! The script rows run the same code through `ioe run -e` and through a
 //! stock `rhai::Engine::new()` in this process, in turns, each timed by
 //! the script itself.
@@ -17,6 +24,10 @@
 //! that the benchmark works, never how fast it is.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use ioe::Session;
+use ioe::digest::{self, Algorithm};
+use ioe::protocol::PART_PREFIX;
+use ioe::session::{TransferOptions, Transferred};
 use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -26,7 +37,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 use tempfile::TempDir;
 
 const KIB: u64 = 1024;
@@ -142,9 +153,16 @@ if m.len() != N || sum != N * (N - 1) / 2 { throw `wrong: ${m.len()} keys, sum $
 print(`us ${(t.elapsed * 1000000.0).to_int()}`);
 ";
 
+/// The names of the groups of rows, as given on the command line.
+const GROUPS: [&str; 3] = ["transfers", "extensions", "scripts"];
+
+/// How much of the file the part file of the resumed download holds.
+const CUT: f64 = 0.9;
+
 /// Which groups of rows a run measures.
 struct Groups {
     transfers: bool,
+    extensions: bool,
     scripts: bool,
 }
 
@@ -162,18 +180,18 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    if let Some(other) = named
-        .iter()
-        .find(|a| **a != "transfers" && **a != "scripts")
-    {
+    if let Some(other) = named.iter().find(|a| !GROUPS.contains(a)) {
         eprintln!(
-            "bench: no group of rows is called `{other}`; the groups are transfers and scripts"
+            "bench: no group of rows is called `{other}`; the groups are {}",
+            GROUPS.join(", ")
         );
         return ExitCode::FAILURE;
     }
+    let wanted = |group| named.is_empty() || named.contains(&group);
     let groups = Groups {
-        transfers: named.is_empty() || named.contains(&"transfers"),
-        scripts: named.is_empty() || named.contains(&"scripts"),
+        transfers: wanted("transfers"),
+        extensions: wanted("extensions"),
+        scripts: wanted("scripts"),
     };
     match run(plan, &groups) {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,8 +205,8 @@ fn main() -> ExitCode {
 fn run(plan: &Plan, groups: &Groups) -> Result<()> {
     let started = Instant::now();
     let mut results = Results::default();
-    if groups.transfers {
-        let bench = Bench::set_up(plan)?;
+    if groups.transfers || groups.extensions {
+        let bench = Bench::set_up(plan, groups.transfers)?;
         eprintln!(
             "bench: {} run, data in {} ({}), ready in {:.1} s, server on {}",
             plan.name,
@@ -197,11 +215,16 @@ fn run(plan: &Plan, groups: &Groups) -> Result<()> {
             started.elapsed().as_secs_f64(),
             bench.server.addr
         );
-        bench.measure(&mut results)?;
+        if groups.transfers {
+            bench.measure(&mut results)?;
+        }
+        if groups.extensions {
+            bench.measure_extensions(&mut results)?;
+        }
         // before the scripts: stock Rhai's containers raise this process's
         // peak, and with it that of every child started afterwards
         eprintln!(
-            "bench: transfers done in {:.1} s; the benchmark's own peak RSS, the floor \
+            "bench: file rows done in {:.1} s; the benchmark's own peak RSS, the floor \
              of the clients' figures, was {:.1} MiB",
             started.elapsed().as_secs_f64(),
             own_peak_rss_mib()?
@@ -253,10 +276,26 @@ struct Results {
     push_ms: Vec<f64>,
     map_stock_ms: Vec<f64>,
     map_ms: Vec<f64>,
+    /// Reading `big.bin` once in this process (MB/s).
+    read_once: Vec<f64>,
+    /// `HASH` of `big.bin`, its digest not cached (MB/s).
+    hash_blake3: Vec<f64>,
+    hash_sha256: Vec<f64>,
+    /// `HASH` of `big.bin` again, its digest cached (ms).
+    hash_cached_ms: Vec<f64>,
+    /// `read_with` of `big.bin` (ms): plain, verified and resumed, with the
+    /// server's digest not cached and cached.
+    plain_ms: Vec<f64>,
+    verified_ms: Vec<f64>,
+    verified_cached_ms: Vec<f64>,
+    resumed_ms: Vec<f64>,
+    resumed_cached_ms: Vec<f64>,
 }
 
 impl<'p> Bench<'p> {
-    fn set_up(plan: &'p Plan) -> Result<Bench<'p>> {
+    /// Makes the data (only `big.bin` without `transfers`), the scripts
+    /// and the server.
+    fn set_up(plan: &'p Plan, transfers: bool) -> Result<Bench<'p>> {
         let dir = TempDir::new().context("cannot create the temporary folder")?;
         spread_new_folders(dir.path());
         let root = dir.path().join("root");
@@ -271,8 +310,12 @@ impl<'p> Bench<'p> {
             spread_new_folders(&folder);
         }
         fill_file(&root.join("big.bin"), plan.big, 1)?;
-        fill_file(&root.join("mid.bin"), plan.mid, 2)?;
-        for i in 0..plan.small_count {
+        let (mid, small_count) = match transfers {
+            true => (plan.mid, plan.small_count),
+            false => (0, 0),
+        };
+        fill_file(&root.join("mid.bin"), mid, 2)?;
+        for i in 0..small_count {
             fill_file(
                 &root.join(format!("small/f{i}")),
                 plan.small_size,
@@ -444,6 +487,29 @@ impl<'p> Bench<'p> {
         Ok((down, up))
     }
 
+    /// The extension rows, over one session in this process, after one
+    /// untimed pass of each step; in each round the steps take turns going
+    /// first.
+    fn measure_extensions(&self, r: &mut Results) -> Result<()> {
+        let mut ext = Extensions::start(self)?;
+        let mut warm_up = Results::default();
+        for step in 0..EXTENSION_STEPS {
+            ext.step(step, &mut warm_up)?;
+        }
+        for round in 0..self.plan.rounds {
+            eprintln!(
+                "bench: extensions, round {} of {}",
+                round + 1,
+                self.plan.rounds
+            );
+            for step in 0..EXTENSION_STEPS {
+                ext.step((round + step) % EXTENSION_STEPS, r)?;
+            }
+        }
+        ext.session.bye()?;
+        Ok(())
+    }
+
     /// Runs `ioe run SCRIPT ARGS...` in the client folder and waits for it
     /// to succeed.
     fn ioe_run(&self, script: &Path, args: &[&str]) -> Result<Run> {
@@ -466,6 +532,176 @@ impl<'p> Bench<'p> {
             );
         }
         Ok(run)
+    }
+}
+
+/// The steps of the extension rows, which take turns going first.
+const EXTENSION_STEPS: usize = 6;
+
+/// A session in this process on the bench's server, with what the
+/// extension rows check their results against.
+struct Extensions {
+    session: Session,
+    /// `big.bin` in the server's root.
+    source: PathBuf,
+    /// Where the downloads land.
+    local: PathBuf,
+    size: u64,
+    /// `big.bin`'s digests, computed here once.
+    digests: Vec<(Algorithm, String)>,
+    /// How many times `big.bin`'s mtime was changed.
+    touches: u64,
+}
+
+impl Extensions {
+    fn start(bench: &Bench) -> Result<Extensions> {
+        let source = bench.root.join("big.bin");
+        let mut digests = Vec::new();
+        for algorithm in Algorithm::ALL {
+            let start = Instant::now();
+            let hex = digest::hash_reader(algorithm, File::open(&source)?)?;
+            eprintln!(
+                "bench: {} of big.bin in this process, one pass: {:.0} MB/s",
+                algorithm.name(),
+                mb_per_s(bench.plan.big, start.elapsed())
+            );
+            digests.push((algorithm, hex));
+        }
+        Ok(Extensions {
+            session: Session::connect(&bench.server.addr)?,
+            local: bench.client.join("ext.bin"),
+            size: bench.plan.big,
+            source,
+            digests,
+            touches: 0,
+        })
+    }
+
+    /// One step of the extension rows (`step` < [`EXTENSION_STEPS`]); a
+    /// step that measures with the digest cache missed first changes
+    /// `big.bin`'s mtime, which the cache's key holds.
+    fn step(&mut self, step: usize, r: &mut Results) -> Result<()> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let size = self.size;
+        match step {
+            0 => r.read_once.push(mb_per_s(size, self.read_once()?)),
+            1 => {
+                self.touch()?;
+                r.hash_blake3
+                    .push(mb_per_s(size, self.hash(Algorithm::Blake3)?));
+                r.hash_cached_ms.push(ms(self.hash(Algorithm::Blake3)?));
+            }
+            2 => {
+                self.touch()?;
+                r.hash_sha256
+                    .push(mb_per_s(size, self.hash(Algorithm::Sha256)?));
+            }
+            3 => r.plain_ms.push(ms(self.download(false)?)),
+            4 => {
+                self.touch()?;
+                r.verified_ms.push(ms(self.download(true)?));
+                r.verified_cached_ms.push(ms(self.download(true)?));
+            }
+            _ => {
+                self.touch()?;
+                r.resumed_ms.push(ms(self.resumed()?));
+                r.resumed_cached_ms.push(ms(self.resumed()?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `big.bin` an mtime it has not had in this run, so that the
+    /// server's digest cache misses.
+    fn touch(&mut self) -> Result<()> {
+        self.touches += 1;
+        let mtime = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + self.touches);
+        let file = File::options().write(true).open(&self.source)?;
+        file.set_modified(mtime)?;
+        Ok(())
+    }
+
+    /// Reads `big.bin` once into a 256 KiB buffer, as `cat > /dev/null`
+    /// does.
+    fn read_once(&self) -> Result<Duration> {
+        let start = Instant::now();
+        let read = copy_through_buffer(&mut File::open(&self.source)?, &mut io::sink())?;
+        let elapsed = start.elapsed();
+        ensure!(read == self.size, "read {read} bytes of big.bin");
+        Ok(elapsed)
+    }
+
+    /// `HASH,<algorithm>,big.bin`, its digest checked.
+    fn hash(&mut self, algorithm: Algorithm) -> Result<Duration> {
+        let start = Instant::now();
+        let (_, hex) = self.session.hash("big.bin", Some(algorithm))?;
+        let elapsed = start.elapsed();
+        let expected = self.digests.iter().find(|(a, _)| *a == algorithm);
+        ensure!(
+            expected.is_some_and(|(_, known)| *known == hex),
+            "HASH gave {} {hex}, not the digest computed here",
+            algorithm.name()
+        );
+        Ok(elapsed)
+    }
+
+    /// `read_with` of `big.bin`, its mtime kept, verified or not;
+    /// byte-checked.
+    fn download(&mut self, verify: bool) -> Result<Duration> {
+        let options = TransferOptions {
+            mtime: true,
+            verify,
+            resume: false,
+        };
+        let (elapsed, done) = self.read_with(&options)?;
+        ensure!(
+            done.moved == self.size && done.digest.is_some() == verify,
+            "download (verify: {verify}): {done:?}"
+        );
+        Ok(elapsed)
+    }
+
+    /// `read_with` `resume` of `big.bin`, from a part file holding the
+    /// first [`CUT`] of it under the name the client gives it, copied
+    /// here (untimed) rather than left by a real interruption; checks that
+    /// only the rest moved and the part is gone.
+    fn resumed(&mut self) -> Result<Duration> {
+        let entry = self.session.stat("big.bin")?;
+        let name = self.local.file_name().unwrap_or_default().to_string_lossy();
+        let part = self.local.with_file_name(format!(
+            "{PART_PREFIX}{}-{}-{name}",
+            entry.size, entry.mtime
+        ));
+        let cut = (self.size as f64 * CUT) as u64;
+        let mut prefix = File::open(&self.source)?.take(cut);
+        let copied = copy_through_buffer(&mut prefix, &mut File::create(&part)?)?;
+        ensure!(
+            copied == cut,
+            "copied {copied} of {cut} bytes into the part"
+        );
+        let options = TransferOptions {
+            mtime: true,
+            verify: false,
+            resume: true,
+        };
+        let (elapsed, done) = self.read_with(&options)?;
+        ensure!(
+            done.resumed_from == cut && done.moved == self.size - cut && done.digest.is_some(),
+            "the download did not resume at byte {cut}: {done:?}"
+        );
+        ensure!(!part.exists(), "`{}` is left over", part.display());
+        Ok(elapsed)
+    }
+
+    /// Times `read_with` of `big.bin`, checks the copy and removes it.
+    fn read_with(&mut self, options: &TransferOptions) -> Result<(Duration, Transferred)> {
+        let start = Instant::now();
+        let done = self.session.read_with("big.bin", &self.local, options)?;
+        let elapsed = start.elapsed();
+        check_size(&self.local, self.size)?;
+        check_same(&self.source, &self.local)?;
+        fs::remove_file(&self.local)?;
+        Ok((elapsed, done))
     }
 }
 
@@ -857,6 +1093,9 @@ struct Row<'a> {
     /// How fast it was against its baseline's median (1.00: as fast), for
     /// the rows that have one; the baselines themselves show 1.00.
     vs: Option<f64>,
+    /// Whether `vs` is a cost instead: its time over the baseline's
+    /// (lower is better), shown as `1.20× time`.
+    cost: bool,
     /// The key of its median in the JSON line.
     key: &'static str,
     /// The key of its `vs` in the JSON line (the baselines have none).
@@ -881,12 +1120,18 @@ impl Results {
             unit,
             decimals: if unit == "MiB" || unit == "ms" { 1 } else { 0 },
             vs: None,
+            cost: false,
             key,
             ratio_key: None,
         };
         // throughput over the socket copy's; stock Rhai's time over ioe's
         let rate_vs = |values: &[f64]| Some(median(values)? / median(&self.baseline)?);
         let time_vs = |stock: &[f64], values: &[f64]| Some(median(stock)? / median(values)?);
+        // digest rates over reading the file once; download times over the
+        // plain download's
+        let read_vs = |values: &[f64]| Some(median(values)? / median(&self.read_once)?);
+        let cost_vs = |values: &[f64]| Some(median(values)? / median(&self.plain_ms)?);
+        let cut = format!("{big} cut at {:.0} %", CUT * 100.0);
         let rows = vec![
             Row {
                 vs: Some(1.0),
@@ -980,6 +1225,98 @@ impl Results {
             Row {
                 vs: Some(1.0),
                 ..row(
+                    format!("baseline: read the file once, {big}"),
+                    &self.read_once,
+                    "MB/s",
+                    "read_once_mb_s",
+                )
+            },
+            Row {
+                vs: read_vs(&self.hash_blake3),
+                ratio_key: Some("hash_blake3_ratio"),
+                ..row(
+                    format!("`HASH` blake3, {big}, not cached"),
+                    &self.hash_blake3,
+                    "MB/s",
+                    "hash_blake3_mb_s",
+                )
+            },
+            Row {
+                vs: read_vs(&self.hash_sha256),
+                ratio_key: Some("hash_sha256_ratio"),
+                ..row(
+                    format!("`HASH` sha256, {big}, not cached"),
+                    &self.hash_sha256,
+                    "MB/s",
+                    "hash_sha256_mb_s",
+                )
+            },
+            Row {
+                decimals: 2,
+                ..row(
+                    format!("`HASH` blake3, {big}, cached"),
+                    &self.hash_cached_ms,
+                    "ms",
+                    "hash_cached_ms",
+                )
+            },
+            Row {
+                vs: Some(1.0),
+                cost: true,
+                ..row(
+                    format!("baseline: `read_with` download, {big}"),
+                    &self.plain_ms,
+                    "ms",
+                    "plain_download_ms",
+                )
+            },
+            Row {
+                vs: cost_vs(&self.verified_ms),
+                cost: true,
+                ratio_key: Some("verified_cost"),
+                ..row(
+                    format!("verified download, {big}, digest not cached"),
+                    &self.verified_ms,
+                    "ms",
+                    "verified_download_ms",
+                )
+            },
+            Row {
+                vs: cost_vs(&self.verified_cached_ms),
+                cost: true,
+                ratio_key: Some("verified_cached_cost"),
+                ..row(
+                    format!("verified download, {big}, digest cached"),
+                    &self.verified_cached_ms,
+                    "ms",
+                    "verified_cached_download_ms",
+                )
+            },
+            Row {
+                vs: cost_vs(&self.resumed_ms),
+                cost: true,
+                ratio_key: Some("resumed_cost"),
+                ..row(
+                    format!("resumed download, {cut}, digest not cached"),
+                    &self.resumed_ms,
+                    "ms",
+                    "resumed_download_ms",
+                )
+            },
+            Row {
+                vs: cost_vs(&self.resumed_cached_ms),
+                cost: true,
+                ratio_key: Some("resumed_cached_cost"),
+                ..row(
+                    format!("resumed download, {cut}, digest cached"),
+                    &self.resumed_cached_ms,
+                    "ms",
+                    "resumed_cached_download_ms",
+                )
+            },
+            Row {
+                vs: Some(1.0),
+                ..row(
                     format!("stock Rhai: {pushes} pushes, then a sum"),
                     &self.push_stock_ms,
                     "ms",
@@ -1049,7 +1386,11 @@ impl Results {
         for row in self.rows(plan) {
             let s = stats(row.values);
             let d = row.decimals;
-            let vs = row.vs.map(|v| format!("{v:.2}")).unwrap_or_default();
+            let vs = match (row.vs, row.cost) {
+                (Some(v), false) => format!("{v:.2}"),
+                (Some(v), true) => format!("{v:.2}× time"),
+                (None, _) => String::new(),
+            };
             println!(
                 "| {} | {:.d$} | {:.d$}–{:.d$} | {} | {vs} |",
                 row.what, s.median, s.min, s.max, row.unit
