@@ -4,24 +4,14 @@
 
 mod common;
 
-use common::{TestServer, put};
+use common::{TestServer, mtime, put};
 use ioe::digest::Algorithm;
 use ioe::protocol::EntryKind;
 use ioe::{ErrorKind, Session};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::time::{Duration, UNIX_EPOCH};
-use std::{fs, thread};
-
-fn mtime(path: &std::path::Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use std::thread;
+use std::time::Duration;
 
 #[test]
 fn every_extension_call_does_what_it_says() {

@@ -5,26 +5,14 @@
 
 mod common;
 
-use common::{TestServer, plain_request, put, run_ioe};
+use common::{TestServer, mtime, put, run_ioe};
 use std::fs;
-use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 use tempfile::TempDir;
 
 fn connect_line(addr: SocketAddr) -> String {
     format!("CONNECT,{},{}\n", addr.ip(), addr.port())
-}
-
-fn mtime(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -132,35 +120,9 @@ fn failing_extension_forms_say_what_failed_with_the_error_kind() {
     assert!(server.root().join("docs/a.txt").exists());
 }
 
-/// A plain IOE/1 server for one connection: every request of the
-/// extensions refused, `LIST` empty, `BYE` ends it.
-fn plain_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let thread = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("the REPL connects");
-        stream.set_read_timeout(Some(common::RUN_TIMEOUT)).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        for _ in 0..100 {
-            let request = plain_request(&mut reader, &mut writer);
-            let reply: &[u8] = match request.split([',', '\n']).next().unwrap_or_default() {
-                "LIST" => b"OK 0\n",
-                "BYE" => b"OK bye\n",
-                "" => return,
-                _ => b"ERROR: not in this test\n",
-            };
-            if writer.write_all(reply).is_err() || reply.starts_with(b"OK bye") {
-                return;
-            }
-        }
-    });
-    (addr, thread)
-}
-
 #[test]
 fn against_a_plain_ioe1_server_the_forms_are_unsupported_and_features_says_so() {
-    let (addr, server) = plain_server();
+    let (addr, server) = common::plain_server(b"OK 0\n");
     let work = TempDir::new().unwrap();
     let input = connect_line(addr) + "FEATURES\nSTAT,a.txt\nMKDIR,d\nLIST\nQUIT\n";
     let run = run_ioe(work.path(), &["repl", "--keep-going"], &input);

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::{Run, TestServer, plain_request, put, run_ioe, temp_files};
+use common::{Run, TestServer, mtime, put, run_ioe, set_mtime, temp_files};
 use std::fs;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 /// Runs `-e CODE` in `dir`.
@@ -36,22 +36,6 @@ fn caught(dir: &Path, addr: &str, attempts: &[&str]) -> Vec<String> {
     }
     let run = eval(dir, &code);
     ok(&run).lines().map(str::to_string).collect()
-}
-
-fn mtime(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn set_mtime(path: &Path, secs: u64) {
-    let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
 }
 
 #[test]
@@ -235,35 +219,9 @@ fn global_extension_calls_without_a_session_say_connect_first() {
     }
 }
 
-/// A plain IOE/1 server for one connection: `LIST` answers one file,
-/// every request of the extensions is refused, `BYE` ends it.
-fn plain_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let thread = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("the script connects");
-        stream.set_read_timeout(Some(common::RUN_TIMEOUT)).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        for _ in 0..100 {
-            let request = plain_request(&mut reader, &mut writer);
-            let reply: &[u8] = match request.split([',', '\n']).next().unwrap_or_default() {
-                "LIST" => b"OK 1\nf,5,1700000000,plain.txt\n",
-                "BYE" => b"OK bye\n",
-                "" => return,
-                _ => b"ERROR: not in this test\n",
-            };
-            if writer.write_all(reply).is_err() || reply.starts_with(b"OK bye") {
-                return;
-            }
-        }
-    });
-    (addr, thread)
-}
-
 #[test]
 fn a_plain_ioe1_server_makes_each_extension_call_unsupported_and_the_session_goes_on() {
-    let (addr, server) = plain_server();
+    let (addr, server) = common::plain_server(b"OK 1\nf,5,1700000000,plain.txt\n");
     let work = TempDir::new().unwrap();
     let got = caught(
         work.path(),

@@ -9,13 +9,13 @@
 mod common;
 
 use common::relay::Relay;
-use common::{TestServer, put, temp_files, wait_until};
+use common::{TestServer, mtime, put, set_mtime, temp_files, wait_until};
 use ioe::sync::{Compare, Direction, SyncOptions, SyncReport, sync};
 use ioe::{ErrorKind, Session};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::{self};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Every file and folder under `dir`: name → (contents or `None` for a
@@ -41,25 +41,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Option<Vec<u8>>, u64)> {
             (name, value)
         })
         .collect()
-}
-
-fn mtime(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn set_mtime(path: &Path, secs: u64) {
-    File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
 }
 
 /// A tree with sub-folders, an empty folder and names with commas, spaces

@@ -6,7 +6,7 @@
 mod common;
 
 use common::relay::Relay;
-use common::{ServeProcess, TestServer, pseudo_random, put, temp_files};
+use common::{ServeProcess, TestServer, mtime, pseudo_random, put, set_mtime, temp_files};
 use ioe::cancel::CancelToken;
 use ioe::digest::Algorithm;
 use ioe::protocol::PART_PREFIX;
@@ -17,20 +17,6 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, UNIX_EPOCH};
 use tempfile::TempDir;
-
-fn mtime(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn set_mtime(path: &Path, secs: u64) {
-    set_mtime_exactly(path, Duration::from_secs(secs));
-}
 
 fn set_mtime_exactly(path: &Path, since_epoch: Duration) {
     File::options()

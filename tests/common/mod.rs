@@ -538,6 +538,57 @@ pub fn plain_request(reader: &mut impl BufRead, writer: &mut impl Write) -> Stri
     panic!("100 requests of the extensions in a row")
 }
 
+/// A plain IOE/1 server for one connection: `LIST` answers `list_reply`
+/// (`OK <n>` and its entry lines), `BYE` ends it, every request of the
+/// extensions gets the refusal a plain server gives (see
+/// [`plain_request`]).
+pub fn plain_server(list_reply: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        stream.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        for _ in 0..100 {
+            let request = plain_request(&mut reader, &mut writer);
+            let reply: &[u8] = match request.split([',', '\n']).next().unwrap_or_default() {
+                "LIST" => list_reply,
+                "BYE" => b"OK bye\n",
+                "" => return,
+                _ => b"ERROR: not in this test\n",
+            };
+            if writer.write_all(reply).is_err() || reply.starts_with(b"OK bye") {
+                return;
+            }
+        }
+    });
+    (addr, thread)
+}
+
+/// A file's modification time, in whole seconds since the epoch.
+pub fn mtime(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sets a file's modification time to `secs` since the epoch.
+pub fn set_mtime(path: &Path, secs: u64) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
 /// Every temporary file (`.ioe-tmp-…`) under `dir`, at any depth.
 pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
