@@ -110,6 +110,11 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
+    /// The file's size in this version.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The stamp of a file's metadata.
     pub fn of(meta: &Metadata) -> FileStamp {
         FileStamp {

@@ -9,9 +9,9 @@
 mod extensions;
 
 use crate::conn::{BodyError, Conn, Line, is_timeout, send_file_paced};
-use crate::digest::DigestCache;
+use crate::digest::{Algorithm, DigestCache, FileStamp};
 use crate::protocol::{
-    self, AfterError, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
+    self, AfterError, Extension, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
 };
 use crate::rate::{Pace, RateFloor, Slow};
 use crate::root::Root;
@@ -737,16 +737,64 @@ impl Connection<'_> {
             // the original client reads the size with one recv()
             thread::sleep(LEGACY_GAP);
         }
-        self.send_body(&format!("READ {name}"), &file, size)
+        let request = format!("READ {name}");
+        match self.hash_waiting_for(name) {
+            Some(algorithm) => self.send_body_hashing(&request, &file, size, algorithm),
+            None => self.send_body(&request, &file, size, |_| {}),
+        }
+    }
+
+    /// The algorithm of a `HASH` of `name` that the client already sent
+    /// behind its `READ` (a verified download pipelines them).
+    fn hash_waiting_for(&self, name: &str) -> Option<Algorithm> {
+        let buffered = self.conn.buffered();
+        let line = &buffered[..buffered.iter().position(|&b| b == b'\n')?];
+        match protocol::parse_request(line) {
+            Ok(Request::Extension(Extension::Hash { algorithm, name: hashed })) if hashed == name => {
+                Algorithm::from_name(&algorithm)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`send_body`](Self::send_body), digesting the file as it goes out:
+    /// if it did not change meanwhile, the digest goes in the cache, where
+    /// the `HASH` behind finds it instead of reading the file again.
+    fn send_body_hashing(
+        &mut self,
+        request: &str,
+        file: &File,
+        size: u64,
+        algorithm: Algorithm,
+    ) -> io::Result<Flow> {
+        let before = file.metadata().map(|meta| FileStamp::of(&meta));
+        let mut hasher = algorithm.hasher();
+        let flow = self.send_body(request, file, size, |piece| hasher.update(piece))?;
+        let after = file.metadata().map(|meta| FileStamp::of(&meta));
+        if let (Ok(before), Ok(after)) = (before, after)
+            && before == after
+            && before.size() == size
+        {
+            self.shared
+                .digests
+                .insert(before, algorithm, hasher.finish_hex());
+        }
+        Ok(flow)
     }
 
     /// Sends `size` bytes of `file` from its offset as a reply's body, at
     /// the minimum rate, and logs `request` with the outcome; a file that
     /// shrank closes the connection (the client then knows the body is
     /// short).
-    fn send_body(&mut self, request: &str, file: &File, size: u64) -> io::Result<Flow> {
+    fn send_body(
+        &mut self,
+        request: &str,
+        file: &File,
+        size: u64,
+        observe: impl FnMut(&[u8]),
+    ) -> io::Result<Flow> {
         let mut pace = self.pace();
-        let sent = match send_file_paced(file, self.conn.stream(), size, &mut pace) {
+        let sent = match send_file_paced(file, self.conn.stream(), size, &mut pace, observe) {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);

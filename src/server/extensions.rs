@@ -167,7 +167,7 @@ impl Connection<'_> {
         }
         let count = length.min(size - offset);
         self.conn.write_all(format!("{count}\n").as_bytes())?;
-        self.send_body(&request, &file, count)
+        self.send_body(&request, &file, count, |_| {})
     }
 
     /// `WALK`: `OK`, the entries as they are found, then `END <n>`, sent in
