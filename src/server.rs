@@ -750,9 +750,10 @@ impl Connection<'_> {
         let buffered = self.conn.buffered();
         let line = &buffered[..buffered.iter().position(|&b| b == b'\n')?];
         match protocol::parse_request(line) {
-            Ok(Request::Extension(Extension::Hash { algorithm, name: hashed })) if hashed == name => {
-                Algorithm::from_name(&algorithm)
-            }
+            Ok(Request::Extension(Extension::Hash {
+                algorithm,
+                name: hashed,
+            })) if hashed == name => Algorithm::from_name(&algorithm),
             _ => None,
         }
     }

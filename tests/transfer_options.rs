@@ -360,3 +360,24 @@ fn a_resume_whose_kept_bytes_do_not_match_starts_again_from_zero_once() {
     assert_eq!(done.resumed_from, 0, "started again from zero");
     assert_eq!(parts(local.path()), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_link_planted_as_the_part_file_is_refused_and_its_target_untouched() {
+    let server = TestServer::start();
+    let remote = put(server.root(), "r.bin", b"remote content");
+    set_mtime(&remote, 1_300_000_000);
+    let local = TempDir::new().unwrap();
+    let victim = put(local.path(), "precious", b"precious\n");
+    let part = local
+        .path()
+        .join(format!("{PART_PREFIX}14-1300000000-r.bin"));
+    std::os::unix::fs::symlink(&victim, &part).unwrap();
+    let mut s = server.session();
+    let e = s
+        .read_with("r.bin", &local.path().join("r.bin"), &resuming())
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LocalIo, "{e}");
+    assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
+    assert!(!local.path().join("r.bin").exists());
+    assert!(s.is_open());
+}

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{EntryKind, Extension, PART_PREFIX, Status};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Longest part of the target's file name kept in the part file's name
@@ -52,7 +53,7 @@ impl Session {
             }
             other => other,
         };
-        let (moved, resumed_from, digest) = match fetched {
+        let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(e) => {
                 if e.kind == ErrorKind::Corrupt {
@@ -61,19 +62,28 @@ impl Session {
                 return Err(e);
             }
         };
-        let file = File::options()
-            .write(true)
-            .open(&part_path)
-            .map_err(|e| local_io(op, local, e))?;
         if mtime {
-            set_mtime(&file, entry.mtime).map_err(|e| local_io(op, local, e))?;
+            set_mtime(&fetched.part, entry.mtime).map_err(|e| local_io(op, local, e))?;
+        }
+        // the name must still be the file written, not something put in
+        // its place meanwhile
+        let still = fs::symlink_metadata(&part_path)
+            .ok()
+            .zip(fetched.part.metadata().ok())
+            .is_some_and(|(named, held)| named.dev() == held.dev() && named.ino() == held.ino());
+        if !still {
+            let cause = format!(
+                "`{}` was replaced while the download ran; nothing was kept",
+                part_path.display()
+            );
+            return Err(Error::new(ErrorKind::LocalIo, op, cause));
         }
         fs::rename(&part_path, local).map_err(|e| local_io(op, local, e))?;
         Ok(Some(Transferred {
             size: entry.size,
-            moved,
-            resumed_from,
-            digest: Some((algorithm, digest)),
+            moved: fetched.moved,
+            resumed_from: fetched.resumed_from,
+            digest: Some((algorithm, fetched.digest)),
             mtime: mtime.then_some(entry.mtime),
         }))
     }
@@ -89,13 +99,8 @@ impl Session {
         part_path: &Path,
         size: u64,
         algorithm: Algorithm,
-    ) -> Result<(u64, u64, String)> {
-        let part = File::options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(part_path)
-            .map_err(|e| local_io(op, local, e))?;
+    ) -> Result<Fetched> {
+        let part = open_part(op, local, part_path)?;
         lock(&part).map_err(|e| {
             let cause = format!(
                 "another download into `{}` is in progress ({e})",
@@ -136,7 +141,14 @@ impl Session {
         );
         self.send(op, requests.as_bytes())?;
         let count = match self.status(op)? {
-            Status::Size(count) => count,
+            Status::Size(count) if count == size - have => count,
+            Status::Size(count) => {
+                let cause = format!(
+                    "it offered {count} bytes where {} were missing",
+                    size - have
+                );
+                return Err(self.broken(op, cause));
+            }
             Status::Error(message) => {
                 let refused = self.refusal(op, &message);
                 return Err(self.skip_pipelined(op, true, refused));
@@ -145,10 +157,45 @@ impl Session {
         };
         let part = self.receive_body(op, remote, local, count, Ok(part), Some(&mut hasher));
         let part = part.map_err(|e| self.skip_pipelined(op, true, e))?;
-        drop(part);
         let (_, digest) = self.check_digest(op, remote, algorithm, hasher.finish_hex())?;
-        Ok((count, have, digest))
+        Ok(Fetched {
+            part,
+            moved: count,
+            resumed_from: have,
+            digest,
+        })
     }
+}
+
+/// A part file complete and verified, still open.
+struct Fetched {
+    part: File,
+    moved: u64,
+    resumed_from: u64,
+    digest: String,
+}
+
+/// Opens (or creates) the part file without following a link, and only if
+/// it is a regular file with no other name: whoever can write to the
+/// download folder must not make the download append to, or cut short, a
+/// file elsewhere.
+fn open_part(op: &str, local: &Path, part_path: &Path) -> Result<File> {
+    let part = File::options()
+        .read(true)
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(part_path)
+        .map_err(|e| local_io(op, local, e))?;
+    let meta = part.metadata().map_err(|e| local_io(op, local, e))?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        let cause = format!(
+            "`{}` is not a plain file of its own (a link?); remove it to download again",
+            part_path.display()
+        );
+        return Err(Error::new(ErrorKind::LocalIo, op, cause));
+    }
+    Ok(part)
 }
 
 /// The part file of `local` for the remote version of `size` bytes last
