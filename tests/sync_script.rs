@@ -1,0 +1,326 @@
+//! `push` and `pull` of whole trees through the real `ioe` binary against
+//! real servers: both call styles, every option's validation, the result
+//! map's fields on real runs (copied, skipped, deleted, failed, a dry run's
+//! plan), the summary line, and the REPL's `PUSH` and `PULL` forms.
+
+mod common;
+
+use common::{Run, TestServer, put, run_ioe};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use tempfile::TempDir;
+
+/// Runs `-e CODE` in `dir` with `progress` (`--progress` or
+/// `--no-progress`).
+fn eval_with(dir: &Path, progress: &str, code: &str) -> Run {
+    run_ioe(dir, &["run", progress, "-e", code], "")
+}
+
+fn eval(dir: &Path, code: &str) -> Run {
+    eval_with(dir, "--no-progress", code)
+}
+
+fn ok(run: &Run) -> &str {
+    assert_eq!(run.code, Some(0), "the script failed: {run:#?}");
+    &run.stdout
+}
+
+/// Every file under `dir` (name → contents) and every folder (name →
+/// `None`).
+fn tree(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.path().strip_prefix(dir).unwrap().to_str().unwrap();
+            let contents = e.file_type().is_file().then(|| fs::read(e.path()).unwrap());
+            (name.to_string(), contents)
+        })
+        .collect()
+}
+
+/// A local tree with a sub-folder, an empty folder and names with a comma,
+/// a space and non-ASCII letters.
+fn make_tree(dir: &Path) {
+    put(dir, "a.txt", b"alpha");
+    put(dir, "sub/b, c.txt", b"bravo charlie");
+    put(dir, "sub/deep/ünï d.bin", &[0, 1, 2, 255]);
+    fs::create_dir_all(dir.join("empty folder")).unwrap();
+}
+
+#[test]
+fn push_and_pull_carry_a_tree_in_both_call_styles_and_a_second_run_copies_nothing() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    make_tree(&work.path().join("src"));
+    let code = format!(
+        r#"
+        let s = connect("{addr}");
+        let r = s.push("src", "up");
+        print(`push ${{r.files}} ${{r.bytes}} ${{r.made}} ${{r.failed.len()}}`);
+        let r = pull("up", "back");
+        print(`pull ${{r.files}} ${{r.bytes}} ${{r.made}} ${{r.failed.len()}}`);
+        let r = push("src", "up");
+        print(`again ${{r.files}} ${{r.skipped.len()}}`);
+        let r = s.pull("up/", "back");
+        print(`again ${{r.files}} ${{r.skipped.len()}}`);
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"push 3 22 ["empty folder", "sub", "sub/deep"] 0"#,
+            r#"pull 3 22 ["empty folder", "sub", "sub/deep"] 0"#,
+            // 3 unchanged files and 3 folders already there
+            "again 0 6",
+            "again 0 6",
+        ]
+    );
+    let source = tree(&work.path().join("src"));
+    assert_eq!(tree(&server.root().join("up")), source);
+    assert_eq!(tree(&work.path().join("back")), source);
+    // no summary without progress: a batch job prints what it wants
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn every_option_is_checked_and_a_bad_one_does_nothing() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "src/a.txt", b"a");
+    let op = "push `src` to `up`";
+    let cases = [
+        ("#{bogus: 1}", "unknown option `bogus`; the options are `compare`, `delete`, `allow_empty_source`, `max_delete`, `include`, `exclude`, `links`, `parallel`, `verify`, `retries`, `retry_delay`, `dry_run`".to_string()),
+        ("#{compare: \"mtime\"}", "option `compare` takes \"size_mtime\", \"digest\", \"size\" or \"always\", not \"mtime\"".into()),
+        ("#{compare: 1}", "option `compare` takes \"size_mtime\", \"digest\", \"size\" or \"always\", not 1".into()),
+        ("#{delete: \"yes\"}", "option `delete` takes true or false, not \"yes\"".into()),
+        ("#{allow_empty_source: 1}", "option `allow_empty_source` takes true or false, not 1".into()),
+        ("#{verify: ()}", "option `verify` takes true or false, not ()".into()),
+        ("#{dry_run: 0}", "option `dry_run` takes true or false, not 0".into()),
+        ("#{max_delete: -1}", "option `max_delete` takes a whole number, 0 or more, not -1".into()),
+        ("#{max_delete: 1.5}", "option `max_delete` takes a whole number, 0 or more, not 1.5".into()),
+        ("#{include: 3}", "option `include` takes a pattern or an array of patterns, such as [\"*.tmp\", \"cache/\"], not 3".into()),
+        ("#{exclude: [\"*.tmp\", 2]}", "option `exclude` takes a pattern or an array of patterns, such as [\"*.tmp\", \"cache/\"], not [\"*.tmp\", 2]".into()),
+        ("#{links: \"copy\"}", "option `links` takes \"skip\" or \"follow\", not \"copy\"".into()),
+        ("#{parallel: 0}", "option `parallel` takes a whole number from 1 to 32, not 0".into()),
+        ("#{parallel: 33}", "option `parallel` takes a whole number from 1 to 32, not 33".into()),
+        ("#{parallel: \"4\"}", "option `parallel` takes a whole number from 1 to 32, not \"4\"".into()),
+        ("#{retries: -1}", "option `retries` takes a whole number from 0 to 100, not -1".into()),
+        ("#{retries: true}", "option `retries` takes a whole number from 0 to 100, not true".into()),
+        ("#{retry_delay: -0.5}", "option `retry_delay` takes seconds from 0 to 60, such as 0.5, not -0.5".into()),
+        ("#{retry_delay: 61}", "option `retry_delay` takes seconds from 0 to 60, such as 0.5, not 61".into()),
+        ("#{retry_delay: \"1s\"}", "option `retry_delay` takes seconds from 0 to 60, such as 0.5, not \"1s\"".into()),
+    ];
+    let mut code = format!("let s = connect(\"{}\");\n", server.addr());
+    for (options, _) in &cases {
+        for call in [
+            format!("s.push(\"src\", \"up\", {options})"),
+            format!("push(\"src\", \"up\", {options})"),
+        ] {
+            code.push_str(&format!(
+                "try {{ {call}; print(\"no error\"); }} \
+                 catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}\n"
+            ));
+        }
+    }
+    let run = eval(work.path(), &code);
+    let lines: Vec<&str> = ok(&run).lines().collect();
+    let expected: Vec<String> = cases
+        .iter()
+        .flat_map(|(_, message)| {
+            let line = format!("bad_argument | {op}: {message}");
+            [line.clone(), line]
+        })
+        .collect();
+    assert_eq!(lines, expected);
+    // nothing was done
+    assert!(!server.root().join("up").exists());
+}
+
+#[test]
+fn good_options_of_every_type_are_taken() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "src/keep.txt", b"keep");
+    put(work.path(), "src/skip.tmp", b"tmp");
+    put(work.path(), "src/cache/x.txt", b"x");
+    let code = format!(
+        r#"
+        let r = connect("{addr}").push("src", "up", #{{
+            compare: "digest", delete: true, allow_empty_source: false, max_delete: 10,
+            include: ["*.txt"], exclude: "cache/", links: "follow", parallel: 2,
+            verify: true, retries: 0, retry_delay: 1, dry_run: false
+        }});
+        print(r.copied);
+        let r = pull("up", "back", #{{retry_delay: 0.25, compare: "size", include: "*.txt"}});
+        print(r.copied);
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    assert_eq!(
+        ok(&run),
+        "[#{\"name\": \"keep.txt\", \"size\": 4}]\n[#{\"name\": \"keep.txt\", \"size\": 4}]\n"
+    );
+    assert_eq!(
+        fs::read(server.root().join("up/keep.txt")).unwrap(),
+        b"keep"
+    );
+    assert!(!server.root().join("up/skip.tmp").exists());
+    assert!(!server.root().join("up/cache").exists());
+}
+
+#[test]
+fn the_result_map_lists_deleted_and_failed_files_and_failures_hold_deletes_back() {
+    // the server refuses uploads over 100 bytes
+    let server = TestServer::start_with(|c| c.max_size = Some(100));
+    let work = TempDir::new().unwrap();
+    put(work.path(), "src/small.txt", b"small");
+    put(server.root(), "up/stale.txt", b"stale");
+    let first = format!(
+        r#"
+        let r = connect("{addr}").push("src", "up", #{{delete: true}});
+        print(`${{r.copied}} ${{r.deleted}} ${{r.failed}} ${{r.deletes_held}}`);
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &first);
+    let mut lines: Vec<String> = ok(&run).lines().map(str::to_string).collect();
+    put(work.path(), "src/big.bin", &[b'x'; 200]);
+    put(work.path(), "src/stale2.txt", b"new");
+    put(server.root(), "up/gone.txt", b"new");
+    let code = format!(
+        r#"
+        let r = connect("{addr}").push("src", "up", #{{delete: true}});
+        print(`${{r.files}} ${{r.copied}} ${{r.deleted}}`);
+        for f in r.failed {{ print(`${{f.name}} | ${{f.kind}} | ${{f.message}}`); }}
+        print(r.deletes_held);
+        print(r.skipped);
+        print(type_of(r.seconds));
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    lines.extend(ok(&run).lines().map(str::to_string));
+    assert_eq!(
+        lines[0],
+        r#"[#{"name": "small.txt", "size": 5}] ["stale.txt"] [] "#
+    );
+    assert_eq!(lines[1], r#"1 [#{"name": "stale2.txt", "size": 3}] []"#);
+    assert!(
+        lines[2].starts_with("big.bin | refused | write `up/big.bin`: "),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        "1 file failed during the run, so nothing was deleted"
+    );
+    assert_eq!(
+        lines[4],
+        r#"[#{"name": "small.txt", "reason": "same size and mtime"}]"#
+    );
+    assert_eq!(lines[5], "f64");
+    assert!(!server.root().join("up/stale.txt").exists());
+    // held back: the file the source lacks is still there
+    assert_eq!(fs::read(server.root().join("up/gone.txt")).unwrap(), b"new");
+    assert!(!server.root().join("up/big.bin").exists());
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_plans_exactly_what_the_real_run_does() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "src/new.txt", b"new!");
+    put(work.path(), "src/d/e.txt", b"e");
+    put(server.root(), "up/old.txt", b"old");
+    let before = tree(server.root());
+    let code = format!(
+        r#"
+        let s = connect("{addr}");
+        let r = s.push("src", "up", #{{delete: true, dry_run: true}});
+        for p in r.plan {{ print(`${{p.action}} | ${{p.name}} | ${{p.size}} | ${{p.reason}}`); }}
+        print(`${{r.files}} ${{r.copied}} ${{r.made}} ${{r.deleted}}`);
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    assert_eq!(
+        ok(&run),
+        "mkdir | d | 0 | missing\n\
+         copy | d/e.txt | 1 | new\n\
+         copy | new.txt | 4 | new\n\
+         delete | old.txt | 0 | file not in the source\n\
+         0 [] [] []\n"
+    );
+    assert_eq!(tree(server.root()), before);
+    let code = format!(
+        r#"
+        let r = connect("{addr}").push("src", "up", #{{delete: true}});
+        print(`${{r.made}} ${{r.copied.map(|c| c.name)}} ${{r.deleted}} ${{r.plan}}`);
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    assert_eq!(
+        ok(&run),
+        "[\"d\"] [\"d/e.txt\", \"new.txt\"] [\"old.txt\"] []\n"
+    );
+}
+
+#[test]
+fn the_call_throws_only_when_the_sync_cannot_run() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    put(work.path(), "file.txt", b"f");
+    let code = format!(
+        r#"
+        try {{ push("src", "up"); }} catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}
+        let s = connect("{addr}");
+        for f in [|| s.push("nope", "up"), || s.pull("nope", "back"), || pull(".", "file.txt")] {{
+            try {{ f.call(); print("no error"); }} catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}
+        }}
+        "#,
+        addr = server.addr()
+    );
+    let run = eval(work.path(), &code);
+    assert_eq!(
+        ok(&run),
+        "not_connected | push `src` to `up`: not connected; connect to a server first\n\
+         local_missing | push `nope` to `up`: local folder `nope` does not exist\n\
+         not_found | pull `nope` to `back`: remote folder `nope` does not exist\n\
+         local_io | pull `` to `file.txt`: `file.txt` is not a folder\n"
+    );
+    assert!(!work.path().join("back").exists());
+}
+
+#[test]
+fn with_progress_on_the_call_prints_a_summary_on_stderr() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    make_tree(&work.path().join("src"));
+    let code = format!(
+        "connect(\"{}\"); push(\"src\", \"up\"); push(\"src\", \"up\", #{{dry_run: true}});",
+        server.addr()
+    );
+    let run = eval_with(work.path(), "--progress", &code);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with(
+            "push: copied 3 files (22 B), made 3 folders, deleted 0, skipped 0, 0 failed, in "
+        ),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        "push (dry run, nothing done): would copy 0 files (0 B), make 0 folders, delete 0; skip 6"
+    );
+}
