@@ -324,3 +324,109 @@ fn with_progress_on_the_call_prints_a_summary_on_stderr() {
         "push (dry run, nothing done): would copy 0 files (0 B), make 0 folders, delete 0; skip 6"
     );
 }
+
+fn connect_line(server: &TestServer) -> String {
+    let addr = server.addr();
+    format!("CONNECT,{},{}\n", addr.ip(), addr.port())
+}
+
+#[test]
+fn the_repl_forms_push_and_pull_and_print_a_summary() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    make_tree(&work.path().join("src"));
+    let input = connect_line(&server)
+        + "PUSH, src , up\n\
+           push,src,up\n\
+           PULL,up,back\n\
+           let r = pull(\"up\", \"back\"); print(`script ${r.files}`);\n\
+           QUIT\n";
+    let run = run_ioe(work.path(), &["repl", "--no-progress"], &input);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert!(
+        lines[1].starts_with(
+            "push: copied 3 files (22 B), made 3 folders, deleted 0, skipped 0, 0 failed, in "
+        ),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(
+            "push: copied 0 files (0 B), made 0 folders, deleted 0, skipped 6, 0 failed, in "
+        ),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with(
+            "pull: copied 3 files (22 B), made 3 folders, deleted 0, skipped 0, 0 failed, in "
+        ),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4], "script 0");
+    let source = tree(&work.path().join("src"));
+    assert_eq!(tree(&server.root().join("up")), source);
+    assert_eq!(tree(&work.path().join("back")), source);
+}
+
+#[test]
+fn a_repl_push_with_failures_lists_them_and_fails_the_line() {
+    let server = TestServer::start_with(|c| c.max_size = Some(100));
+    let work = TempDir::new().unwrap();
+    put(work.path(), "src/small.txt", b"small");
+    put(work.path(), "src/big.bin", &[b'x'; 200]);
+    std::os::unix::fs::symlink("small.txt", work.path().join("src/link")).unwrap();
+    let input = connect_line(&server) + "PUSH,src,up\nprint(\"not reached\")\n";
+    let run = run_ioe(work.path(), &["repl"], &input);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stdout.contains(
+            "push: copied 1 file (5 B), made 0 folders, deleted 0, skipped 1, 1 failed, in "
+        ),
+        "{}",
+        run.stdout
+    );
+    // a link left out is said; unchanged files are only counted
+    assert!(
+        run.stdout.contains(
+            "\n  skipped `link`: a symbolic link (links: \"follow\" copies what it points to)\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("not reached"), "{}", run.stdout);
+    assert!(
+        run.stderr.starts_with(
+            "ioe: line 2: error: push `src` to `up`: 1 of 2 failed:\n  [refused] write `up/big.bin`: "
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read(server.root().join("up/small.txt")).unwrap(),
+        b"small"
+    );
+    assert!(!server.root().join("up/big.bin").exists());
+}
+
+#[test]
+fn repl_forms_with_more_than_one_comma_point_to_the_script_call() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(work.path(), &["repl"], "PUSH,a,b,c\n");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "ioe: line 1: error: PUSH takes two folders separated by one comma, not 2; \
+         for names with commas use push(\"local-folder\", \"remote-folder\")\n"
+    );
+    let run = run_ioe(work.path(), &["repl"], "PULL,up,back\n");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "ioe: line 1: error[not_connected]: pull `up` to `back`: not connected; \
+         connect to a server first with CONNECT,host,port\n"
+    );
+}

@@ -330,6 +330,19 @@ pub fn summary(direction: Direction, dry_run: bool, report: &SyncReport) -> Stri
     text
 }
 
+/// What a sync left out on purpose (a symbolic link, a name IOE/1 cannot
+/// carry…), as opposed to what it found unchanged: the entries worth
+/// telling a person about.
+pub fn left_out(report: &SyncReport) -> impl Iterator<Item = &sync::Skipped> {
+    report
+        .skipped
+        .iter()
+        .filter(|s| !UNCHANGED.contains(&s.reason.as_str()))
+}
+
+/// The reasons of the skips that mean "already there and the same".
+const UNCHANGED: &[&str] = &["same size and mtime", "same size", "same digest", "exists"];
+
 fn verb(direction: Direction) -> &'static str {
     match direction {
         Direction::Push => "push",
