@@ -175,6 +175,8 @@ fn bar_from(total: u64, done: u64, label: &str, target: ProgressDrawTarget) -> P
 const TREE_TICK: Duration = Duration::from_millis(200);
 /// Most names of files in flight the tree's bar shows.
 const SHOWN_IN_FLIGHT: usize = 3;
+/// Most characters of each such name (the end of a longer one is shown).
+const SHOWN_NAME: usize = 24;
 
 /// One overall bar for a sync: files and bytes done of the total, rate,
 /// ETA and the files in flight. It appears once the copies have run for
@@ -230,11 +232,11 @@ impl TreeMeter {
 fn tree_message(label: &str, now: &crate::sync::Snapshot) -> String {
     let mut text = format!("{label} {}/{} files", now.files_done, now.files_total);
     if !now.in_flight.is_empty() {
-        let shown: Vec<&str> = now
+        let shown: Vec<String> = now
             .in_flight
             .iter()
             .take(SHOWN_IN_FLIGHT)
-            .map(String::as_str)
+            .map(|name| short(name))
             .collect();
         text.push_str(&format!(" ({}", shown.join(", ")));
         if now.in_flight.len() > SHOWN_IN_FLIGHT {
@@ -243,6 +245,16 @@ fn tree_message(label: &str, now: &crate::sync::Snapshot) -> String {
         text.push(')');
     }
     text
+}
+
+/// `name`, or `…` and its last [`SHOWN_NAME`] characters.
+fn short(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= SHOWN_NAME {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(count - SHOWN_NAME).collect();
+    format!("…{tail}")
 }
 
 impl Drop for TreeMeter {
@@ -276,6 +288,11 @@ mod tests {
         assert_eq!(tree_message("push", &now), "push 12/40 files");
         now.in_flight = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
         assert_eq!(tree_message("push", &now), "push 12/40 files (a, b, c +2)");
+        now.in_flight = vec!["photos/2026/holiday/ünïcödé-0001.jpg".to_string()];
+        assert_eq!(
+            tree_message("push", &now),
+            "push 12/40 files (…holiday/ünïcödé-0001.jpg)"
+        );
     }
 
     #[test]

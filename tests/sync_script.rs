@@ -1,14 +1,21 @@
 //! `push` and `pull` of whole trees through the real `ioe` binary against
 //! real servers: both call styles, every option's validation, the result
 //! map's fields on real runs (copied, skipped, deleted, failed, a dry run's
-//! plan), the summary line, and the REPL's `PUSH` and `PULL` forms.
+//! plan), the summary line, the overall progress bar, Ctrl-C, and the
+//! REPL's `PUSH` and `PULL` forms.
 
 mod common;
 
-use common::{Run, TestServer, put, run_ioe};
+use common::relay::Relay;
+use common::{
+    Child, Run, TestServer, pseudo_random, put, run_ioe, spawn_ioe, temp_files, wait_until,
+};
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Runs `-e CODE` in `dir` with `progress` (`--progress` or
@@ -323,6 +330,9 @@ fn with_progress_on_the_call_prints_a_summary_on_stderr() {
         lines[1],
         "push (dry run, nothing done): would copy 0 files (0 B), make 0 folders, delete 0; skip 6"
     );
+    // by default, progress follows the terminal: stderr is a pipe here
+    let run = run_ioe(work.path(), &["run", "-e", &code], "");
+    assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{run:#?}");
 }
 
 fn connect_line(server: &TestServer) -> String {
@@ -429,4 +439,99 @@ fn repl_forms_with_more_than_one_comma_point_to_the_script_call() {
         "ioe: line 1: error[not_connected]: pull `up` to `back`: not connected; \
          connect to a server first with CONNECT,host,port\n"
     );
+}
+
+/// Collects what `child` writes on stderr as it comes; the thread ends
+/// with the pipe.
+fn stderr_so_far(child: &mut Child) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.0.stderr.take().expect("stderr is piped");
+    let into = Arc::clone(&text);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (text, reader)
+}
+
+/// Waits (at most 30 s) for `child` to exit; its status code.
+fn exit_code(child: &mut Child) -> Option<i32> {
+    let mut status = None;
+    wait_until(Duration::from_secs(30), || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    status.expect("ioe exited").code()
+}
+
+/// A pull of one 2 MiB file through a relay that holds the server's bytes
+/// after 1 MiB, started with `progress`; the relay, once it holds.
+fn held_pull(work: &Path, server: &TestServer, progress: &str) -> (Relay, Child) {
+    put(server.root(), "t/big.bin", &pseudo_random(5, 2 << 20));
+    let relay = Relay::start(server.addr());
+    relay.hold_at(1 << 20);
+    let code = format!(
+        "connect(\"{}\"); \
+         try {{ pull(\"t\", \"back\", #{{parallel: 1}}); }} catch (e) {{ print(`caught ${{e.kind}}`); }} \
+         print(\"went on\");",
+        relay.addr
+    );
+    let child = spawn_ioe(work, &["run", progress, "-e", &code]);
+    relay.wait_held();
+    (relay, child)
+}
+
+#[test]
+fn a_long_pull_draws_one_overall_bar_and_ends_with_the_summary() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let (relay, mut child) = held_pull(work.path(), &server, "--progress");
+    let (stderr, reader) = stderr_so_far(&mut child);
+    // the bar appears once the copy has run about a second (bounded wait)
+    let drawn = wait_until(Duration::from_secs(20), || {
+        stderr.lock().unwrap().contains("pull 0/1 files (big.bin)")
+    });
+    relay.release();
+    assert_eq!(exit_code(&mut child), Some(0));
+    reader.join().unwrap();
+    let text = stderr.lock().unwrap().clone();
+    assert!(drawn, "no bar: {text:?}");
+    assert!(text.contains(" 0 B/2.00 MiB "), "{text:?}");
+    // the bar is cleared, then the summary is the last line
+    assert!(
+        text.contains(
+            "pull: copied 1 file (2 MiB), made 0 folders, deleted 0, skipped 0, 0 failed, in "
+        ) && text.ends_with(" s\n"),
+        "{text:?}"
+    );
+    assert_eq!(
+        fs::read(work.path().join("back/big.bin")).unwrap(),
+        pseudo_random(5, 2 << 20)
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_pull_ends_the_script_with_130_and_leaves_no_partial_file() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let (relay, child) = held_pull(work.path(), &server, "--no-progress");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let run = common::finish(child, std::thread::spawn(|| {}));
+    drop(relay);
+    // the script's catch did not swallow it, nor did it go on
+    assert_eq!((run.code, run.stdout.as_str()), (Some(130), ""), "{run:#?}");
+    assert!(
+        run.stderr.contains("stopped by Ctrl-C (SIGINT)"),
+        "{run:#?}"
+    );
+    assert_eq!(temp_files(work.path()), Vec::<std::path::PathBuf>::new());
+    assert!(!work.path().join("back/big.bin").exists());
 }
