@@ -289,7 +289,8 @@ fn the_call_throws_only_when_the_sync_cannot_run() {
         r#"
         try {{ push("src", "up"); }} catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}
         let s = connect("{addr}");
-        for f in [|| s.push("nope", "up"), || s.pull("nope", "back"), || pull(".", "file.txt")] {{
+        for f in [|| s.push("nope", "up"), || s.pull("nope", "back"), || pull(".", "file.txt"),
+                  || s.push("file.txt", "up", #{{exclude: "a[b"}})] {{
             try {{ f.call(); print("no error"); }} catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}
         }}
         "#,
@@ -301,7 +302,9 @@ fn the_call_throws_only_when_the_sync_cannot_run() {
         "not_connected | push `src` to `up`: not connected; connect to a server first\n\
          local_missing | push `nope` to `up`: local folder `nope` does not exist\n\
          not_found | pull `nope` to `back`: remote folder `nope` does not exist\n\
-         local_io | pull `` to `file.txt`: `file.txt` is not a folder\n"
+         local_io | pull `` to `file.txt`: `file.txt` is not a folder\n\
+         refused | push `file.txt` to `up`: pattern `a[b`: error parsing glob '**/a[b': \
+         unclosed character class; missing ']'\n"
     );
     assert!(!work.path().join("back").exists());
 }

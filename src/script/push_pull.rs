@@ -15,6 +15,7 @@ use crate::sync::{
 use crate::units::human_size;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
+use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -98,7 +99,9 @@ fn call(
         .with(|s| run(s, direction, Path::new(local), remote, options, progress))
         .map_err(from_client)?;
     if progress {
-        eprintln!("{}", summary(direction, dry_run, &report));
+        // a closed stderr must not stop the script
+        let line = summary(direction, dry_run, &report);
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
     Ok(result_map(&report))
 }
