@@ -24,7 +24,7 @@ use std::time::Duration;
 type Fallible<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 /// The option keys `push` and `pull` take, in the order the docs list them.
-pub const OPTIONS: &[&str] = &[
+const OPTIONS: &[&str] = &[
     "compare",
     "delete",
     "allow_empty_source",
@@ -129,7 +129,7 @@ pub(crate) fn run(
 
 /// The [`SyncOptions`] a script's options map asks for; an unknown key or a
 /// value of the wrong type or range is `bad_argument` naming the key.
-pub(crate) fn sync_options(op: &str, map: Map) -> Fallible<SyncOptions> {
+fn sync_options(op: &str, map: Map) -> Fallible<SyncOptions> {
     let mut options = SyncOptions::default();
     for (key, value) in map {
         let bad = |wanted: &str| {
@@ -223,7 +223,7 @@ fn patterns(value: &Dynamic) -> Option<Vec<String>> {
 /// [#{name, reason}], deleted: [names], failed: [#{name, kind, message}],
 /// deletes_held: text or (), files, bytes, retries, seconds, plan:
 /// [#{action, name, size, reason}]}`.
-pub(crate) fn result_map(report: &SyncReport) -> Map {
+fn result_map(report: &SyncReport) -> Map {
     let record = |pairs: Vec<(&str, Dynamic)>| -> Dynamic {
         let map: Map = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
         map.into()
@@ -294,7 +294,7 @@ pub(crate) fn result_map(report: &SyncReport) -> Map {
 /// One line saying what a sync did: `push: copied 3 files (1.2 MiB),
 /// made 1 folder, deleted 2, skipped 10, 0 failed, in 0.4 s`, and why
 /// deletes were held back if they were; a dry run says what it would do.
-pub fn summary(direction: Direction, dry_run: bool, report: &SyncReport) -> String {
+pub(crate) fn summary(direction: Direction, dry_run: bool, report: &SyncReport) -> String {
     let verb = verb(direction);
     let count = |n: usize, one: &str, many: &str| match n {
         1 => format!("1 {one}"),
@@ -336,7 +336,7 @@ pub fn summary(direction: Direction, dry_run: bool, report: &SyncReport) -> Stri
 /// What a sync left out on purpose (a symbolic link, a name IOE/1 cannot
 /// carry…), as opposed to what it found unchanged: the entries worth
 /// telling a person about.
-pub fn left_out(report: &SyncReport) -> impl Iterator<Item = &sync::Skipped> {
+pub(crate) fn left_out(report: &SyncReport) -> impl Iterator<Item = &sync::Skipped> {
     report
         .skipped
         .iter()
