@@ -1,9 +1,15 @@
 //! Progress bars on stderr for transfers that last more than about a
 //! second. Short transfers (and runs where progress is off) never create a
 //! bar, so the per-file cost of many small files is one `Instant::now()`.
+//! A whole tree (`push`, `pull`) gets one overall bar, [`TreeMeter`], drawn
+//! from the sync's shared counters by a thread of its own.
 
+use crate::sync::Counters;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a transfer runs before its bar appears.
@@ -165,6 +171,101 @@ fn bar_from(total: u64, done: u64, label: &str, target: ProgressDrawTarget) -> P
     bar
 }
 
+/// How often the tree's bar is redrawn.
+const TREE_TICK: Duration = Duration::from_millis(200);
+/// Most names of files in flight the tree's bar shows.
+const SHOWN_IN_FLIGHT: usize = 3;
+/// Most characters of each such name (the end of a longer one is shown).
+const SHOWN_NAME: usize = 24;
+
+/// One overall bar for a sync: files and bytes done of the total, rate,
+/// ETA and the files in flight. It appears once the copies have run for
+/// about a second, and goes when dropped.
+pub struct TreeMeter {
+    stop: Option<Sender<()>>,
+    drawer: Option<JoinHandle<()>>,
+}
+
+impl TreeMeter {
+    /// Starts drawing `counters` under `label` when `enabled` (from
+    /// [`ProgressMode::enabled`]); otherwise does nothing at all.
+    pub fn start(enabled: bool, label: &str, counters: Arc<Counters>) -> TreeMeter {
+        if !enabled {
+            return TreeMeter {
+                stop: None,
+                drawer: None,
+            };
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let label = label.to_string();
+        let drawer = std::thread::spawn(move || {
+            let mut bar: Option<ProgressBar> = None;
+            let mut copying_since: Option<Instant> = None;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TREE_TICK) {
+                let now = counters.snapshot();
+                if now.files_total == 0 {
+                    continue;
+                }
+                let since = *copying_since.get_or_insert_with(Instant::now);
+                if bar.is_none() && since.elapsed() >= SHOW_AFTER {
+                    let stderr = Box::new(Unpadded(console::Term::stderr()));
+                    let target = ProgressDrawTarget::term_like(stderr);
+                    bar = Some(bar_from(now.bytes_total, now.bytes_done, &label, target));
+                }
+                if let Some(bar) = &bar {
+                    bar.set_position(now.bytes_done);
+                    bar.set_message(tree_message(&label, &now));
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        TreeMeter {
+            stop: Some(stop),
+            drawer: Some(drawer),
+        }
+    }
+}
+
+/// `push 12/40 files (a.txt, b.txt +2)`: the bar's text before the bytes.
+fn tree_message(label: &str, now: &crate::sync::Snapshot) -> String {
+    let mut text = format!("{label} {}/{} files", now.files_done, now.files_total);
+    if !now.in_flight.is_empty() {
+        let shown: Vec<String> = now
+            .in_flight
+            .iter()
+            .take(SHOWN_IN_FLIGHT)
+            .map(|name| short(name))
+            .collect();
+        text.push_str(&format!(" ({}", shown.join(", ")));
+        if now.in_flight.len() > SHOWN_IN_FLIGHT {
+            text.push_str(&format!(" +{}", now.in_flight.len() - SHOWN_IN_FLIGHT));
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// `name`, or `…` and its last [`SHOWN_NAME`] characters.
+fn short(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= SHOWN_NAME {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(count - SHOWN_NAME).collect();
+    format!("…{tail}")
+}
+
+impl Drop for TreeMeter {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(drawer) = self.drawer.take() {
+            let _ = drawer.join();
+        }
+    }
+}
+
 impl Drop for Meter {
     fn drop(&mut self) {
         if let Some(bar) = self.bar.take() {
@@ -176,6 +277,23 @@ impl Drop for Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tree_bar_names_a_few_files_in_flight() {
+        let mut now = crate::sync::Snapshot {
+            files_total: 40,
+            files_done: 12,
+            ..Default::default()
+        };
+        assert_eq!(tree_message("push", &now), "push 12/40 files");
+        now.in_flight = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        assert_eq!(tree_message("push", &now), "push 12/40 files (a, b, c +2)");
+        now.in_flight = vec!["photos/2026/holiday/ünïcödé-0001.jpg".to_string()];
+        assert_eq!(
+            tree_message("push", &now),
+            "push 12/40 files (…holiday/ünïcödé-0001.jpg)"
+        );
+    }
 
     #[test]
     fn the_rate_counts_only_bytes_moved_after_the_bar_appeared() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, put, run_ioe, temp_files};
+use common::{ServeProcess, TestServer, put, run_ioe, temp_files};
 use std::fs;
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
@@ -394,4 +394,118 @@ fn batch_keep_going_still_ends_with_a_summary_when_reconnecting_fails() {
     assert_eq!(run.stderr, "");
     assert!(!work.path().join("out/a.txt").exists());
     assert!(temp_files(work.path()).is_empty());
+}
+
+/// Every file under `dir` by name, with its contents.
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let name = e.path().strip_prefix(dir).unwrap().to_str().unwrap();
+            (name.to_string(), fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn nightly_backup_mirrors_a_folder_to_a_real_server_and_a_second_run_copies_nothing() {
+    let served = TempDir::new().unwrap();
+    // the server refuses uploads over 64 KiB
+    let server = ServeProcess::start(served.path(), &["--max-size", "64K"]);
+    let addr = server.addr().to_string();
+    put(served.path(), "backup/removed locally.txt", b"old");
+    let work = TempDir::new().unwrap();
+    let home = work.path().join("home");
+    put(&home, "notes, 2026.txt", b"notes");
+    put(&home, "photos/ünï.jpg", &[1, 2, 3, 255]);
+    put(&home, "draft.tmp", b"temporary");
+    put(&home, ".git/config", b"[core]");
+    put(&home, "src/.cache/blob", b"cache");
+    fs::create_dir_all(home.join("empty")).unwrap();
+    let args = [addr.as_str(), "home", "backup"];
+
+    let run = run_example(work.path(), "nightly_backup.rhai", &args);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "copied   notes, 2026.txt (5 B)",
+            "copied   photos/ünï.jpg (4 B)",
+            "deleted  removed locally.txt",
+        ]
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "backup of home to {addr} backup: 2 copied (9 B), 1 deleted, 0 unchanged or left out, \
+             0 failed, 0 retried, in "
+        )),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert_eq!(
+        files_under(&served.path().join("backup")),
+        [
+            ("notes, 2026.txt".to_string(), b"notes".to_vec()),
+            ("photos/ünï.jpg".to_string(), vec![1, 2, 3, 255]),
+        ]
+    );
+    assert!(served.path().join("backup/empty").is_dir());
+    assert!(served.path().join("backup/src").is_dir());
+    assert!(!served.path().join("backup/src/.cache").exists());
+
+    // nothing changed: nothing is sent
+    let run = run_example(work.path(), "nightly_backup.rhai", &args);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(
+        run.stdout.starts_with(&format!(
+            "backup of home to {addr} backup: 0 copied (0 B), 0 deleted, 5 unchanged or left out, "
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+
+    // a file the server refuses fails the night, and so nothing is deleted
+    put(&home, "video.bin", &vec![7; 100 * 1024]);
+    fs::remove_file(home.join("notes, 2026.txt")).unwrap();
+    let run = run_example(work.path(), "nightly_backup.rhai", &args);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stdout
+            .starts_with("FAILED   video.bin [refused]: write `backup/video.bin`: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("\nHELD     deletes: 1 file failed during the run, so nothing was deleted\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(served.path().join("backup/notes, 2026.txt").exists());
+    assert!(!served.path().join("backup/video.bin").exists());
+
+    // more deletes than MAX_DELETE allows: none, and the night fails
+    fs::remove_file(home.join("video.bin")).unwrap();
+    fs::remove_dir_all(home.join("photos")).unwrap();
+    let run = run_example(
+        work.path(),
+        "nightly_backup.rhai",
+        &[&addr, "home", "backup", "2"],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stdout.starts_with(
+            "HELD     deletes: 3 entries would be deleted, more than max_delete (2), so none was\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(served.path().join("backup/photos/ünï.jpg").exists());
 }

@@ -181,8 +181,8 @@ fn target(head: &str) -> (usize, Target) {
 
 /// The command forms complete their name field: `READ,`, `STAT,`,
 /// `HASH,` and `DELETE,` remote names, `LIST,`, `WALK,` and `MKDIR,`
-/// remote folders, `WRITE,` local paths, and `SETTIME,` the name after
-/// its seconds. The field starts after the comma and any spaces.
+/// remote folders, `WRITE,` local paths, `SETTIME,` the name after
+/// its seconds, and `PUSH,` and `PULL,` a local or remote folder by field. The field starts after the comma and any spaces.
 fn form_field(head: &str) -> Option<(usize, Target)> {
     let (word, mut field) = head.split_once(',')?;
     let mut start = word.len() + 1;
@@ -202,6 +202,18 @@ fn form_field(head: &str) -> Option<(usize, Target)> {
             }
             None => Target::Nothing,
         },
+        // `PUSH,local,remote` and `PULL,remote,local`: the side of the
+        // field the cursor is in
+        word @ ("PUSH" | "PULL") => {
+            let second = field.split_once(',').map(|(first, second)| {
+                start += first.len() + 1;
+                field = second;
+            });
+            match (word, second.is_some()) {
+                ("PUSH", false) | ("PULL", true) => Target::Local { quoted: false },
+                _ => remote(true),
+            }
+        }
         "CONNECT" | "FEATURES" => Target::Nothing,
         _ => return None,
     };
@@ -521,6 +533,31 @@ mod tests {
         );
         assert_eq!(complete(&h, "SETTIME,17"), (8, vec![]));
         assert_eq!(complete(&h, "FEATURES,"), (9, vec![]));
+    }
+
+    #[test]
+    fn push_and_pull_complete_a_local_or_a_remote_folder_by_field() {
+        let dir = tempfile::TempDir::new().unwrap();
+        fs::create_dir(dir.path().join("site")).unwrap();
+        let base = format!("{}/", dir.path().display());
+        let h = helper(TREE);
+        let (start, got) = complete(&h, &format!("PUSH,{base}si"));
+        assert_eq!((start, got), (5, vec![format!("{base}site/")]));
+        let head = format!("PUSH,{base}site, d");
+        assert_eq!(complete(&h, &head), (head.len() - 1, vec!["docs/".into()]));
+        assert_eq!(complete(&h, "pull,do"), (5, vec!["docs/".into()]));
+        let head = format!("PULL,docs,{base}si");
+        let (start, got) = complete(&h, &head);
+        assert_eq!(
+            (start, got),
+            (head.len() - base.len() - 2, vec![format!("{base}site/")])
+        );
+        // the script calls complete the same sides
+        assert_eq!(
+            complete(&h, "push(\"x\", \"do").1,
+            vec!["docs/".to_string()]
+        );
+        assert_eq!(complete(&h, "s.pull(\"do").1, vec!["docs/".to_string()]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `LIST,dir`, `READ,name`, `WRITE,name`, `BYE`, `QUIT` — the forms of the
 //! IOE/1 extensions in the same style — `STAT,name`, `HASH,name`,
 //! `WALK[,dir]`, `MKDIR,name`, `DELETE,name`, `SETTIME,seconds,name`,
-//! `FEATURES` — plus `help`, told apart from Rhai code. A line is a command form when its first word (up to
+//! `FEATURES` — whole trees, `PUSH,local_dir,remote_dir` and
+//! `PULL,remote_dir,local_dir` — plus `help`, told apart from Rhai code. A line is a command form when its first word (up to
 //! the first comma) is one of these words in any case and is either alone or
 //! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
 //! script calls).
@@ -37,6 +38,22 @@ pub enum Form {
     SetTime(u64, String),
     /// `FEATURES`: what the server does beyond IOE/1.
     Features,
+    /// `PUSH,local_dir,remote_dir`: make the remote folder hold what the
+    /// local one holds.
+    Push {
+        /// The local folder, the source.
+        local: String,
+        /// The remote folder, the destination.
+        remote: String,
+    },
+    /// `PULL,remote_dir,local_dir`: make the local folder hold what the
+    /// remote one holds.
+    Pull {
+        /// The remote folder, the source.
+        remote: String,
+        /// The local folder, the destination.
+        local: String,
+    },
     /// `BYE`: close the session, stay at the prompt.
     Bye,
     /// `QUIT` (or `EXIT`): close the session and leave.
@@ -47,7 +64,7 @@ pub enum Form {
 
 /// The command words, as shown by `help` and offered by Tab completion,
 /// each with the text that follows it in its usage line.
-pub const WORDS: [(&str, &str); 14] = [
+pub const WORDS: [(&str, &str); 16] = [
     ("CONNECT", ",host[,port]"),
     ("LIST", "[,folder]"),
     ("READ", ",name"),
@@ -59,6 +76,8 @@ pub const WORDS: [(&str, &str); 14] = [
     ("DELETE", ",name"),
     ("SETTIME", ",seconds,name"),
     ("FEATURES", ""),
+    ("PUSH", ",local-folder,remote-folder"),
+    ("PULL", ",remote-folder,local-folder"),
     ("BYE", ""),
     ("QUIT", ""),
     ("help", ""),
@@ -109,6 +128,10 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
         "DELETE" => name_field("DELETE", "name", fields).map(Form::Delete),
         "SETTIME" => set_time(fields),
         "FEATURES" => no_fields("FEATURES", fields).map(|()| Form::Features),
+        "PUSH" => two_folders("PUSH", "local-folder,remote-folder", fields)
+            .map(|(local, remote)| Form::Push { local, remote }),
+        "PULL" => two_folders("PULL", "remote-folder,local-folder", fields)
+            .map(|(remote, local)| Form::Pull { remote, local }),
         "BYE" => no_fields("BYE", fields).map(|()| Form::Bye),
         "QUIT" | "EXIT" => no_fields(&word, fields).map(|()| Form::Quit),
         "HELP" => Ok(Form::Help),
@@ -163,6 +186,33 @@ fn name_field(word: &str, what: &str, fields: Option<&str>) -> Result<String, Us
         return Err(UsageError(format!("usage: {word},{what}")));
     }
     Ok(name.to_string())
+}
+
+/// The two folders of `PUSH` and `PULL`, split at the one comma between
+/// them, without surrounding spaces. Names with commas cannot be told
+/// apart there, so more than one comma is a usage error pointing to the
+/// script call, which takes each name whole. `.` names the server's root.
+fn two_folders(
+    word: &str,
+    what: &str,
+    fields: Option<&str>,
+) -> Result<(String, String), UsageError> {
+    let usage = || UsageError(format!("usage: {word},{what} (`.` is the server's root)"));
+    let (first, second) = fields.and_then(|f| f.split_once(',')).ok_or_else(usage)?;
+    if second.contains(',') {
+        let call = word.to_ascii_lowercase();
+        let (a, b) = what.split_once(',').unwrap_or((what, what));
+        let commas = 1 + second.matches(',').count();
+        return Err(UsageError(format!(
+            "{word} takes two folders separated by one comma, not {commas}; \
+             for names with commas use {call}(\"{a}\", \"{b}\")"
+        )));
+    }
+    let (first, second) = (first.trim(), second.trim());
+    if first.is_empty() || second.is_empty() {
+        return Err(usage());
+    }
+    Ok((first.to_string(), second.to_string()))
 }
 
 fn no_fields(word: &str, fields: Option<&str>) -> Result<(), UsageError> {
@@ -314,6 +364,49 @@ mod tests {
             );
         }
         assert_eq!(usage("SETTIME,5,"), "usage: SETTIME,seconds,name");
+    }
+
+    #[test]
+    fn push_and_pull_take_two_folders_split_at_their_one_comma() {
+        assert_eq!(
+            form("PUSH, site , www/"),
+            Form::Push {
+                local: "site".into(),
+                remote: "www/".into()
+            }
+        );
+        assert_eq!(
+            form("pull,.,my backup"),
+            Form::Pull {
+                remote: ".".into(),
+                local: "my backup".into()
+            }
+        );
+        assert_eq!(
+            usage("PUSH"),
+            "usage: PUSH,local-folder,remote-folder (`.` is the server's root)"
+        );
+        assert_eq!(
+            usage("PULL,docs"),
+            "usage: PULL,remote-folder,local-folder (`.` is the server's root)"
+        );
+        assert_eq!(
+            usage("PUSH,site, "),
+            "usage: PUSH,local-folder,remote-folder (`.` is the server's root)"
+        );
+        assert_eq!(
+            usage("PUSH,a,b,c"),
+            "PUSH takes two folders separated by one comma, not 2; \
+             for names with commas use push(\"local-folder\", \"remote-folder\")"
+        );
+        assert_eq!(
+            usage("PULL,a,b,c"),
+            "PULL takes two folders separated by one comma, not 2; \
+             for names with commas use pull(\"remote-folder\", \"local-folder\")"
+        );
+        // the script calls are Rhai
+        assert_eq!(parse("push(\"a\", \"b\")"), None);
+        assert_eq!(parse("s.pull(\"a\", \"b\")"), None);
     }
 
     #[test]

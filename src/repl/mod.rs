@@ -22,10 +22,12 @@ use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::error::{Error, ErrorKind};
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind, Features};
+use crate::script::push_pull;
 use crate::script::{
     EXIT_INTERRUPTED, Host, HostOptions, ScriptSession, ServerHandle, Stop, folder_name, functions,
 };
 use crate::session::Session;
+use crate::sync::{Direction, SyncOptions};
 use editor::{RemoteName, ReplHelper};
 use forms::Form;
 use rhai::{Dynamic, Map};
@@ -95,6 +97,7 @@ pub fn run(options: Options) -> u8 {
         host: Rc::new(RefCell::new(host)),
         cancel,
         busy,
+        progress: options.progress.enabled(),
     };
     if io::stdin().is_terminal() {
         repl.interactive(&options)
@@ -159,6 +162,8 @@ struct Repl {
     host: Rc<RefCell<Host>>,
     cancel: CancelToken,
     busy: Arc<AtomicBool>,
+    /// Whether transfers draw progress bars.
+    progress: bool,
 }
 
 impl Repl {
@@ -479,6 +484,8 @@ impl Repl {
                 }
                 Ok(Next::Prompt)
             }
+            Form::Push { local, remote } => self.sync(Direction::Push, &local, &remote),
+            Form::Pull { remote, local } => self.sync(Direction::Pull, &remote, &local),
             Form::Bye => {
                 let Some(addr) = self.host.borrow().current_addr() else {
                     say!("no session is open");
@@ -489,6 +496,53 @@ impl Repl {
                 Ok(Next::Prompt)
             }
         }
+    }
+
+    /// `PUSH` and `PULL`: the sync with the default options and the
+    /// progress bar, then the summary; a line with failures fails, listing
+    /// each (the files that could be copied were).
+    fn sync(&mut self, direction: Direction, from: &str, to: &str) -> Result<Next, Failure> {
+        let (local, remote) = match direction {
+            Direction::Push => (from, to),
+            Direction::Pull => (to, from),
+        };
+        let verb = if direction == Direction::Push {
+            "push"
+        } else {
+            "pull"
+        };
+        let op = format!("{verb} `{from}` to `{to}`");
+        let progress = self.progress;
+        let report = self.on_session(&op, |s| {
+            push_pull::run(
+                s,
+                direction,
+                Path::new(local),
+                remote,
+                SyncOptions::default(),
+                progress,
+            )
+        })?;
+        say!("{}", push_pull::summary(direction, false, &report));
+        for left_out in push_pull::left_out(&report) {
+            say!("  skipped `{}`: {}", left_out.name, left_out.reason);
+        }
+        if report.failed.is_empty() {
+            return Ok(Next::Prompt);
+        }
+        let mut text = format!(
+            "error: {op}: {} of {} failed:",
+            report.failed.len(),
+            report.failed.len() + report.copied.len()
+        );
+        for failed in &report.failed {
+            text.push_str(&format!(
+                "\n  [{}] {}",
+                failed.kind.as_str(),
+                failed.message
+            ));
+        }
+        Err(Failure { text, status: 1 })
     }
 
     /// Evaluates the script call a command form stands for. Failures show
@@ -607,6 +661,11 @@ impl Repl {
              \x20 DELETE,name         remove a remote file or empty folder\n\
              \x20 SETTIME,secs,name   set a remote modification time (seconds since 1970)\n\
              \x20 FEATURES            what the server does beyond IOE/1\n\
+             \x20 PUSH,local,remote   make a remote folder hold what a local folder holds\n\
+             \x20 PULL,remote,local   make a local folder hold what a remote folder holds\n\
+             \x20                     (unchanged files skipped; `.` is the server's root;\n\
+             \x20                     one comma between the folders: for options or\n\
+             \x20                     names with commas, push(\"local\", \"remote\", #{{…}}))\n\
              \x20 BYE                 close the session, stay here\n\
              \x20 QUIT                close the session and leave (also Ctrl-D)\n\
              \x20 help                this text\n\
@@ -617,7 +676,8 @@ impl Repl {
              {api}{defined}\
              Keys: Tab completes commands, functions, remote names after READ, STAT,\n\
              HASH, DELETE, MKDIR, WALK, SETTIME,secs, or read(\" and local paths\n\
-             after WRITE, or write(\"; an unfinished block or\n\
+             after WRITE, or write(\"; PUSH and PULL complete their local and\n\
+             remote folders; an unfinished block or\n\
              string goes on with the next line; Ctrl-C clears the line or stops a\n\
              transfer (closing its session); Ctrl-D leaves.\n",
             api = functions::help_text(),

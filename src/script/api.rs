@@ -289,7 +289,7 @@ fn connect(state: &Rc<RefCell<State>>, addr: &str) -> Fallible<ScriptSession> {
 }
 
 /// The current session, or a `not_connected` error for operation `op`.
-fn current(state: &Rc<RefCell<State>>, op: &str) -> Fallible<ScriptSession> {
+pub(super) fn current(state: &Rc<RefCell<State>>, op: &str) -> Fallible<ScriptSession> {
     state.borrow().current.clone().ok_or_else(|| {
         from_client(Error::new(
             ErrorKind::NotConnected,

@@ -157,6 +157,34 @@ pub const API: &[FunctionDoc] = &[
             "uploads a file (under the same name by default); returns the bytes sent",
         )
     },
+    FunctionDoc {
+        note: "options is a map such as #{delete: true, max_delete: 100, exclude: [\"*.tmp\"], \
+               dry_run: true}: see docs/scripting.md, Whole trees",
+        ..f(
+            "push",
+            &[
+                "push(local_dir, remote_dir)",
+                "push(local_dir, remote_dir, options)",
+            ],
+            Side::Remote,
+            "makes a remote folder hold what a local folder holds (unchanged files skipped); \
+             returns a result map",
+        )
+    },
+    FunctionDoc {
+        note: "options is a map such as #{delete: true, max_delete: 100, exclude: [\"*.tmp\"], \
+               dry_run: true}: see docs/scripting.md, Whole trees",
+        ..f(
+            "pull",
+            &[
+                "pull(remote_dir, local_dir)",
+                "pull(remote_dir, local_dir, options)",
+            ],
+            Side::Remote,
+            "makes a local folder hold what a remote folder holds (unchanged files skipped); \
+             returns a result map",
+        )
+    },
     f(
         "features",
         &["features()"],
@@ -480,8 +508,8 @@ fn argument_in(api: &[FunctionDoc], name: &str, index: usize, method: bool) -> O
         .find_map(|call| parameters(call).into_iter().nth(index))?;
     match (doc.side, param) {
         (side, "remote" | "name") if side.is_remote() => Some(Argument::RemoteName),
-        (side, "dir") if side.is_remote() => Some(Argument::RemoteFolder),
-        (side, "local") if side.is_remote() => Some(Argument::LocalPath),
+        (side, "dir" | "remote_dir") if side.is_remote() => Some(Argument::RemoteFolder),
+        (side, "local" | "local_dir") if side.is_remote() => Some(Argument::LocalPath),
         (Side::Local, "path" | "dir") => Some(Argument::LocalPath),
         _ => None,
     }
@@ -617,6 +645,10 @@ mod tests {
             assert_eq!(argument("write", 1, method), Some(Argument::RemoteName));
             assert_eq!(argument("list", 0, method), Some(Argument::RemoteFolder));
             assert_eq!(argument("read", 2, method), None);
+            assert_eq!(argument("push", 0, method), Some(Argument::LocalPath));
+            assert_eq!(argument("push", 1, method), Some(Argument::RemoteFolder));
+            assert_eq!(argument("pull", 0, method), Some(Argument::RemoteFolder));
+            assert_eq!(argument("pull", 1, method), Some(Argument::LocalPath));
         }
         assert_eq!(argument("walk", 0, false), Some(Argument::LocalPath));
         assert_eq!(argument("file_hash", 0, false), Some(Argument::LocalPath));

@@ -8,6 +8,7 @@
 //!   completion and the docs' list are made from;
 //! - `api`: `connect`, `Session`, the transfer functions, `serve`;
 //! - `import`: modules (`import "lib" as lib;`) beside the importing script;
+//! - `push_pull`: `push` and `pull` of whole trees, their options and result;
 //! - `local`: the local file helpers, `env` and `sleep`;
 //! - `text`: helpers on values alone: sizes, path text, globs;
 //! - `time`: `now`, `format_time`, `parse_time`;
@@ -18,6 +19,7 @@ mod api;
 pub mod functions;
 mod import;
 mod local;
+pub(crate) mod push_pull;
 mod report;
 mod run;
 mod text;
@@ -246,6 +248,7 @@ fn register_api(
         Err(report::exit_request(value))
     });
     api::register(&mut registry, state);
+    push_pull::register(&mut registry, state);
     local::register(&mut registry, state);
     text::register(&mut registry);
     time::register(&mut registry);

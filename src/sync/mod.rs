@@ -7,13 +7,16 @@
 //! - `plan`: a pure diff of the listings into steps (a dry run's answer);
 //! - `worker`: the copies, on parallel sessions, each keeping many
 //!   requests in flight, with retries of what failed for a passing reason;
+//! - `counters`: what the copies have done so far, for a progress display;
 //! - this module: the order of it all — folders first, then copies, then
 //!   deletes, and those only when nothing failed and the safety limits hold.
 
+mod counters;
 mod plan;
 mod tree;
 mod worker;
 
+pub use counters::{Counters, Snapshot};
 pub use plan::{Action, Step};
 
 use crate::digest;
@@ -21,6 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{EntryKind, Extension};
 use crate::session::Session;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree::{Filter, Tree};
 
@@ -84,6 +88,8 @@ pub struct SyncOptions {
     pub retry_delay: Duration,
     /// Do nothing; return the plan.
     pub dry_run: bool,
+    /// Counters the copies update as they go, for a progress display.
+    pub progress: Option<Arc<Counters>>,
 }
 
 impl Default for SyncOptions {
@@ -101,6 +107,7 @@ impl Default for SyncOptions {
             retries: 3,
             retry_delay: Duration::from_millis(500),
             dry_run: false,
+            progress: None,
         }
     }
 }

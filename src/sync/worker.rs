@@ -89,6 +89,9 @@ pub(super) fn copy_all(
     };
     let settime = direction == Direction::Push && session.features_for(op)?.settime;
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    if let Some(counters) = &options.progress {
+        counters.planned(jobs.len() as u64, jobs.iter().map(|j| j.size).sum());
+    }
     let workers = options.parallel.clamp(1, MAX_PARALLEL).min(jobs.len());
     // a server that has no slot for another connection gets fewer workers
     let extra: Vec<Session> = (1..workers)
@@ -200,11 +203,24 @@ impl Shared<'_> {
         self.outcome.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A job's requests went out.
+    fn started(&self, job: &Job) {
+        if let Some(counters) = &self.options.progress {
+            counters.started(&job.name);
+        }
+    }
+
     fn copied(&self, job: &Job) {
+        if let Some(counters) = &self.options.progress {
+            counters.finished(&job.name, Some(job.size));
+        }
         self.outcome().copied.push((job.name.clone(), job.size));
     }
 
     fn failed(&self, job: &Job, error: Error) {
+        if let Some(counters) = &self.options.progress {
+            counters.finished(&job.name, None);
+        }
         if error.kind == ErrorKind::Cancelled {
             self.outcome().stopped.get_or_insert(error);
             return;
@@ -224,6 +240,9 @@ impl Shared<'_> {
             ErrorKind::ConnectionLost | ErrorKind::ConnectFailed
         );
         if passing && job.attempts < self.options.retries {
+            if let Some(counters) = &self.options.progress {
+                counters.landed(&job.name);
+            }
             job.attempts += 1;
             self.outcome().retries += 1;
             self.queue
@@ -289,6 +308,7 @@ fn pull(shared: &Shared<'_>, session: &mut Session, batch: Vec<Job>) -> Lost {
         if let Err(e) = sent {
             return all_lost(batch, &e);
         }
+        shared.started(job);
     }
     let mut jobs = batch.into_iter();
     while let Some(job) = jobs.next() {
@@ -343,6 +363,7 @@ fn push(shared: &Shared<'_>, session: &mut Session, batch: Vec<Job>) -> Lost {
         let remote = ends.remote_name(&job.name);
         let op = format!("write `{remote}`");
         let local = ends.local_path(&job.name);
+        shared.started(&job);
         let mut result = session.send_upload(&op, &local, &remote, shared.algorithm);
         if let (Ok(_), Some(algorithm)) = (&result, shared.algorithm)
             && let Err(e) = session.send_extension(&op, hash(algorithm, remote))
