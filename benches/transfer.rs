@@ -26,7 +26,6 @@
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ioe::Session;
 use ioe::digest::{self, Algorithm};
-use ioe::protocol::PART_PREFIX;
 use ioe::session::{TransferOptions, Transferred};
 use std::cell::RefCell;
 use std::fs::{self, File};
@@ -667,11 +666,7 @@ impl Extensions {
     /// only the rest moved and the part is gone.
     fn resumed(&mut self) -> Result<Duration> {
         let entry = self.session.stat("big.bin")?;
-        let name = self.local.file_name().unwrap_or_default().to_string_lossy();
-        let part = self.local.with_file_name(format!(
-            "{PART_PREFIX}{}-{}-{name}",
-            entry.size, entry.mtime
-        ));
+        let part = ioe::session::part_path(&self.local, entry.size, entry.mtime);
         let cut = (self.size as f64 * CUT) as u64;
         let mut prefix = File::open(&self.source)?.take(cut);
         let copied = copy_through_buffer(&mut prefix, &mut File::create(&part)?)?;

@@ -98,8 +98,12 @@ pub fn hash_reader(algorithm: Algorithm, mut reader: impl Read) -> io::Result<St
     }
 }
 
-/// What identifies one version of a file's content: device, inode, size
-/// and modification time to the nanosecond.
+/// What identifies one version of a file's content: device, inode, size,
+/// and the modification and change times to the nanosecond. The change
+/// time matters: a client can set the mtime back (`SETTIME`), and a file
+/// system reuses a deleted file's inode at once, so a new file of the same
+/// size and mtime could otherwise take an old file's digest; no one can set
+/// the change time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileStamp {
     dev: u64,
@@ -107,6 +111,8 @@ pub struct FileStamp {
     size: u64,
     mtime: i64,
     mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
 }
 
 impl FileStamp {
@@ -123,6 +129,8 @@ impl FileStamp {
             size: meta.size(),
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
         }
     }
 }

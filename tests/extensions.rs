@@ -405,3 +405,30 @@ fn a_walk_of_a_hundred_thousand_entries_keeps_the_servers_memory_flat() {
         "the server grew by {growth} bytes walking 100,103 entries"
     );
 }
+
+#[test]
+fn a_new_file_with_an_old_files_inode_size_and_mtime_gets_its_own_digest() {
+    let server = server();
+    let mut raw = server.raw();
+    // the file system reuses a deleted file's inode at once; SETTIME puts
+    // the mtime back: only the change time tells the two files apart
+    for round in 0..5u8 {
+        let old = [b'a' + round; 64];
+        let new = [b'A' + round; 64];
+        assert_eq!(raw.upload("reused.bin", &old), "OK 64\n");
+        assert_eq!(ask(&mut raw, "SETTIME,1000000000,reused.bin"), "OK");
+        assert_eq!(
+            ask(&mut raw, "HASH,blake3,reused.bin"),
+            format!("OK blake3 {}", blake3::hash(&old).to_hex())
+        );
+        assert_eq!(ask(&mut raw, "DELETE,reused.bin"), "OK");
+        assert_eq!(raw.upload("reused.bin", &new), "OK 64\n");
+        assert_eq!(ask(&mut raw, "SETTIME,1000000000,reused.bin"), "OK");
+        assert_eq!(
+            ask(&mut raw, "HASH,blake3,reused.bin"),
+            format!("OK blake3 {}", blake3::hash(&new).to_hex()),
+            "round {round}"
+        );
+        assert_eq!(ask(&mut raw, "DELETE,reused.bin"), "OK");
+    }
+}

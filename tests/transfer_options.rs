@@ -368,9 +368,7 @@ fn a_link_planted_as_the_part_file_is_refused_and_its_target_untouched() {
     set_mtime(&remote, 1_300_000_000);
     let local = TempDir::new().unwrap();
     let victim = put(local.path(), "precious", b"precious\n");
-    let part = local
-        .path()
-        .join(format!("{PART_PREFIX}14-1300000000-r.bin"));
+    let part = ioe::session::part_path(&local.path().join("r.bin"), 14, 1_300_000_000);
     std::os::unix::fs::symlink(&victim, &part).unwrap();
     let mut s = server.session();
     let e = s

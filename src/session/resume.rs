@@ -1,6 +1,7 @@
 //! Resumable downloads (`read` with `resume`). The bytes go to a part file
-//! beside the target, `.ioe-part-<size>-<mtime>-<name>`, named after the
-//! remote file's size and mtime, and are kept when the download is cut off
+//! beside the target, `.ioe-part-<size>-<mtime>-<tag>-<name>`, named
+//! after the remote file's size and mtime (the tag, a digest of the whole
+//! name, tells apart names cut to their first 180 bytes), and are kept when the download is cut off
 //! (Ctrl-C, a lost connection). The next resuming `read` of the same remote
 //! version fetches only the rest with `READAT`, and renames the part into
 //! place only when the digest of the whole file matches the server's
@@ -198,9 +199,9 @@ fn open_part(op: &str, local: &Path, part_path: &Path) -> Result<File> {
     Ok(part)
 }
 
-/// The part file of `local` for the remote version of `size` bytes last
-/// changed at `mtime`.
-fn part_path(local: &Path, size: u64, mtime: u64) -> PathBuf {
+/// The part file that keeps a resumable download into `local` of the
+/// remote version of `size` bytes last changed at `mtime`.
+pub fn part_path(local: &Path, size: u64, mtime: u64) -> PathBuf {
     let name = local
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -209,7 +210,12 @@ fn part_path(local: &Path, size: u64, mtime: u64) -> PathBuf {
     while !name.is_char_boundary(end) {
         end -= 1;
     }
-    local.with_file_name(format!("{PART_PREFIX}{size}-{mtime}-{}", &name[..end]))
+    // a long name is cut; a digest of the whole name tells such apart
+    let tag = &blake3::hash(name.as_bytes()).to_hex()[..8];
+    local.with_file_name(format!(
+        "{PART_PREFIX}{size}-{mtime}-{tag}-{}",
+        &name[..end]
+    ))
 }
 
 /// Removes the part files of other versions of the same target (a part
@@ -218,7 +224,8 @@ fn remove_other_parts(local: &Path, keep: &Path) {
     let Some(keep_name) = keep.file_name().and_then(|n| n.to_str()) else {
         return;
     };
-    // `<size>-<mtime>-<name>`: the same name after the two numbers
+    // `<size>-<mtime>-<tag>-<name>`: the same tag and name after the two
+    // numbers
     let Some(suffix) = keep_name
         .strip_prefix(PART_PREFIX)
         .and_then(|rest| rest.splitn(3, '-').nth(2))
