@@ -476,3 +476,32 @@ fn a_missing_source_fails_the_call_and_links_are_skipped_and_said() {
         b"real"
     );
 }
+
+#[test]
+fn one_files_local_failure_does_not_fail_the_others_in_its_batch() {
+    let server = TestServer::start();
+    let tree = server.root().join("t");
+    put(&tree, "big", &vec![9; 3 * 1024 * 1024]);
+    for i in 0..5 {
+        put(&tree, &format!("s{i}"), b"small");
+    }
+    let work = TempDir::new().unwrap();
+    let script = format!(
+        r#"let s = connect("{}");
+let r = s.pull("t", "dl", #{{parallel: 1, retry_delay: 0.01}});
+for f in r.failed {{ print("failed " + f.name + " " + f.kind); }}
+print("copied " + r.files);"#,
+        server.addr()
+    );
+    // local files past 1 MB fail with "File too large"
+    let out = std::process::Command::new("sh")
+        .args(["-c", r#"ulimit -f 2000 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_ioe"))
+        .args(["run", "--no-progress", "-e", &script])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, "failed big local_io\ncopied 5\n", "{out:?}");
+    assert_eq!(temp_files(work.path()), Vec::<PathBuf>::new());
+}

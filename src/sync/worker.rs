@@ -286,8 +286,27 @@ fn random_fraction() -> f64 {
 /// Jobs not done because the connection broke, with the cause.
 type Lost = Vec<(Job, Error)>;
 
+/// `jobs`, lost with the connection that `error` closed. When that error
+/// was one file's own (its local disk failed with much still to come), the
+/// others are merely cut off: they get a lost connection, and are retried.
 fn all_lost(jobs: impl IntoIterator<Item = Job>, error: &Error) -> Lost {
-    jobs.into_iter().map(|job| (job, error.clone())).collect()
+    let passing = matches!(
+        error.kind,
+        ErrorKind::ConnectionLost | ErrorKind::ConnectFailed | ErrorKind::Cancelled
+    );
+    jobs.into_iter()
+        .map(|job| {
+            let error = match passing {
+                true => error.clone(),
+                false => Error::new(
+                    ErrorKind::ConnectionLost,
+                    format!("copy `{}`", job.name),
+                    format!("the connection was closed after another file failed ({error})"),
+                ),
+            };
+            (job, error)
+        })
+        .collect()
 }
 
 /// Downloads a batch: every `READ` (and `HASH`) first, then each reply.
