@@ -505,3 +505,69 @@ print("copied " + r.files);"#,
     assert_eq!(stdout, "failed big local_io\ncopied 5\n", "{out:?}");
     assert_eq!(temp_files(work.path()), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_pull_writes_nothing_through_a_local_link() {
+    let server = TestServer::start();
+    put(server.root(), "t/a/evil", b"evil");
+    put(server.root(), "t/ok.txt", b"ok");
+    let local = TempDir::new().unwrap();
+    let elsewhere = TempDir::new().unwrap();
+    fs::create_dir(local.path().join("dl")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), local.path().join("dl/a")).unwrap();
+    let mut s = server.session();
+    let report = run(
+        &mut s,
+        Direction::Pull,
+        &local.path().join("dl"),
+        "t",
+        &SyncOptions::default(),
+    );
+    assert_eq!(names(&report), ["ok.txt"]);
+    assert!(
+        !elsewhere.path().join("evil").exists(),
+        "written through the link"
+    );
+    let failed: Vec<&str> = report.failed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(failed, ["a", "a/evil"]);
+    assert!(
+        report.failed[0].message.contains("symbolic link"),
+        "{}",
+        report.failed[0].message
+    );
+}
+
+#[test]
+fn a_remote_link_to_a_folder_is_neither_written_through_nor_emptied() {
+    let server = TestServer::start();
+    put(server.root(), "t/data/f", b"data");
+    std::os::unix::fs::symlink("data", server.root().join("t/alias")).unwrap();
+    let local = TempDir::new().unwrap();
+    put(local.path(), "data/f", b"data");
+    put(local.path(), "alias/f", b"data");
+    let mut s = server.session();
+    let delete = SyncOptions {
+        delete: true,
+        ..SyncOptions::default()
+    };
+    // WALK shows `alias` as an empty folder: a pull must not delete alias/f
+    let pulled = run(&mut s, Direction::Pull, local.path(), "t", &delete);
+    assert!(
+        local.path().join("alias/f").exists(),
+        "{:?}",
+        pulled.deleted
+    );
+    let skipped = pulled.skipped.iter().find(|k| k.name == "alias/f").unwrap();
+    assert!(
+        skipped.reason.contains("link to a folder on the server"),
+        "{}",
+        skipped.reason
+    );
+    // nor a push write through it, and then delete data/g as extra
+    put(local.path(), "alias/g", b"new");
+    let pushed = run(&mut s, Direction::Push, local.path(), "t", &delete);
+    assert!(pushed.failed.is_empty(), "{:?}", pushed.failed);
+    assert!(!server.root().join("t/data/g").exists());
+    assert_eq!(fs::read(server.root().join("t/data/f")).unwrap(), b"data");
+    assert!(pushed.deleted.is_empty(), "{:?}", pushed.deleted);
+}

@@ -182,6 +182,8 @@ pub struct SyncReport {
     pub seconds: f64,
     /// With `dry_run`: the plan, in the order a real run carries it out.
     pub plan: Vec<Planned>,
+    /// Symbolic links found on the local side (kept out of a pull).
+    local_links: Vec<String>,
 }
 
 /// The two folders of a sync.
@@ -239,7 +241,20 @@ pub fn sync(
         &mut report,
     )?;
     let ends = Ends { local, remote };
-    let steps = plan::plan(&source, &dest, options);
+    let mut steps = plan::plan(&source, &dest, options);
+    let (remote_tree, local_tree) = match direction {
+        Direction::Push => (&dest, &source),
+        Direction::Pull => (&source, &dest),
+    };
+    let linked = linked_remote_folders(session, &ends, &op, remote_tree, local_tree)?;
+    keep_out(&mut steps, &linked, || {
+        Action::Skip("under a link to a folder on the server, which a sync does not enter")
+    });
+    if direction == Direction::Pull {
+        keep_out(&mut steps, &report.local_links, || {
+            Action::Conflict("a symbolic link on the local side has this name or is on its way")
+        });
+    }
     let steps = resolve_checks(session, &ends, &op, steps)?;
     let deletes = steps
         .iter()
@@ -310,12 +325,22 @@ fn listings(
         ));
     }
     let remote_exists = tree::remote_folder_exists(session, op, remote)?;
+    // a destination's links are never followed: a pull writes nothing
+    // through them
+    let links = match direction {
+        Direction::Push => options.links,
+        Direction::Pull => Links::Skip,
+    };
     let local_tree = |report: &mut SyncReport| {
-        if local_exists {
-            tree::local_tree(local, options.links, filter, &mut report.skipped)
-        } else {
-            Tree::new()
+        if !local_exists {
+            return Tree::new();
         }
+        let mut skipped = Vec::new();
+        let tree = tree::local_tree(local, links, filter, &mut skipped, &mut report.local_links);
+        if direction == Direction::Push {
+            report.skipped.extend(skipped);
+        }
+        tree
     };
     match direction {
         Direction::Push => {
@@ -344,6 +369,61 @@ fn listings(
             }
             let source = tree::remote_tree(session, op, remote, filter)?;
             Ok((source, local_tree(report)))
+        }
+    }
+}
+
+/// The remote folders that are links to folders: `WALK` lists a link to
+/// a folder but does not enter it, so such a folder looks empty. Only one
+/// that looks empty while the local side has something in it is asked
+/// (`LIST`, which follows the link): a sync must neither write through it
+/// nor delete what it seems to lack.
+fn linked_remote_folders(
+    session: &mut Session,
+    ends: &Ends<'_>,
+    op: &str,
+    remote: &Tree,
+    local: &Tree,
+) -> Result<Vec<String>> {
+    let mut linked = Vec::new();
+    for (name, meta) in remote {
+        if meta.kind != EntryKind::Dir {
+            continue;
+        }
+        let inside = format!("{name}/");
+        let has = |tree: &Tree| {
+            tree.range(inside.clone()..)
+                .next()
+                .is_some_and(|(n, _)| n.starts_with(&inside))
+        };
+        if has(remote) || !has(local) {
+            continue;
+        }
+        let listed = session
+            .list(Some(&ends.remote_name(name)))
+            .map_err(|e| e.with_op(op))?;
+        if !listed.is_empty() {
+            linked.push(name.clone());
+        }
+    }
+    Ok(linked)
+}
+
+/// Turns every step on a name in `fenced` or below one into `action()`.
+fn keep_out(steps: &mut [Step], fenced: &[String], action: impl Fn() -> Action) {
+    if fenced.is_empty() {
+        return;
+    }
+    for step in steps {
+        let inside = fenced.iter().any(|f| {
+            step.name == *f
+                || step
+                    .name
+                    .strip_prefix(f.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if inside {
+            step.action = action();
         }
     }
 }

@@ -99,11 +99,17 @@ impl Patterns {
     }
 }
 
-/// Lists a local folder recursively. Symbolic links are skipped unless
-/// `links` says to follow them; names IOE/1 cannot carry, and what is
+/// Lists a local folder recursively. Symbolic links are skipped (their
+/// names go to `link_names`) unless `links` says to follow them; names IOE/1 cannot carry, and what is
 /// neither a file nor a folder, are skipped with a reason; transfers in
 /// progress (`.ioe-tmp-…`, `.ioe-part-…`) are passed over silently.
-pub fn local_tree(root: &Path, links: Links, filter: &Filter, skipped: &mut Vec<Skipped>) -> Tree {
+pub fn local_tree(
+    root: &Path,
+    links: Links,
+    filter: &Filter,
+    skipped: &mut Vec<Skipped>,
+    link_names: &mut Vec<String>,
+) -> Tree {
     let mut tree = Tree::new();
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
@@ -142,6 +148,7 @@ pub fn local_tree(root: &Path, links: Links, filter: &Filter, skipped: &mut Vec<
         } else if file_type.is_file() {
             EntryKind::File
         } else if file_type.is_symlink() {
+            link_names.push(name.to_string());
             skipped.push(Skipped::new(
                 name,
                 "a symbolic link (links: \"follow\" copies what it points to)",
