@@ -186,40 +186,37 @@ impl Root {
         dir: Option<&str>,
         mut emit: impl FnMut(&Entry) -> io::Result<()>,
     ) -> Result<u64, WalkError> {
-        struct Level {
-            folder: OwnedFd,
-            /// Entries still to send, the next one last.
-            pending: Vec<Listed>,
-        }
-        let folder = self.open_folder(dir)?;
-        let mut pending = self.read_folder(&folder, dir)?;
-        pending.reverse();
-        let mut levels = vec![Level { folder, pending }];
+        // per level, the entries still to send, the next one last; no
+        // folder stays open while its contents are walked (a deep tree
+        // must not cost a descriptor per level)
+        let mut levels = vec![self.entries_of(dir)?];
         let mut sent = 0;
         while let Some(level) = levels.last_mut() {
-            let Some(listed) = level.pending.pop() else {
+            let Some(listed) = level.pop() else {
                 levels.pop();
                 continue;
             };
             emit(&listed.entry).map_err(WalkError::Send)?;
             sent += 1;
-            if listed.entry.kind != EntryKind::Dir || listed.linked {
-                continue;
+            if listed.entry.kind == EntryKind::Dir && !listed.linked {
+                match self.entries_of(Some(&listed.entry.name)) {
+                    Ok(entries) => levels.push(entries),
+                    // gone, or replaced by a file, since it was listed
+                    Err(FsError::NotFound(_) | FsError::NotAFolder(_)) => {}
+                    Err(e) => return Err(WalkError::Fs(e)),
+                }
             }
-            let name = &listed.entry.name;
-            let file_name = name.rsplit('/').next().unwrap_or(name);
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let folder = match rfs::openat(&level.folder, file_name, flags, Mode::empty()) {
-                Ok(folder) => folder,
-                // gone, or replaced by a link or a file, since it was listed
-                Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
-                Err(e) => return Err(WalkError::Fs(fs_error(name, e.into()))),
-            };
-            let mut pending = self.read_folder(&folder, Some(name))?;
-            pending.reverse();
-            levels.push(Level { folder, pending });
         }
         Ok(sent)
+    }
+
+    /// The requestable entries of a folder, in reverse name order (for
+    /// popping), read and closed.
+    fn entries_of(&self, dir: Option<&str>) -> Result<Vec<Listed>, FsError> {
+        let folder = self.open_folder(dir)?;
+        let mut entries = self.read_folder(&folder, dir)?;
+        entries.reverse();
+        Ok(entries)
     }
 
     /// The entry of one file or folder (links followed while inside).
