@@ -47,7 +47,11 @@ fn demo_moves_real_files_with_no_setup_and_cleans_up() {
         ]
     );
     assert_eq!(lines[8], "downloaded 5 files, 262240 bytes");
-    assert_eq!(lines[9], "ioe demo: all 5 files came back intact");
+    assert_eq!(
+        lines[9],
+        "mirrored   5 files, 262240 bytes, verified; a second run copied 0"
+    );
+    assert_eq!(lines[10], "ioe demo: all 5 files came back intact");
     assert_eq!(run.stderr, "");
     // nothing was left in the folder it ran from
     assert_eq!(fs::read_dir(cwd.path()).unwrap().count(), 0);
