@@ -12,6 +12,7 @@ mod pipeline;
 mod resume;
 mod transfer;
 
+pub(crate) use pipeline::Sent;
 pub use resume::part_path;
 pub(crate) use transfer::file_in_the_way;
 pub use transfer::{TransferOptions, Transferred};

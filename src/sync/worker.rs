@@ -1,26 +1,28 @@
 //! The copies of a sync. The files wait on one queue, the largest first;
-//! one worker per connection takes them in batches (at most [`WINDOW`]
-//! files and [`WINDOW_BYTES`] bytes, or one larger file), sends the whole
-//! batch's requests, then reads the replies in order — so a batch of small
-//! files costs one round trip (two for uploads, whose mtimes are set once
-//! the server confirmed them). A file whose connection broke goes back on
-//! the queue and is tried again, after a growing wait and on a new
-//! connection, up to the retry limit; one the server or the local disk
-//! refused fails at once. The others go on either way.
+//! one worker per connection keeps up to a window of requests in flight
+//! (at most [`WINDOW`] files, a fair share of the queue, and
+//! [`WINDOW_BYTES`] bytes, or one larger file): each reply read makes room
+//! for the next request, so the connection never waits a round trip
+//! between files, and small files cost bandwidth, not round trips. An
+//! upload's `SETTIME` goes out once the server confirmed the upload, into
+//! the same stream. A file whose connection broke goes back on the queue
+//! and is tried again, after a growing wait and on a new connection, up to
+//! the retry limit; one the server or the local disk refused fails at
+//! once. The others go on either way.
 
 use super::{Direction, Ends, Failed, MAX_PARALLEL, SyncOptions, SyncReport};
 use crate::cancel::CancelToken;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Extension, Request};
-use crate::session::Session;
+use crate::session::{Sent, Session};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Most requests one batch keeps in flight.
+/// Most files one connection has in flight.
 pub(super) const WINDOW: usize = 64;
-/// Most bytes one batch moves (a larger file goes alone).
+/// Most bytes one connection has in flight (a larger file goes alone).
 const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest wait before a retry.
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -53,8 +55,9 @@ struct Shared<'a> {
     algorithm: Option<Algorithm>,
     /// Whether uploads get their mtime with `SETTIME`.
     settime: bool,
-    /// How many workers share the queue.
-    workers: usize,
+    /// Files one worker keeps in flight: a fair share of the queue, at
+    /// most [`WINDOW`].
+    window: usize,
     cancel: CancelToken,
     queue: Mutex<VecDeque<Job>>,
     outcome: Mutex<Outcome>,
@@ -103,7 +106,7 @@ pub(super) fn copy_all(
         options,
         algorithm,
         settime,
-        workers: 1 + extra.len(),
+        window: jobs.len().div_ceil(1 + extra.len()).clamp(1, WINDOW),
         cancel: session.cancel_token(),
         queue: Mutex::new(jobs.into()),
         outcome: Mutex::new(Outcome::default()),
@@ -136,67 +139,30 @@ pub(super) fn copy_all(
     Ok(())
 }
 
-/// One worker: batches until the queue is empty or Ctrl-C.
-fn work(shared: &Shared<'_>, session: &mut Session) {
-    while let Some(batch) = shared.take_batch() {
-        if !session.is_connected() {
-            let attempt = batch.iter().map(|j| j.attempts).max().unwrap_or(1);
-            if !shared.wait(attempt) {
-                shared.give_back(batch);
-                return;
-            }
-            match session.connect_again() {
-                Ok(fresh) => *session = fresh,
-                Err(e) => {
-                    for job in batch {
-                        shared.lost(job, e.clone());
-                    }
-                    continue;
-                }
-            }
-        }
-        let lost = match shared.direction {
-            Direction::Pull => pull(shared, session, batch),
-            Direction::Push => push(shared, session, batch),
-        };
-        for (job, e) in lost {
-            shared.lost(job, e);
-        }
-    }
-}
-
 impl Shared<'_> {
-    /// The next batch: at most [`WINDOW`] files (and no more than a fair
-    /// share of what is left) and [`WINDOW_BYTES`] bytes, or one larger
-    /// file. `None` when nothing is left or the sync
-    /// was stopped.
-    fn take_batch(&self) -> Option<Vec<Job>> {
+    /// The next job, if one fits beside `in_flight` files of
+    /// `flight_bytes` bytes: at most the window's files and bytes, and
+    /// always one when nothing is in flight.
+    fn take(&self, in_flight: usize, flight_bytes: u64) -> Take {
         if self.cancel.is_cancelled() || self.outcome().stopped.is_some() {
-            return None;
+            return Take::Done;
         }
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        // a fair share, so that every worker has some of a short queue
-        let share = queue.len().div_ceil(self.workers).clamp(1, WINDOW);
-        let mut batch: Vec<Job> = Vec::new();
-        let mut bytes = 0;
-        while let Some(job) = queue.front() {
-            let fits =
-                batch.is_empty() || (batch.len() < share && bytes + job.size <= WINDOW_BYTES);
-            if !fits {
-                break;
-            }
-            bytes += job.size;
-            batch.extend(queue.pop_front());
+        let Some(next) = queue.front() else {
+            return Take::Done;
+        };
+        let fits =
+            in_flight == 0 || (in_flight < self.window && flight_bytes + next.size <= WINDOW_BYTES);
+        match fits {
+            true => queue.pop_front().map_or(Take::Done, Take::Job),
+            false => Take::Full,
         }
-        (!batch.is_empty()).then_some(batch)
     }
 
-    /// Puts jobs back on the queue, untried.
-    fn give_back(&self, batch: Vec<Job>) {
+    /// Puts a job back on the queue, untried.
+    fn give_back(&self, job: Job) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        for job in batch.into_iter().rev() {
-            queue.push_front(job);
-        }
+        queue.push_front(job);
     }
 
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
@@ -309,156 +275,240 @@ fn all_lost(jobs: impl IntoIterator<Item = Job>, error: &Error) -> Lost {
         .collect()
 }
 
-/// Downloads a batch: every `READ` (and `HASH`) first, then each reply.
-fn pull(shared: &Shared<'_>, session: &mut Session, batch: Vec<Job>) -> Lost {
-    let ends = shared.ends;
-    let guard = session.cancellable("pull");
-    let _guard = match guard {
-        Ok(guard) => guard,
-        Err(e) => return all_lost(batch, &e),
-    };
-    for job in &batch {
-        let remote = ends.remote_name(&job.name);
-        let op = format!("read `{remote}`");
-        let mut sent = session.send_request(&op, Request::Read(remote.clone()));
-        if let (Ok(()), Some(algorithm)) = (&sent, shared.algorithm) {
-            sent = session.send_extension(&op, hash(algorithm, remote));
-        }
-        if let Err(e) = sent {
-            return all_lost(batch, &e);
-        }
-        shared.started(job);
-    }
-    let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
-        let remote = ends.remote_name(&job.name);
-        let local = ends.local_path(&job.name);
-        let op = format!("read `{remote}`");
-        let mut digest_pending = shared.algorithm.is_some();
-        let mut receive = || {
-            let done = session.recv_download(&op, &remote, &local, shared.algorithm)?;
-            if let Some(algorithm) = shared.algorithm {
-                digest_pending = false;
-                let theirs = session.recv_digest(&op, algorithm)?;
-                if Some(&theirs) != done.digest.as_ref() {
-                    return Err(corrupt(&op, algorithm));
-                }
-            }
-            // the listing's mtime, unless the file changed since
-            let mtime = (done.size == job.size).then_some(job.mtime);
-            done.keep(&op, &local, mtime)
-        };
-        match receive() {
-            Ok(()) => shared.copied(&job),
-            Err(e) if session.is_connected() => {
-                // a refused READ still has its HASH reply to come
-                if let (true, Some(algorithm)) = (digest_pending, shared.algorithm) {
-                    let _ = session.recv_digest(&op, algorithm);
-                }
-                shared.failed(&job, e);
-            }
-            Err(e) => {
-                let mut lost = vec![(job, e.clone())];
-                lost.extend(all_lost(jobs, &e));
-                return lost;
-            }
-        }
-    }
-    Vec::new()
+/// What [`Shared::take`] gives.
+enum Take {
+    Job(Job),
+    /// The window is full: read a reply first.
+    Full,
+    /// Nothing left, or the sync was stopped.
+    Done,
 }
 
-/// Uploads a batch: every header and body (and `HASH`), then each reply,
-/// then the mtimes of those the server stored.
-fn push(shared: &Shared<'_>, session: &mut Session, batch: Vec<Job>) -> Lost {
-    let ends = shared.ends;
-    let guard = session.cancellable("push");
-    let _guard = match guard {
-        Ok(guard) => guard,
-        Err(e) => return all_lost(batch, &e),
-    };
-    let mut sent = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
-        let remote = ends.remote_name(&job.name);
-        let op = format!("write `{remote}`");
-        let local = ends.local_path(&job.name);
-        shared.started(&job);
-        let mut result = session.send_upload(&op, &local, &remote, shared.algorithm);
-        if let (Ok(_), Some(algorithm)) = (&result, shared.algorithm)
-            && let Err(e) = session.send_extension(&op, hash(algorithm, remote))
-        {
-            result = Err(e);
+/// A reply in flight, and what it answers.
+enum Awaited {
+    /// A `READ` (and its `HASH` when verifying).
+    Read(Job),
+    /// A `WRITE` (and its `HASH`): what went out.
+    Write(Job, Sent),
+    /// The `SETTIME` of a confirmed upload.
+    SetTime(Job),
+}
+
+impl Awaited {
+    fn job(self) -> Job {
+        match self {
+            Awaited::Read(job) | Awaited::Write(job, _) | Awaited::SetTime(job) => job,
         }
-        match result {
-            Ok(out) => sent.push((job, out)),
-            // the local file could not be opened: nothing went out
-            Err(e) if session.is_connected() => shared.failed(&job, e),
-            Err(e) => {
-                let mut lost: Lost = sent.into_iter().map(|(job, _)| (job, e.clone())).collect();
-                lost.push((job, e.clone()));
-                lost.extend(all_lost(jobs, &e));
-                return lost;
+    }
+
+    /// Whether it holds a file's place in the window (a `SETTIME` does
+    /// not: its file went out already).
+    fn counts(&self) -> Option<u64> {
+        match self {
+            Awaited::Read(job) | Awaited::Write(job, _) => Some(job.size),
+            Awaited::SetTime(_) => None,
+        }
+    }
+}
+
+/// One worker: keeps its window full until the queue is empty, each reply
+/// read making room for the next request.
+fn work(shared: &Shared<'_>, session: &mut Session) {
+    let mut flight: VecDeque<Awaited> = VecDeque::new();
+    let mut guard = session.cancellable("sync").ok();
+    loop {
+        let files = flight.iter().filter_map(Awaited::counts).count();
+        let bytes = flight.iter().filter_map(Awaited::counts).sum();
+        match shared.take(files, bytes) {
+            Take::Job(job) => {
+                if !session.is_connected() {
+                    drop(guard.take());
+                    if !shared.wait(job.attempts.max(1)) {
+                        shared.give_back(job);
+                        return;
+                    }
+                    match session.connect_again() {
+                        Ok(fresh) => {
+                            *session = fresh;
+                            guard = session.cancellable("sync").ok();
+                        }
+                        Err(e) => {
+                            shared.lost(job, e);
+                            continue;
+                        }
+                    }
+                }
+                let sent = match shared.direction {
+                    Direction::Pull => send_read(shared, session, job),
+                    Direction::Push => send_write(shared, session, job),
+                };
+                match sent {
+                    Ok(Some(awaited)) => flight.push_back(awaited),
+                    Ok(None) => {}
+                    Err((job, e)) => lose_all(shared, job, e, &mut flight),
+                }
+            }
+            Take::Full | Take::Done => {
+                let Some(front) = flight.pop_front() else {
+                    return;
+                };
+                match receive(shared, session, front) {
+                    Ok(Some(next)) => flight.push_back(next),
+                    Ok(None) => {}
+                    Err((job, e)) => lose_all(shared, job, e, &mut flight),
+                }
             }
         }
     }
-    let mut stored = Vec::with_capacity(sent.len());
-    let mut replies = sent.into_iter();
-    while let Some((job, out)) = replies.next() {
-        let op = format!("write `{}`", ends.remote_name(&job.name));
-        let mut result = session.recv_upload(&op, out.size);
-        if let Some(algorithm) = shared.algorithm {
-            let theirs = session.recv_digest(&op, algorithm);
-            result = match (result, theirs) {
-                (Ok(()), Ok(theirs)) if Some(&theirs) == out.digest.as_ref() => Ok(()),
-                (Ok(()), Ok(_)) => Err(corrupt(&op, algorithm)),
-                (Ok(()), Err(e)) | (Err(e), _) => Err(e),
-            };
+}
+
+/// The connection broke over `job`: it and everything in flight go back
+/// on the queue (or fail, past their retries).
+fn lose_all(shared: &Shared<'_>, job: Job, error: Error, flight: &mut VecDeque<Awaited>) {
+    let others = all_lost(flight.drain(..).map(Awaited::job), &error);
+    shared.lost(job, error);
+    for (job, e) in others {
+        shared.lost(job, e);
+    }
+}
+
+/// A failure while the session is still usable fails the file alone;
+/// otherwise the connection broke and the caller loses everything.
+type Step = std::result::Result<Option<Awaited>, (Job, Error)>;
+
+fn settle(shared: &Shared<'_>, session: &Session, job: Job, error: Error) -> Step {
+    if session.is_connected() {
+        shared.failed(&job, error);
+        Ok(None)
+    } else {
+        Err((job, error))
+    }
+}
+
+/// Sends a download's `READ` (and `HASH`).
+fn send_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+    let remote = shared.ends.remote_name(&job.name);
+    let op = format!("read `{remote}`");
+    let mut sent = session.send_request(&op, Request::Read(remote.clone()));
+    if let (Ok(()), Some(algorithm)) = (&sent, shared.algorithm) {
+        sent = session.send_extension(&op, hash(algorithm, remote));
+    }
+    match sent {
+        Ok(()) => {
+            shared.started(&job);
+            Ok(Some(Awaited::Read(job)))
         }
-        match result {
-            Ok(()) => stored.push((job, out.mtime)),
-            Err(e) if session.is_connected() => shared.failed(&job, e),
-            Err(e) => {
-                let mut lost = vec![(job, e.clone())];
-                lost.extend(replies.map(|(job, _)| (job, e.clone())));
-                lost.extend(stored.into_iter().map(|(job, _)| (job, e.clone())));
-                return lost;
+        Err(e) => Err((job, e)),
+    }
+}
+
+/// Sends an upload's header and body (and `HASH`).
+fn send_write(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+    let remote = shared.ends.remote_name(&job.name);
+    let op = format!("write `{remote}`");
+    let local = shared.ends.local_path(&job.name);
+    shared.started(&job);
+    let mut result = session.send_upload(&op, &local, &remote, shared.algorithm);
+    if let (Ok(_), Some(algorithm)) = (&result, shared.algorithm)
+        && let Err(e) = session.send_extension(&op, hash(algorithm, remote))
+    {
+        result = Err(e);
+    }
+    match result {
+        Ok(sent) => Ok(Some(Awaited::Write(job, sent))),
+        // the local file could not be opened: nothing went out
+        Err(e) => settle(shared, session, job, e),
+    }
+}
+
+/// Reads the reply (or replies) of the request in flight first.
+fn receive(shared: &Shared<'_>, session: &mut Session, awaited: Awaited) -> Step {
+    match awaited {
+        Awaited::Read(job) => receive_read(shared, session, job),
+        Awaited::Write(job, sent) => receive_write(shared, session, job, sent),
+        Awaited::SetTime(job) => {
+            let op = format!("write `{}`", shared.ends.remote_name(&job.name));
+            match session.recv_ok(&op) {
+                Ok(()) => {
+                    shared.copied(&job);
+                    Ok(None)
+                }
+                Err(e) => {
+                    let cause =
+                        format!("stored, but its modification time was not set: {}", e.cause);
+                    let error = Error::new(e.kind, op, cause);
+                    settle(shared, session, job, error)
+                }
             }
         }
+    }
+}
+
+/// A download's body into place (and its digest compared).
+fn receive_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+    let remote = shared.ends.remote_name(&job.name);
+    let local = shared.ends.local_path(&job.name);
+    let op = format!("read `{remote}`");
+    let mut digest_pending = shared.algorithm.is_some();
+    let mut receive = || {
+        let done = session.recv_download(&op, &remote, &local, shared.algorithm)?;
+        if let Some(algorithm) = shared.algorithm {
+            digest_pending = false;
+            let theirs = session.recv_digest(&op, algorithm)?;
+            if Some(&theirs) != done.digest.as_ref() {
+                return Err(corrupt(&op, algorithm));
+            }
+        }
+        // the listing's mtime, unless the file changed since
+        let mtime = (done.size == job.size).then_some(job.mtime);
+        done.keep(&op, &local, mtime)
+    };
+    match receive() {
+        Ok(()) => {
+            shared.copied(&job);
+            Ok(None)
+        }
+        Err(e) => {
+            // a refused READ still has its HASH reply to come
+            if let (true, Some(algorithm)) = (digest_pending, shared.algorithm)
+                && session.is_connected()
+            {
+                let _ = session.recv_digest(&op, algorithm);
+            }
+            settle(shared, session, job, e)
+        }
+    }
+}
+
+/// An upload's confirmation (and its digest compared); then its `SETTIME`
+/// goes out, into the same stream.
+fn receive_write(shared: &Shared<'_>, session: &mut Session, job: Job, sent: Sent) -> Step {
+    let name = shared.ends.remote_name(&job.name);
+    let op = format!("write `{name}`");
+    let mut result = session.recv_upload(&op, sent.size);
+    if let Some(algorithm) = shared.algorithm {
+        let theirs = session.recv_digest(&op, algorithm);
+        result = match (result, theirs) {
+            (Ok(()), Ok(theirs)) if Some(&theirs) == sent.digest.as_ref() => Ok(()),
+            (Ok(()), Ok(_)) => Err(corrupt(&op, algorithm)),
+            (Ok(()), Err(e)) | (Err(e), _) => Err(e),
+        };
+    }
+    if let Err(e) = result {
+        return settle(shared, session, job, e);
     }
     if !shared.settime {
-        for (job, _) in &stored {
-            shared.copied(job);
-        }
-        return Vec::new();
+        shared.copied(&job);
+        return Ok(None);
     }
-    for (job, mtime) in &stored {
-        let name = ends.remote_name(&job.name);
-        let op = format!("write `{name}`");
-        let request = Extension::SetTime {
-            mtime: *mtime,
-            name,
-        };
-        if let Err(e) = session.send_extension(&op, request) {
-            return all_lost(stored.into_iter().map(|(job, _)| job), &e);
-        }
+    let request = Extension::SetTime {
+        mtime: sent.mtime,
+        name,
+    };
+    match session.send_extension(&op, request) {
+        Ok(()) => Ok(Some(Awaited::SetTime(job))),
+        Err(e) => Err((job, e)),
     }
-    let mut stored = stored.into_iter();
-    while let Some((job, _)) = stored.next() {
-        let op = format!("write `{}`", ends.remote_name(&job.name));
-        match session.recv_ok(&op) {
-            Ok(()) => shared.copied(&job),
-            Err(e) if session.is_connected() => {
-                let cause = format!("stored, but its modification time was not set: {}", e.cause);
-                shared.failed(&job, Error::new(e.kind, op, cause));
-            }
-            Err(e) => {
-                let mut lost = vec![(job, e.clone())];
-                lost.extend(all_lost(stored.map(|(job, _)| job), &e));
-                return lost;
-            }
-        }
-    }
-    Vec::new()
 }
 
 fn hash(algorithm: Algorithm, name: String) -> Extension {
