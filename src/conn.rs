@@ -724,6 +724,51 @@ mod tests {
         drop(peer);
     }
 
+    /// A conn and the peer's end of it.
+    fn conn_and_peer() -> (Conn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (Conn::new(listener.accept().unwrap().0).unwrap(), peer)
+    }
+
+    /// Waits (at most 2 s) until `c` finds `wanted`, and returns what it found.
+    fn pending_within(c: &Conn, wanted: Pending) -> Pending {
+        for _ in 0..400 {
+            if c.pending() == wanted {
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        c.pending()
+    }
+
+    #[test]
+    fn pending_tells_unread_input_from_a_quiet_or_closed_peer() {
+        let (mut c, mut peer) = conn_and_peer();
+        assert_eq!(c.pending(), Pending::Nothing);
+        peer.write_all(b"OK\nNOTICE\n").unwrap();
+        assert_eq!(pending_within(&c, Pending::Input), Pending::Input);
+        assert_eq!(c.read_line(64).unwrap(), Line::Complete(b"OK".to_vec()));
+        // the second line is unread, whether buffered or still in the socket
+        assert_eq!(c.pending(), Pending::Input);
+        assert_eq!(c.read_line(64).unwrap(), Line::Complete(b"NOTICE".to_vec()));
+        assert_eq!(c.pending(), Pending::Nothing);
+        drop(peer);
+        assert_eq!(pending_within(&c, Pending::Closed), Pending::Closed);
+    }
+
+    #[test]
+    fn a_closer_ends_a_blocked_read_from_another_thread() {
+        let (mut c, peer) = conn_and_peer();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let closer = c.closer();
+        let reader = thread::spawn(move || c.read_line(64));
+        thread::sleep(Duration::from_millis(20));
+        closer.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(reader.join().unwrap().unwrap(), Line::Eof);
+        assert_eq!(closer.peer_addr().unwrap(), peer.local_addr().unwrap());
+    }
+
     #[test]
     fn short_bodies_report_what_arrived() {
         let mut c = pair(vec![b"abc".to_vec()]);
