@@ -1,6 +1,6 @@
 //! A connection's bytes, all of them: this is the only code that reads or
 //! writes a connection, client's or server's. A [`Conn`] owns the
-//! [`Stream`] (plain TCP today) and one large input buffer: lines
+//! `Stream` (plain TCP today) and one large input buffer: lines
 //! (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
 //! allocation. Outgoing file bodies go from the file to the stream through
