@@ -1,10 +1,12 @@
 //! Stopping work in flight from another thread: the signals that ask for
 //! it (SIGINT, SIGTERM, SIGHUP, each told apart), and the [`CancelToken`]
-//! they set — a flag that remembers which signal, plus the sockets of the
-//! transfers in flight (one per session: a sync runs several), which are
-//! shut down so that a blocked read or write returns at once.
+//! they set — a flag that remembers which signal, plus the [`Closer`]s of
+//! the transfers in flight (one per session: a sync runs several), which
+//! shut their connections down so that a blocked read or write returns at
+//! once.
 
-use std::net::{Shutdown, TcpStream};
+use crate::conn::Closer;
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -88,8 +90,8 @@ struct Inner {
     /// [`RUNNING`], [`CANCELLED`], or the number of the signal that
     /// cancelled.
     state: AtomicU8,
-    /// The sockets of the transfers in flight, by guard number.
-    in_flight: Mutex<Vec<(u64, Arc<TcpStream>)>>,
+    /// The connections of the transfers in flight, by guard number.
+    in_flight: Mutex<Vec<(u64, Closer)>>,
     next_guard: AtomicU64,
 }
 
@@ -112,8 +114,8 @@ impl CancelToken {
 
     fn stop(&self, state: u8) {
         self.inner.state.store(state, Ordering::SeqCst);
-        for (_, stream) in self.lock().iter() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for (_, closer) in self.lock().iter() {
+            let _ = closer.shutdown(Shutdown::Both);
         }
     }
 
@@ -142,24 +144,24 @@ impl CancelToken {
         self.inner.state.store(RUNNING, Ordering::SeqCst);
     }
 
-    /// Registers the socket of a transfer that is starting; the guard
+    /// Registers the connection of a transfer that is starting; the guard
     /// unregisters it.
-    pub(crate) fn guard(&self, stream: Arc<TcpStream>) -> InFlight {
+    pub(crate) fn guard(&self, closer: Closer) -> InFlight {
         let id = self.inner.next_guard.fetch_add(1, Ordering::Relaxed);
-        let mut streams = self.lock();
+        let mut closers = self.lock();
         if self.is_cancelled() {
             // cancelled just before the transfer started: fail it at once
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = closer.shutdown(Shutdown::Both);
         }
-        streams.push((id, stream));
-        drop(streams);
+        closers.push((id, closer));
+        drop(closers);
         InFlight {
             token: self.clone(),
             id,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Arc<TcpStream>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Closer)>> {
         self.inner
             .in_flight
             .lock()
@@ -167,7 +169,7 @@ impl CancelToken {
     }
 }
 
-/// Keeps a socket registered with a [`CancelToken`] while a transfer runs.
+/// Keeps a connection registered with a [`CancelToken`] while a transfer runs.
 pub(crate) struct InFlight {
     token: CancelToken,
     id: u64,

@@ -1,19 +1,31 @@
-//! A TCP stream with one large input buffer, shared by the client and the
-//! server: lines (bounded, so a peer cannot make us grow without limit) and
+//! A connection's bytes, all of them: this is the only code that reads or
+//! writes a connection, client's or server's. A [`Conn`] owns the
+//! `Stream` (plain TCP today) and one large input buffer: lines
+//! (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
-//! allocation. Outgoing file bodies go from the file to the socket through
-//! one buffer of at most [`BUFFER_SIZE`] ([`send_file`]). The server's
-//! transfers go through the `_paced` variants, which keep to a [`Pace`].
+//! allocation. Outgoing file bodies go from the file to the stream through
+//! one buffer of at most [`BUFFER_SIZE`] ([`Conn::send_file_paced`]). The
+//! server's transfers go through the `_paced` variants, which keep to a
+//! [`Pace`]. Timeouts, shutdown, the lingering close and the "has the peer
+//! spoken or closed?" look ([`Conn::pending`]) are here too; other threads
+//! get a [`Closer`], which can shut the connection down but never read or
+//! write it.
 
 use crate::rate::Pace;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Size of the input buffer; bodies move through it in chunks of this size.
 pub const BUFFER_SIZE: usize = 256 * 1024;
+/// Most bytes [`Conn::linger_close`] reads and drops.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+/// How long [`Conn::linger_close`] reads at most.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How long [`Conn::linger_close`] waits for each piece.
+const LINGER_WAIT: Duration = Duration::from_millis(200);
 
 /// The result of [`Conn::read_line`].
 #[derive(Debug, PartialEq, Eq)]
@@ -28,35 +40,128 @@ pub enum Line {
     TooLong,
 }
 
-/// A connected socket with buffered input.
+/// What [`Conn::pending`] found, without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing to read and the peer has not closed: it waits for us.
+    Nothing,
+    /// Input not read yet, in our buffer or still in the socket.
+    Input,
+    /// The peer closed its side, or the connection failed.
+    Closed,
+}
+
+/// The byte stream under a [`Conn`]. An enum, not a trait: it has one
+/// variant today, and that is intended — TLS will be a second variant
+/// (the rustls stream over the same `TcpStream`), and each method below
+/// then gains one arm. Timeouts and shutdown always act on the TCP socket
+/// under it ([`socket`](Stream::socket)).
+enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+}
+
+impl Stream {
+    /// The TCP socket under the stream.
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(stream) => stream,
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buf),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.write(bytes),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.write_all(bytes),
+        }
+    }
+
+    /// Whether input waits or the peer closed, without waiting and
+    /// without consuming anything.
+    ///
+    /// Plain TCP peeks one byte of the socket. The TLS variant must not:
+    /// after a TLS 1.3 handshake the server sends session tickets, which a
+    /// raw peek would take for a reply (or, once read, for nothing at
+    /// all). It will instead read through the TLS layer with a zero
+    /// timeout — take what the socket holds into rustls, process the
+    /// records (tickets are absorbed there), and answer from what is left:
+    /// plaintext to read is [`Pending::Input`], a `close_notify` or EOF is
+    /// [`Pending::Closed`], no plaintext is [`Pending::Nothing`]. That
+    /// needs the TLS state mutably, so the variant will hold it behind a
+    /// lock and this method keeps `&self`. Decrypted bytes stay in rustls
+    /// for the next [`read`](Stream::read), so nothing is lost.
+    fn pending(&self) -> Pending {
+        match self {
+            Stream::Plain(stream) => {
+                let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+                match rustix::net::recv(stream, &mut [0u8; 1], flags) {
+                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Pending::Nothing,
+                    Ok((0, _)) | Err(_) => Pending::Closed,
+                    Ok(_) => Pending::Input,
+                }
+            }
+        }
+    }
+}
+
+/// Shuts a [`Conn`] down from another thread (the server's shutdown and
+/// eviction, a [`crate::cancel::CancelToken`]), so that a blocked read or
+/// write returns at once. It holds its own descriptor of the socket (a
+/// duplicate, made once by [`Conn::new`]) and offers no way to read or
+/// write: the connection's bytes stay with the `Conn`. The socket stays
+/// open until the `Conn` and every clone of its `Closer` are dropped.
+#[derive(Clone)]
+pub struct Closer(Arc<TcpStream>);
+
+impl Closer {
+    /// Shuts down reading, writing or both, for the `Conn` too.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+/// A connected stream with buffered input.
 pub struct Conn {
-    /// Shared with a [`crate::cancel::CancelToken`] while a transfer runs.
-    stream: Arc<TcpStream>,
+    stream: Stream,
+    closer: Closer,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
 }
 
 impl Conn {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Conn {
-        Conn {
-            stream: Arc::new(stream),
+    /// Wraps a connected plain TCP stream. Fails only if the socket's
+    /// descriptor cannot be duplicated for its [`Closer`].
+    pub fn new(stream: TcpStream) -> io::Result<Conn> {
+        let closer = Closer(Arc::new(stream.try_clone()?));
+        Ok(Conn {
+            stream: Stream::Plain(stream),
+            closer,
             buf: vec![0; BUFFER_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
-        }
+        })
     }
 
-    /// The underlying stream (for timeouts, shutdown, peer address).
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
-    /// The stream, shared (for a [`crate::cancel::CancelToken`] to shut it
-    /// down from another thread).
-    pub fn shared_stream(&self) -> Arc<TcpStream> {
-        Arc::clone(&self.stream)
+    /// A handle that shuts this connection down from another thread.
+    pub fn closer(&self) -> Closer {
+        self.closer.clone()
     }
 
     /// The bytes received but not consumed yet.
@@ -91,7 +196,7 @@ impl Conn {
             return Err(io::Error::other("input buffer is full"));
         }
         loop {
-            match (&*self.stream).read(&mut self.buf[self.end..]) {
+            match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(n);
@@ -137,7 +242,7 @@ impl Conn {
                 if left.is_zero() {
                     return Err(io::ErrorKind::TimedOut.into());
                 }
-                self.stream.set_read_timeout(Some(left))?;
+                self.set_read_timeout(Some(left))?;
             }
             if self.fill()? == 0 {
                 return Ok(if self.buffered().is_empty() {
@@ -225,8 +330,7 @@ impl Conn {
     /// counting what arrived.
     fn fill_paced(&mut self, pace: &mut Pace) -> io::Result<usize> {
         loop {
-            self.stream
-                .set_read_timeout(Some(pace.timeout(Instant::now())))?;
+            self.set_read_timeout(Some(pace.timeout(Instant::now())))?;
             match self.fill() {
                 Ok(0) => return Ok(0),
                 Ok(got) => {
@@ -243,49 +347,95 @@ impl Conn {
         }
     }
 
-    /// Writes all of `bytes` to the socket.
+    /// Writes all of `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.stream).write_all(bytes)
+        self.stream.write_all(bytes)
     }
 
-    /// Writes all of `bytes` to the socket keeping to `pace` (see
-    /// [`PacedWriter`]).
+    /// Writes all of `bytes` keeping to `pace` (see `PacedWriter`).
     pub fn write_all_paced(&mut self, bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
-        PacedWriter::new(&self.stream, pace).write_all(bytes)
+        PacedWriter::new(&mut self.stream, pace).write_all(bytes)
     }
 
-    /// Sets the socket's read timeout.
+    /// Sends `n` bytes of `file`, from its current offset, through a
+    /// buffer of up to [`BUFFER_SIZE`] (no bigger than the body), keeping
+    /// to `pace` (see `PacedWriter`). Returns how many bytes went out;
+    /// fewer than `n` means the file ended early.
+    ///
+    /// Not `sendfile(2)`: it saves the sender a copy, but the receiver then
+    /// reads the sender's page-cache pages, cold in the CPU caches, and on
+    /// loopback the receiver is the bottleneck — a download from a
+    /// `sendfile` server ran at ~2,700 MB/s against ~3,300 MB/s through
+    /// this buffer, the receiver spending a quarter more CPU per byte
+    /// (docs/performance.md). (`io::copy` would do the same through an
+    /// 8 KiB buffer.) Each piece also goes to `observe` once sent (the
+    /// server digests a file as it sends it when a `HASH` of it waits
+    /// behind the `READ`).
+    pub fn send_file_paced(
+        &mut self,
+        file: &File,
+        n: u64,
+        pace: &mut Pace,
+        mut observe: impl FnMut(&[u8]),
+    ) -> io::Result<u64> {
+        let mut writer = PacedWriter::new(&mut self.stream, pace);
+        send_pieces(file, n, |piece| {
+            writer.write_all(piece)?;
+            observe(piece);
+            Ok(())
+        })
+    }
+
+    /// Sets the read timeout.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(timeout)
+        self.stream.socket().set_read_timeout(timeout)
     }
-}
 
-/// Sends `n` bytes of `file`, from its current offset, to `stream`
-/// through a buffer of up to [`BUFFER_SIZE`] (no bigger than the body),
-/// keeping to `pace` (see [`PacedWriter`]). Returns how many bytes went
-/// out; fewer than `n` means the file ended early.
-///
-/// Not `sendfile(2)`: it saves the sender a copy, but the receiver then
-/// reads the sender's page-cache pages, cold in the CPU caches, and on
-/// loopback the receiver is the bottleneck — a download from a `sendfile`
-/// server ran at ~2,700 MB/s against ~3,300 MB/s through this buffer, the
-/// receiver spending a quarter more CPU per byte (docs/performance.md).
-/// (`io::copy` would do the same through an 8 KiB buffer.)
-/// Each piece also goes to `observe` once sent (the server digests a
-/// file as it sends it when a `HASH` of it waits behind the `READ`).
-pub fn send_file_paced(
-    file: &File,
-    stream: &TcpStream,
-    n: u64,
-    pace: &mut Pace,
-    mut observe: impl FnMut(&[u8]),
-) -> io::Result<u64> {
-    let mut writer = PacedWriter::new(stream, pace);
-    send_pieces(file, n, |piece| {
-        writer.write_all(piece)?;
-        observe(piece);
-        Ok(())
-    })
+    /// Sets the write timeout.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.socket().set_write_timeout(timeout)
+    }
+
+    /// Sends small writes at once (`TCP_NODELAY`): each request and reply
+    /// line is one write, and waiting to merge it only adds latency.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.stream.socket().set_nodelay(nodelay)
+    }
+
+    /// Shuts down reading, writing or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.stream.socket().shutdown(how)
+    }
+
+    /// Whether input waits (buffered, or in the socket) or the peer
+    /// closed, looking without waiting; see [`Pending`].
+    pub fn pending(&self) -> Pending {
+        if self.buffered().is_empty() {
+            self.stream.pending()
+        } else {
+            Pending::Input
+        }
+    }
+
+    /// Closes politely after a last reply: shuts our sending side, then
+    /// reads and drops (at most 8 MiB, at most 2 s) what the peer still
+    /// sends, so the reply reaches it instead of being lost to a reset.
+    /// Leaves the read timeout changed.
+    pub fn linger_close(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+        let _ = self.set_read_timeout(Some(LINGER_WAIT));
+        let start = Instant::now();
+        let mut discarded = 0;
+        let mut chunk = [0u8; 16 * 1024];
+        while discarded < LINGER_BYTES && start.elapsed() < LINGER_TIME {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => discarded += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// Reads up to `n` bytes of `file` into one buffer, piece by piece, and
@@ -311,7 +461,7 @@ fn send_pieces(
     Ok(sent)
 }
 
-/// Writes to a socket keeping to a [`Pace`]: each write blocks at most
+/// Writes to a stream keeping to a [`Pace`]: each write blocks at most
 /// [`Pace::timeout`] (a write that times out returns what it got through),
 /// and a peer that stops reading or reads below the floor fails the write
 /// with a `TimedOut` error carrying a [`Slow`](crate::rate::Slow). Leaves
@@ -322,8 +472,8 @@ fn send_pieces(
 /// takes megabytes at once, then wakes a blocked writer only once a third
 /// of it is free again, which for a reader well above the floor can take
 /// longer than a whole rate window.
-pub struct PacedWriter<'a> {
-    stream: &'a TcpStream,
+struct PacedWriter<'a> {
+    stream: &'a mut Stream,
     pace: &'a mut Pace,
     /// Bytes written, plus those already queued when this writer began.
     written: u64,
@@ -333,21 +483,22 @@ pub struct PacedWriter<'a> {
 
 impl<'a> PacedWriter<'a> {
     /// Starts writing to `stream` under `pace`.
-    pub fn new(stream: &'a TcpStream, pace: &'a mut Pace) -> PacedWriter<'a> {
+    fn new(stream: &'a mut Stream, pace: &'a mut Pace) -> PacedWriter<'a> {
+        let written = unacknowledged(stream.socket());
         PacedWriter {
             stream,
             pace,
-            written: unacknowledged(stream),
+            written,
             counted: 0,
         }
     }
 
     /// Writes all of `bytes`.
-    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let timeout = self.pace.timeout(Instant::now());
-            self.stream.set_write_timeout(Some(timeout))?;
-            let wrote = match (&*self.stream).write(bytes) {
+            self.stream.socket().set_write_timeout(Some(timeout))?;
+            let wrote = match self.stream.write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(wrote) => wrote,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -356,7 +507,9 @@ impl<'a> PacedWriter<'a> {
             };
             bytes = &bytes[wrote..];
             self.written += wrote as u64;
-            let acknowledged = self.written.saturating_sub(unacknowledged(self.stream));
+            let acknowledged = self
+                .written
+                .saturating_sub(unacknowledged(self.stream.socket()));
             let progress = acknowledged.saturating_sub(self.counted);
             self.counted += progress;
             self.pace
@@ -435,7 +588,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
             }
         });
-        Conn::new(listener.accept().unwrap().0)
+        Conn::new(listener.accept().unwrap().0).unwrap()
     }
 
     #[test]
@@ -482,7 +635,7 @@ mod tests {
                 .unwrap();
             received
         });
-        let (stream, _) = listener.accept().unwrap();
+        let mut conn = Conn::new(listener.accept().unwrap().0).unwrap();
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         file.write_all(&data).unwrap();
@@ -490,12 +643,12 @@ mod tests {
         file.seek(io::SeekFrom::Start(1000)).unwrap();
         let now = std::time::Instant::now();
         let mut pace = Pace::new(None, Duration::from_secs(10), now);
-        let mut send = |n| send_file_paced(&file, &stream, n, &mut pace, |_| {}).unwrap();
+        let mut send = |n| conn.send_file_paced(&file, n, &mut pace, |_| {}).unwrap();
         assert_eq!(send(200_000), 200_000);
         // the offset moved on; asking for more than is left sends the rest
         assert_eq!(send(500_000), 99_000);
         assert_eq!(send(10), 0);
-        drop(stream);
+        drop(conn);
         assert_eq!(reader.join().unwrap(), &data[1000..]);
     }
 
@@ -525,7 +678,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
             }
         });
-        Conn::new(listener.accept().unwrap().0)
+        Conn::new(listener.accept().unwrap().0).unwrap()
     }
 
     #[test]
@@ -561,16 +714,59 @@ mod tests {
         use crate::rate::Slow;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (stream, _) = listener.accept().unwrap();
+        let mut conn = Conn::new(listener.accept().unwrap().0).unwrap();
         let stall = Duration::from_millis(200);
         let mut pace = Pace::new(None, stall, Instant::now());
         // far more than the socket buffers hold
         let bytes = vec![0u8; 64 * 1024 * 1024];
-        let e = PacedWriter::new(&stream, &mut pace)
-            .write_all(&bytes)
-            .unwrap_err();
+        let e = conn.write_all_paced(&bytes, &mut pace).unwrap_err();
         assert_eq!(Slow::of(&e), Some(&Slow::Stalled(stall)), "{e}");
         drop(peer);
+    }
+
+    /// A conn and the peer's end of it.
+    fn conn_and_peer() -> (Conn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (Conn::new(listener.accept().unwrap().0).unwrap(), peer)
+    }
+
+    /// Waits (at most 2 s) until `c` finds `wanted`, and returns what it found.
+    fn pending_within(c: &Conn, wanted: Pending) -> Pending {
+        for _ in 0..400 {
+            if c.pending() == wanted {
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        c.pending()
+    }
+
+    #[test]
+    fn pending_tells_unread_input_from_a_quiet_or_closed_peer() {
+        let (mut c, mut peer) = conn_and_peer();
+        assert_eq!(c.pending(), Pending::Nothing);
+        peer.write_all(b"OK\nNOTICE\n").unwrap();
+        assert_eq!(pending_within(&c, Pending::Input), Pending::Input);
+        assert_eq!(c.read_line(64).unwrap(), Line::Complete(b"OK".to_vec()));
+        // the second line is unread, whether buffered or still in the socket
+        assert_eq!(c.pending(), Pending::Input);
+        assert_eq!(c.read_line(64).unwrap(), Line::Complete(b"NOTICE".to_vec()));
+        assert_eq!(c.pending(), Pending::Nothing);
+        drop(peer);
+        assert_eq!(pending_within(&c, Pending::Closed), Pending::Closed);
+    }
+
+    #[test]
+    fn a_closer_ends_a_blocked_read_from_another_thread() {
+        let (mut c, peer) = conn_and_peer();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let closer = c.closer();
+        let reader = thread::spawn(move || c.read_line(64));
+        thread::sleep(Duration::from_millis(20));
+        closer.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(reader.join().unwrap().unwrap(), Line::Eof);
+        assert_eq!(closer.peer_addr().unwrap(), peer.local_addr().unwrap());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`rate`]: the minimum rate and stall limit of the server's transfers;
-//! - [`conn`]: a socket with one bounded input buffer (lines and bodies);
+//! - [`conn`]: every byte of a connection: a stream (plain TCP) with one
+//!   bounded input buffer (lines and bodies), timeouts and shutdown;
 //! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`digest`]: `sha256` and `blake3` digests of files, and their cache;
 //! - [`root`]: names → files under the server's root, whole-file uploads;

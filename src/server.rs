@@ -8,7 +8,7 @@
 
 mod extensions;
 
-use crate::conn::{BodyError, Conn, Line, is_timeout, send_file_paced};
+use crate::conn::{BodyError, Closer, Conn, Line, is_timeout};
 use crate::digest::{Algorithm, DigestCache, FileStamp};
 use crate::protocol::{
     self, AfterError, Extension, MAX_LINE, Request, legacy_body_may_be_size, split_legacy_write,
@@ -17,7 +17,7 @@ use crate::rate::{Pace, RateFloor, Slow};
 use crate::root::Root;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -133,7 +133,8 @@ struct Shared {
 /// its slot) and the shutdown code. Changed only under the `live` lock, so
 /// that a connection is never both in a request and evicted.
 struct Live {
-    stream: TcpStream,
+    /// Shuts it down (eviction, the end of the grace period).
+    closer: Closer,
     /// In a request (reading its body, sending its reply).
     busy: bool,
     /// When its last request ended (or it connected).
@@ -333,8 +334,8 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let clone = match stream.try_clone() {
-        Ok(clone) => clone,
+    let conn = match Conn::new(stream) {
+        Ok(conn) => conn,
         Err(e) => {
             shared.log(format_args!("{peer} dropped: {e}"));
             return;
@@ -348,7 +349,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
             let Some(idle) = evict_idlest(&mut live) else {
                 drop(live);
                 shared.log(format_args!("{peer} refused: {}", connections_open(open)));
-                refuse_busy(shared, stream, open);
+                refuse_busy(shared, conn, open);
                 return;
             };
             shared.log(format_args!(
@@ -359,7 +360,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         live.insert(
             id,
             Live {
-                stream: clone,
+                closer: conn.closer(),
                 busy: false,
                 idle_since: Instant::now(),
                 evicted: None,
@@ -376,7 +377,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
             };
             let mut connection = Connection {
                 shared: &thread_shared,
-                conn: Conn::new(stream),
+                conn,
                 peer,
                 id,
             };
@@ -407,9 +408,9 @@ fn evict_idlest(live: &mut HashMap<u64, Live>) -> Option<Evicted> {
         .min_by_key(|l| l.idle_since)?;
     let idle = victim.idle_since.elapsed();
     victim.evicted = Some(idle);
-    let _ = victim.stream.shutdown(Shutdown::Read);
+    let _ = victim.closer.shutdown(Shutdown::Read);
     let peer = victim
-        .stream
+        .closer
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     Some(Evicted {
@@ -429,12 +430,12 @@ fn connections_open(open: usize) -> String {
 /// would reset the connection and lose the error line, so the close lingers
 /// on a short-lived thread of its own (at most [`MAX_REFUSING`] at a time;
 /// beyond that, the error is sent and the socket closed at once).
-fn refuse_busy(shared: &Arc<Shared>, mut stream: TcpStream, open: usize) {
+fn refuse_busy(shared: &Arc<Shared>, mut conn: Conn, open: usize) {
     let message = format!(
         "ERROR: server busy ({}); closing, try again later\n",
         connections_open(open)
     );
-    if stream.write_all(message.as_bytes()).is_err() {
+    if conn.write_all(message.as_bytes()).is_err() {
         return;
     }
     if shared.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_REFUSING {
@@ -445,7 +446,7 @@ fn refuse_busy(shared: &Arc<Shared>, mut stream: TcpStream, open: usize) {
     let spawned = thread::Builder::new()
         .name("ioe-refuse".into())
         .spawn(move || {
-            linger(&stream);
+            conn.linger_close();
             thread_shared.refusing.fetch_sub(1, Ordering::SeqCst);
         });
     if spawned.is_err() {
@@ -508,17 +509,17 @@ fn sweeper(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 fn drain(shared: &Shared) {
     for live in shared.live().values() {
         if !live.busy {
-            let _ = live.stream.shutdown(Shutdown::Read);
+            let _ = live.closer.shutdown(Shutdown::Read);
         }
     }
     wait_until_idle(shared, shared.config.grace, &shared.hurry);
     shared.cut_off.store(true, Ordering::SeqCst);
     for live in shared.live().values() {
-        let _ = live.stream.shutdown(Shutdown::Read);
+        let _ = live.closer.shutdown(Shutdown::Read);
     }
     wait_until_idle(shared, CUT_OFF_NOTICE, &AtomicBool::new(false));
     for live in shared.live().values() {
-        let _ = live.stream.shutdown(Shutdown::Both);
+        let _ = live.closer.shutdown(Shutdown::Both);
     }
     wait_until_idle(shared, Duration::from_secs(2), &AtomicBool::new(false));
 }
@@ -573,10 +574,9 @@ impl Connection<'_> {
     /// the server stops.
     fn serve(&mut self) -> io::Result<()> {
         let config = &self.shared.config;
-        let stream = self.conn.stream();
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(config.idle_timeout))?;
-        stream.set_write_timeout(Some(config.idle_timeout))?;
+        self.conn.set_nodelay(true)?;
+        self.conn.set_read_timeout(Some(config.idle_timeout))?;
+        self.conn.set_write_timeout(Some(config.idle_timeout))?;
         loop {
             if self.stopping() {
                 self.say_shutting_down();
@@ -795,7 +795,7 @@ impl Connection<'_> {
         observe: impl FnMut(&[u8]),
     ) -> io::Result<Flow> {
         let mut pace = self.pace();
-        let sent = match send_file_paced(file, self.conn.stream(), size, &mut pace, observe) {
+        let sent = match self.conn.send_file_paced(file, size, &mut pace, observe) {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
@@ -972,7 +972,7 @@ impl Connection<'_> {
     /// read timeout.)
     fn restore_write_timeout(&self) -> io::Result<()> {
         let idle_timeout = self.shared.config.idle_timeout;
-        self.conn.stream().set_write_timeout(Some(idle_timeout))
+        self.conn.set_write_timeout(Some(idle_timeout))
     }
 
     /// Tells the client, best effort, that its slot went to a new client
@@ -983,7 +983,7 @@ impl Connection<'_> {
         self.log(&format!(
             "closed: idle for {secs} s, slot given to a new client"
         ));
-        let _ = self.conn.stream().set_write_timeout(Some(EVICTION_NOTICE));
+        let _ = self.conn.set_write_timeout(Some(EVICTION_NOTICE));
         self.close_with_error(&format!(
             "idle for {secs} s, slot given to a new client; closing"
         ));
@@ -1017,7 +1017,7 @@ impl Connection<'_> {
     /// to a reset.
     fn close_with_error(&mut self, message: &str) {
         if self.reply_error(message).is_ok() {
-            linger(self.conn.stream());
+            self.conn.linger_close();
         }
     }
 
@@ -1123,25 +1123,6 @@ impl Connection<'_> {
 
     fn log(&self, what: &str) {
         self.shared.log(format_args!("{} {what}", self.peer));
-    }
-}
-
-/// Closes our sending side, then reads and discards (at most 8 MiB, at most
-/// 2 s) what the peer still sends, so the last reply we wrote reaches it
-/// instead of being lost to a reset.
-fn linger(mut stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let start = Instant::now();
-    let mut discarded = 0;
-    let mut chunk = [0u8; 16 * 1024];
-    while discarded < 8 * 1024 * 1024 && start.elapsed() < Duration::from_secs(2) {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => discarded += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
     }
 }
 

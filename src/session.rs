@@ -18,7 +18,7 @@ pub(crate) use transfer::file_in_the_way;
 pub use transfer::{TransferOptions, Transferred};
 
 use crate::cancel::{CancelToken, InFlight};
-use crate::conn::{self, Conn, Line};
+use crate::conn::{self, Conn, Line, Pending};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
 use std::io;
@@ -87,15 +87,20 @@ impl Session {
         for candidate in candidates {
             match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
-                    let setup = stream
-                        .set_nodelay(true)
-                        .and_then(|()| stream.set_read_timeout(Some(io_timeout)))
-                        .and_then(|()| stream.set_write_timeout(Some(io_timeout)));
-                    if let Err(e) = setup {
-                        return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
-                    }
+                    let setup = Conn::new(stream).and_then(|conn| {
+                        conn.set_nodelay(true)?;
+                        conn.set_read_timeout(Some(io_timeout))?;
+                        conn.set_write_timeout(Some(io_timeout))?;
+                        Ok(conn)
+                    });
+                    let conn = match setup {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
+                        }
+                    };
                     return Ok(Session {
-                        conn: Some(Conn::new(stream)),
+                        conn: Some(conn),
                         addr: addr.to_string(),
                         cancel: CancelToken::new(),
                         progress: false,
@@ -190,21 +195,12 @@ impl Session {
     /// Whether the session can still send requests: false after `bye`, a
     /// lost connection, or once the server has hung up or sent a notice
     /// unasked (it only does so when it closes the connection: idle too
-    /// long, shutting down). Looks at the socket without waiting.
+    /// long, shutting down). Looks at the connection without waiting.
     pub fn is_open(&self) -> bool {
-        let Some(conn) = &self.conn else {
-            return false;
-        };
-        if !conn.buffered().is_empty() {
-            return false;
-        }
-        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
-        let peeked = rustix::net::recv(conn.stream(), &mut [0u8; 1], flags);
         // nothing to read yet: the server is waiting for a request
-        matches!(
-            peeked,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR)
-        )
+        self.conn
+            .as_ref()
+            .is_some_and(|conn| conn.pending() == Pending::Nothing)
     }
 
     /// Lists the root (`None`) or a folder, sorted by name.
@@ -249,7 +245,7 @@ impl Session {
         };
         let op = "bye";
         // Ctrl-C stops the wait for the reply too
-        let _in_flight = self.cancel.guard(conn.shared_stream());
+        let _in_flight = self.cancel.guard(conn.closer());
         if conn.write_all(Request::Bye.to_line().as_bytes()).is_err() {
             self.conn = None;
             return Ok(());
@@ -269,8 +265,8 @@ impl Session {
     /// Lets Ctrl-C end the exchange that starts now (request, reply and
     /// body) until the returned guard is dropped.
     fn exchange(&mut self, op: &str) -> Result<InFlight> {
-        let stream = self.conn_mut(op)?.shared_stream();
-        Ok(self.cancel.guard(stream))
+        let closer = self.conn_mut(op)?.closer();
+        Ok(self.cancel.guard(closer))
     }
 
     fn conn_mut(&mut self, op: &str) -> Result<&mut Conn> {
