@@ -54,6 +54,9 @@ struct Plan {
     loop_slow: usize,
     /// The one large file.
     big: u64,
+    /// Times per round each large-file figure is taken (they are the
+    /// noisiest: page cache, other processes).
+    big_pairs: usize,
     /// Unchanged files of the no-op rows.
     noop: usize,
     /// Empty files of the peak-RSS tree (the no-op tree when equal).
@@ -68,9 +71,10 @@ const FULL: Plan = Plan {
     small: 2000,
     loop_slow: 200,
     big: GIB,
+    big_pairs: 3,
     noop: 10_000,
     rss_files: 100_000,
-    rounds: 3,
+    rounds: 5,
 };
 
 const QUICK: Plan = Plan {
@@ -78,6 +82,7 @@ const QUICK: Plan = Plan {
     small: 500,
     loop_slow: 25,
     big: 32 * MIB,
+    big_pairs: 1,
     noop: 10_000,
     rss_files: 10_000,
     rounds: 1,
@@ -271,13 +276,21 @@ impl<'p> Bench<'p> {
                     (key("pull_small_loop"), Step::PullSmallLoop),
                     (key("push_small_sync"), Step::PushSmall),
                     (key("push_small_loop"), Step::PushSmallLoop),
-                    (key("pull_big_sync"), Step::PullBig),
-                    (key("pull_big_read"), Step::PullBigRead),
-                    (key("push_big_sync"), Step::PushBig),
-                    (key("push_big_write"), Step::PushBigWrite),
                     (key("noop_pull"), Step::NoopPull),
                     (key("noop_push"), Step::NoopPush),
                 ];
+                for pair in 0..self.plan.big_pairs {
+                    let mut big = [
+                        (key("pull_big_sync"), Step::PullBig),
+                        (key("pull_big_read"), Step::PullBigRead),
+                        (key("push_big_sync"), Step::PushBig),
+                        (key("push_big_write"), Step::PushBigWrite),
+                    ];
+                    if pair % 2 == 1 {
+                        big.reverse();
+                    }
+                    pull.extend(big);
+                }
                 if link.rsync.is_some() {
                     pull.push((key("pull_small_rsync"), Step::PullSmallRsync));
                     pull.push((key("push_small_rsync"), Step::PushSmallRsync));
@@ -466,17 +479,18 @@ impl<'p> Bench<'p> {
         Ok(time)
     }
 
-    /// A `sync` of the no-op tree that must copy nothing.
+    /// A `sync` of the no-op tree that must copy nothing: the time of the
+    /// `sync` call alone (connecting and `bye` add a round trip).
     fn noop(&self, link: &Link, direction: Direction) -> Result<Duration> {
         let local = self.client.join("noop");
-        let (time, report) = timed_sync(&link.ioe, direction, &local, "noop", DEFAULT_PARALLEL)?;
+        let (_, report) = timed_sync(&link.ioe, direction, &local, "noop", DEFAULT_PARALLEL)?;
         ensure!(
             report.copied.is_empty() && report.made.is_empty(),
             "the no-op {direction:?} copied {} files, made {} folders",
             report.copied.len(),
             report.made.len()
         );
-        Ok(time)
+        Ok(Duration::from_secs_f64(report.seconds))
     }
 
     fn loop_count(&self, link: &Link) -> usize {
@@ -576,7 +590,13 @@ fn sync_child(args: &[String]) -> Result<()> {
     let [addr, remote, local] = args else {
         bail!("usage: --sync-child ADDR REMOTE LOCAL");
     };
-    let (_, report) = timed_sync(addr, Direction::Pull, Path::new(local), remote, DEFAULT_PARALLEL)?;
+    let (_, report) = timed_sync(
+        addr,
+        Direction::Pull,
+        Path::new(local),
+        remote,
+        DEFAULT_PARALLEL,
+    )?;
     let status = fs::read_to_string("/proc/self/status")?;
     let kib = status
         .lines()
@@ -948,9 +968,9 @@ impl Results {
             _ => format!(" ({} files, scaled)", plan.loop_slow),
         };
         println!(
-            "\n{} run: {} round(s); times in ms, median [min–max]; \
-             \"vs\" is the other's median time over this one's\n",
-            plan.name, plan.rounds
+            "\n{} run: {} round(s), the large file {} time(s) a round; times in ms, \
+             median [min–max]; \"vs\" is the other's median time over this one's\n",
+            plan.name, plan.rounds, plan.big_pairs
         );
         println!("| what | RTT | median | min–max | vs |");
         println!("| --- | ---: | ---: | ---: | --- |");
@@ -1036,12 +1056,12 @@ impl Results {
                     String::new(),
                 ),
                 (
-                    format!("no-op pull, {} files", plan.noop),
+                    format!("no-op pull, {} files, the call alone", plan.noop),
                     k("noop_pull"),
                     String::new(),
                 ),
                 (
-                    format!("no-op push, {} files", plan.noop),
+                    format!("no-op push, {} files, the call alone", plan.noop),
                     k("noop_push"),
                     String::new(),
                 ),
