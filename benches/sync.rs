@@ -259,6 +259,9 @@ impl<'p> Bench<'p> {
             self.pull_small(link, DEFAULT_PARALLEL)?;
             self.pull_small_loop(link)?;
         }
+        // the first large transfers after setting up run slower
+        self.pull_big(&links[0], true)?;
+        self.push_big(&links[0], true)?;
         for round in 0..self.plan.rounds {
             let flip = round % 2 == 1;
             for link in &links {
@@ -1089,6 +1092,9 @@ impl Results {
             println!("\nrsync: skipped, `rsync` is not installed (apt-get install rsync)");
         }
         self.print_targets();
+        if plan.name == QUICK.name {
+            println!("\n(a quick run: small sizes, one round; only the full run's verdicts count)");
+        }
         let mut json = format!(
             "{{\"mode\":\"{}\",\"small_files\":{},\"loop_files_20ms\":{},\"big_bytes\":{},\
              \"noop_files\":{},\"rss_files\":{},\"default_parallel\":{DEFAULT_PARALLEL}",
