@@ -253,7 +253,13 @@ impl<'p> Bench<'p> {
         let links = self.links()?;
         // the local copy of the no-op tree, and a warm-up of every kind
         let noop = self.client.join("noop");
-        let (_, first) = timed_sync(&links[0].ioe, Direction::Pull, &noop, "noop", 4)?;
+        let (_, first) = timed_sync(
+            &links[0].ioe,
+            Direction::Pull,
+            &noop,
+            "noop",
+            DEFAULT_PARALLEL,
+        )?;
         ensure!(first.copied.len() == self.plan.noop, "noop: {first:?}");
         for link in &links {
             self.pull_small(link, DEFAULT_PARALLEL)?;
@@ -274,7 +280,7 @@ impl<'p> Bench<'p> {
                 let key = |what: &str| format!("{what}_{}ms", link.rtt_ms);
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
                 // each comparison in turns: who goes first alternates by round
-                let mut pull = vec![
+                let mut steps = vec![
                     (key("pull_small_sync"), Step::PullSmall),
                     (key("pull_small_loop"), Step::PullSmallLoop),
                     (key("push_small_sync"), Step::PushSmall),
@@ -292,22 +298,22 @@ impl<'p> Bench<'p> {
                     if pair % 2 == 1 {
                         big.reverse();
                     }
-                    pull.extend(big);
+                    steps.extend(big);
                 }
                 if link.rsync.is_some() {
-                    pull.push((key("pull_small_rsync"), Step::PullSmallRsync));
-                    pull.push((key("push_small_rsync"), Step::PushSmallRsync));
+                    steps.push((key("pull_small_rsync"), Step::PullSmallRsync));
+                    steps.push((key("push_small_rsync"), Step::PushSmallRsync));
                 }
                 for p in PARALLELS.iter().filter(|&&p| p != DEFAULT_PARALLEL) {
-                    pull.push((
+                    steps.push((
                         key(&format!("pull_small_p{p}")),
                         Step::PullSmallParallel(*p),
                     ));
                 }
                 if flip {
-                    pull.reverse();
+                    steps.reverse();
                 }
-                for (key, step) in pull {
+                for (key, step) in steps {
                     let time = self.step(link, step)?;
                     r.add(key, ms(time));
                 }
