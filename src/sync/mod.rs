@@ -324,7 +324,6 @@ fn listings(
             format!("`{}` is not a folder", local.display()),
         ));
     }
-    let remote_exists = tree::remote_folder_exists(session, op, remote)?;
     // a destination's links are never followed: a pull writes nothing
     // through them
     let links = match direction {
@@ -352,22 +351,17 @@ fn listings(
                 ));
             }
             let source = local_tree(report);
-            let dest = if remote_exists {
-                tree::remote_tree(session, op, remote, filter)?
-            } else {
-                Tree::new()
-            };
+            let dest = tree::remote_tree(session, op, remote, filter)?.unwrap_or_default();
             Ok((source, dest))
         }
         Direction::Pull => {
-            if !remote_exists {
+            let Some(source) = tree::remote_tree(session, op, remote, filter)? else {
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     op,
                     format!("remote folder `{remote}` does not exist"),
                 ));
-            }
-            let source = tree::remote_tree(session, op, remote, filter)?;
+            };
             Ok((source, local_tree(report)))
         }
     }

@@ -3,7 +3,7 @@
 //! to the folder, filtered by the include and exclude patterns.
 
 use super::{Links, Skipped};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::protocol::{EntryKind, is_reserved, validate_name};
 use crate::session::Session;
 use globset::{GlobSet, GlobSetBuilder};
@@ -193,8 +193,14 @@ pub fn local_tree(
     tree
 }
 
-/// Lists a remote folder (`""` for the root) with one `WALK`.
-pub fn remote_tree(session: &mut Session, op: &str, dir: &str, filter: &Filter) -> Result<Tree> {
+/// Lists a remote folder (`""` for the root) with one `WALK`; `None` when
+/// it does not exist.
+pub fn remote_tree(
+    session: &mut Session,
+    op: &str,
+    dir: &str,
+    filter: &Filter,
+) -> Result<Option<Tree>> {
     let mut tree = Tree::new();
     let prefix_len = if dir.is_empty() { 0 } else { dir.len() + 1 };
     // folders left out, so that their contents are too (a folder's line
@@ -220,23 +226,9 @@ pub fn remote_tree(session: &mut Session, op: &str, dir: &str, filter: &Filter) 
             },
         );
     });
-    walked.map_err(|e| e.with_op(op))?;
-    Ok(tree)
-}
-
-/// Whether a remote folder exists (`""`, the root, always does).
-pub fn remote_folder_exists(session: &mut Session, op: &str, dir: &str) -> Result<bool> {
-    if dir.is_empty() {
-        return Ok(true);
-    }
-    match session.stat(dir) {
-        Ok(entry) if entry.kind == EntryKind::Dir => Ok(true),
-        Ok(_) => Err(Error::new(
-            ErrorKind::Refused,
-            op,
-            format!("remote `{dir}` is a file, not a folder"),
-        )),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+    match walked {
+        Ok(_) => Ok(Some(tree)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.with_op(op)),
     }
 }
