@@ -16,7 +16,10 @@
 //! server: `HASH` with the server's digest cache missed (the file's mtime
 //! is changed first) and hit, and `read_with` plain, verified and resumed
 //! (from a part file the bench makes by copying the first 90 % of the
-//! source), each result checked.
+//! source), each result checked. The capped-link rows download a smaller
+//! file plain, verified and resumed through [`Relay`], a relay on
+//! 127.0.0.1 that caps the server → client direction at each rate of
+//! [`LINKS`], over a session of their own per link.
 //! The script rows run the same code through `ioe run -e` and through a
 //! stock `rhai::Engine::new()` in this process, in turns, each timed by
 //! the script itself.
@@ -30,12 +33,13 @@ use ioe::session::{TransferOptions, Transferred};
 use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::thread;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use tempfile::TempDir;
 
@@ -66,6 +70,8 @@ struct Plan {
     pushes: u64,
     /// Keys of the map script.
     map_keys: u64,
+    /// The file of the capped-link rows.
+    link: u64,
 }
 
 const FULL: Plan = Plan {
@@ -78,6 +84,7 @@ const FULL: Plan = Plan {
     empty_runs: 20,
     pushes: 1_000_000,
     map_keys: 100_000,
+    link: 256 * MIB,
 };
 
 const QUICK: Plan = Plan {
@@ -90,6 +97,7 @@ const QUICK: Plan = Plan {
     empty_runs: 5,
     pushes: 100_000,
     map_keys: 10_000,
+    link: 16 * MIB,
 };
 
 const DOWNLOAD_SCRIPT: &str = "\
@@ -157,6 +165,47 @@ const GROUPS: [&str; 3] = ["transfers", "extensions", "scripts"];
 
 /// How much of the file the part file of the resumed download holds.
 const CUT: f64 = 0.9;
+
+/// A link of the capped-link rows: its rate server → client, its name in
+/// the rows, and the JSON keys of its figures.
+struct Link {
+    /// Bytes per second (10⁶ bytes = 1 MB).
+    rate: u64,
+    label: &'static str,
+    plain_key: &'static str,
+    verified_key: &'static str,
+    verified_cost_key: &'static str,
+    resumed_key: &'static str,
+    resumed_cost_key: &'static str,
+}
+
+/// The links of the capped-link rows: 1 Gbit/s, and 100 MB/s.
+const LINKS: [Link; 2] = [
+    Link {
+        rate: 125_000_000,
+        label: "1 Gbit/s (125 MB/s)",
+        plain_key: "link125_plain_download_ms",
+        verified_key: "link125_verified_download_ms",
+        verified_cost_key: "link125_verified_cost",
+        resumed_key: "link125_resumed_download_ms",
+        resumed_cost_key: "link125_resumed_cost",
+    },
+    Link {
+        rate: 100_000_000,
+        label: "100 MB/s",
+        plain_key: "link100_plain_download_ms",
+        verified_key: "link100_verified_download_ms",
+        verified_cost_key: "link100_verified_cost",
+        resumed_key: "link100_resumed_download_ms",
+        resumed_cost_key: "link100_resumed_cost",
+    },
+];
+
+/// What the relay reads and passes on at a time, in each direction.
+const RELAY_CHUNK: usize = 64 * KIB as usize;
+/// Longest a relayed connection lives, and longest it may sit idle.
+const RELAY_LIFETIME: Duration = Duration::from_secs(15 * 60);
+const RELAY_IDLE: Duration = STEP_LIMIT;
 
 /// Which groups of rows a run measures.
 struct Groups {
@@ -289,6 +338,17 @@ struct Results {
     verified_cached_ms: Vec<f64>,
     resumed_ms: Vec<f64>,
     resumed_cached_ms: Vec<f64>,
+    /// The capped-link rows, one per entry of [`LINKS`].
+    links: [LinkTimes; LINKS.len()],
+}
+
+/// `read_with` of `link.bin` through one capped link (ms): plain, verified
+/// and resumed, with the server's digest not cached.
+#[derive(Default)]
+struct LinkTimes {
+    plain_ms: Vec<f64>,
+    verified_ms: Vec<f64>,
+    resumed_ms: Vec<f64>,
 }
 
 impl<'p> Bench<'p> {
@@ -505,8 +565,7 @@ impl<'p> Bench<'p> {
                 ext.step((round + step) % EXTENSION_STEPS, r)?;
             }
         }
-        ext.session.bye()?;
-        Ok(())
+        ext.bye()
     }
 
     /// Runs `ioe run SCRIPT ARGS...` in the client folder and waits for it
@@ -534,22 +593,38 @@ impl<'p> Bench<'p> {
     }
 }
 
+/// The steps of the extension rows on loopback; the capped-link steps
+/// follow them.
+const LOOPBACK_STEPS: usize = 6;
+/// The steps of each capped link: plain, verified, resumed.
+const LINK_STEPS: usize = 3;
 /// The steps of the extension rows, which take turns going first.
-const EXTENSION_STEPS: usize = 6;
+const EXTENSION_STEPS: usize = LOOPBACK_STEPS + LINK_STEPS * LINKS.len();
 
-/// A session in this process on the bench's server, with what the
-/// extension rows check their results against.
+/// The sessions of the extension rows, with what they check their results
+/// against.
 struct Extensions {
+    /// `big.bin`, straight to the server.
+    direct: Remote,
+    /// `link.bin`, one session through each link of [`LINKS`]; each relay
+    /// after its session, so that the session closes first.
+    links: Vec<(Remote, Relay)>,
+    /// `big.bin`'s digests, computed here once.
+    digests: Vec<(Algorithm, String)>,
+    /// How many times a source's mtime was changed.
+    touches: u64,
+}
+
+/// One source file downloaded over one session.
+struct Remote {
     session: Session,
-    /// `big.bin` in the server's root.
+    /// Its name on the server.
+    name: &'static str,
+    /// The file in the server's root.
     source: PathBuf,
     /// Where the downloads land.
     local: PathBuf,
     size: u64,
-    /// `big.bin`'s digests, computed here once.
-    digests: Vec<(Algorithm, String)>,
-    /// How many times `big.bin`'s mtime was changed.
-    touches: u64,
 }
 
 impl Extensions {
@@ -566,57 +641,93 @@ impl Extensions {
             );
             digests.push((algorithm, hex));
         }
-        Ok(Extensions {
+        let direct = Remote {
             session: Session::connect(&bench.server.addr)?,
+            name: "big.bin",
+            source,
             local: bench.client.join("ext.bin"),
             size: bench.plan.big,
-            source,
+        };
+        let link_source = bench.root.join("link.bin");
+        fill_file(&link_source, bench.plan.link, 4)?;
+        let upstream: SocketAddr = bench.server.addr.parse()?;
+        let mut links = Vec::new();
+        for link in &LINKS {
+            let relay = Relay::start(upstream, link.rate)?;
+            let remote = Remote {
+                session: Session::connect(&relay.addr.to_string())?,
+                name: "link.bin",
+                source: link_source.clone(),
+                local: bench.client.join("link.bin"),
+                size: bench.plan.link,
+            };
+            links.push((remote, relay));
+        }
+        Ok(Extensions {
+            direct,
+            links,
             digests,
             touches: 0,
         })
     }
 
     /// One step of the extension rows (`step` < [`EXTENSION_STEPS`]); a
-    /// step that measures with the digest cache missed first changes
-    /// `big.bin`'s mtime, which the cache's key holds.
+    /// step that measures with the digest cache missed first changes the
+    /// source's mtime, which the cache's key holds.
     fn step(&mut self, step: usize, r: &mut Results) -> Result<()> {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let size = self.size;
+        if let Some(link_step) = step.checked_sub(LOOPBACK_STEPS) {
+            let link = link_step / LINK_STEPS;
+            let remote = &mut self.links[link].0;
+            let times = &mut r.links[link];
+            match link_step % LINK_STEPS {
+                0 => times.plain_ms.push(ms(remote.download(false)?)),
+                1 => {
+                    touch(&remote.source, &mut self.touches)?;
+                    times.verified_ms.push(ms(remote.download(true)?));
+                }
+                _ => {
+                    touch(&remote.source, &mut self.touches)?;
+                    times.resumed_ms.push(ms(remote.resumed()?));
+                }
+            }
+            return Ok(());
+        }
+        let size = self.direct.size;
         match step {
             0 => r.read_once.push(mb_per_s(size, self.read_once()?)),
             1 => {
-                self.touch()?;
+                touch(&self.direct.source, &mut self.touches)?;
                 r.hash_blake3
                     .push(mb_per_s(size, self.hash(Algorithm::Blake3)?));
                 r.hash_cached_ms.push(ms(self.hash(Algorithm::Blake3)?));
             }
             2 => {
-                self.touch()?;
+                touch(&self.direct.source, &mut self.touches)?;
                 r.hash_sha256
                     .push(mb_per_s(size, self.hash(Algorithm::Sha256)?));
             }
-            3 => r.plain_ms.push(ms(self.download(false)?)),
+            3 => r.plain_ms.push(ms(self.direct.download(false)?)),
             4 => {
-                self.touch()?;
-                r.verified_ms.push(ms(self.download(true)?));
-                r.verified_cached_ms.push(ms(self.download(true)?));
+                touch(&self.direct.source, &mut self.touches)?;
+                r.verified_ms.push(ms(self.direct.download(true)?));
+                r.verified_cached_ms.push(ms(self.direct.download(true)?));
             }
             _ => {
-                self.touch()?;
-                r.resumed_ms.push(ms(self.resumed()?));
-                r.resumed_cached_ms.push(ms(self.resumed()?));
+                touch(&self.direct.source, &mut self.touches)?;
+                r.resumed_ms.push(ms(self.direct.resumed()?));
+                r.resumed_cached_ms.push(ms(self.direct.resumed()?));
             }
         }
         Ok(())
     }
 
-    /// Gives `big.bin` an mtime it has not had in this run, so that the
-    /// server's digest cache misses.
-    fn touch(&mut self) -> Result<()> {
-        self.touches += 1;
-        let mtime = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + self.touches);
-        let file = File::options().write(true).open(&self.source)?;
-        file.set_modified(mtime)?;
+    /// Ends every session politely.
+    fn bye(mut self) -> Result<()> {
+        self.direct.session.bye()?;
+        for (remote, _) in &mut self.links {
+            remote.session.bye()?;
+        }
         Ok(())
     }
 
@@ -624,16 +735,16 @@ impl Extensions {
     /// does.
     fn read_once(&self) -> Result<Duration> {
         let start = Instant::now();
-        let read = copy_through_buffer(&mut File::open(&self.source)?, &mut io::sink())?;
+        let read = copy_through_buffer(&mut File::open(&self.direct.source)?, &mut io::sink())?;
         let elapsed = start.elapsed();
-        ensure!(read == self.size, "read {read} bytes of big.bin");
+        ensure!(read == self.direct.size, "read {read} bytes of big.bin");
         Ok(elapsed)
     }
 
     /// `HASH,<algorithm>,big.bin`, its digest checked.
     fn hash(&mut self, algorithm: Algorithm) -> Result<Duration> {
         let start = Instant::now();
-        let (_, hex) = self.session.hash("big.bin", Some(algorithm))?;
+        let (_, hex) = self.direct.session.hash("big.bin", Some(algorithm))?;
         let elapsed = start.elapsed();
         let expected = self.digests.iter().find(|(a, _)| *a == algorithm);
         ensure!(
@@ -643,8 +754,20 @@ impl Extensions {
         );
         Ok(elapsed)
     }
+}
 
-    /// `read_with` of `big.bin`, its mtime kept, verified or not;
+/// Gives `path` an mtime no source has had in this run, so that the
+/// server's digest cache misses.
+fn touch(path: &Path, touches: &mut u64) -> Result<()> {
+    *touches += 1;
+    let mtime = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + *touches);
+    let file = File::options().write(true).open(path)?;
+    file.set_modified(mtime)?;
+    Ok(())
+}
+
+impl Remote {
+    /// `read_with` of the source, its mtime kept, verified or not;
     /// byte-checked.
     fn download(&mut self, verify: bool) -> Result<Duration> {
         let options = TransferOptions {
@@ -655,17 +778,18 @@ impl Extensions {
         let (elapsed, done) = self.read_with(&options)?;
         ensure!(
             done.moved == self.size && done.digest.is_some() == verify,
-            "download (verify: {verify}): {done:?}"
+            "download of {} (verify: {verify}): {done:?}",
+            self.name
         );
         Ok(elapsed)
     }
 
-    /// `read_with` `resume` of `big.bin`, from a part file holding the
+    /// `read_with` `resume` of the source, from a part file holding the
     /// first [`CUT`] of it under the name the client gives it, copied
     /// here (untimed) rather than left by a real interruption; checks that
     /// only the rest moved and the part is gone.
     fn resumed(&mut self) -> Result<Duration> {
-        let entry = self.session.stat("big.bin")?;
+        let entry = self.session.stat(self.name)?;
         let part = ioe::session::part_path(&self.local, entry.size, entry.mtime);
         let cut = (self.size as f64 * CUT) as u64;
         let mut prefix = File::open(&self.source)?.take(cut);
@@ -682,22 +806,162 @@ impl Extensions {
         let (elapsed, done) = self.read_with(&options)?;
         ensure!(
             done.resumed_from == cut && done.moved == self.size - cut && done.digest.is_some(),
-            "the download did not resume at byte {cut}: {done:?}"
+            "the download of {} did not resume at byte {cut}: {done:?}",
+            self.name
         );
         ensure!(!part.exists(), "`{}` is left over", part.display());
         Ok(elapsed)
     }
 
-    /// Times `read_with` of `big.bin`, checks the copy and removes it.
+    /// Times `read_with` of the source, checks the copy and removes it.
     fn read_with(&mut self, options: &TransferOptions) -> Result<(Duration, Transferred)> {
         let start = Instant::now();
-        let done = self.session.read_with("big.bin", &self.local, options)?;
+        let done = self.session.read_with(self.name, &self.local, options)?;
         let elapsed = start.elapsed();
         check_size(&self.local, self.size)?;
         check_same(&self.source, &self.local)?;
         fs::remove_file(&self.local)?;
         Ok((elapsed, done))
     }
+}
+
+/// A relay on 127.0.0.1 to `upstream` that passes bytes on both ways as
+/// they come, the server → client way capped at a rate ([`forward`]).
+/// On drop it stops accepting, shuts every relayed connection down and
+/// waits for its threads; a connection also ends with its peers, after
+/// [`RELAY_IDLE`] without a byte, or after [`RELAY_LIFETIME`].
+struct Relay {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepting: Option<JoinHandle<()>>,
+    relayed: Arc<Mutex<Relayed>>,
+}
+
+/// The relay's connections: their sockets (to shut down) and threads.
+#[derive(Default)]
+struct Relayed {
+    sockets: Vec<TcpStream>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(upstream: SocketAddr, rate: u64) -> Result<Relay> {
+        ensure!(
+            upstream.ip().is_loopback(),
+            "the relay is for 127.0.0.1 only"
+        );
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let relayed = Arc::new(Mutex::new(Relayed::default()));
+        let (stopping, adding) = (Arc::clone(&stop), Arc::clone(&relayed));
+        let accepting = thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Ok(client) = client {
+                    // a connection that cannot be set up is dropped, which
+                    // its client sees as a failure
+                    let _ = relay(client, upstream, rate, &adding);
+                }
+            }
+        });
+        Ok(Relay {
+            addr,
+            stop,
+            accepting: Some(accepting),
+            relayed,
+        })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // wakes the accepting thread, which then sees `stop`
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+        let relayed = std::mem::take(&mut *lock(&self.relayed));
+        for socket in &relayed.sockets {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        for thread in relayed.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock(relayed: &Mutex<Relayed>) -> std::sync::MutexGuard<'_, Relayed> {
+    relayed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Connects `client` to `upstream` through two threads: client → server
+/// as it comes, server → client at `rate`.
+fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    rate: u64,
+    relayed: &Mutex<Relayed>,
+) -> io::Result<()> {
+    let server = TcpStream::connect_timeout(&upstream, Duration::from_secs(10))?;
+    let deadline = Instant::now() + RELAY_LIFETIME;
+    let mut relayed = lock(relayed);
+    for socket in [&client, &server] {
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(RELAY_IDLE))?;
+        socket.set_write_timeout(Some(RELAY_IDLE))?;
+        relayed.sockets.push(socket.try_clone()?);
+    }
+    let (from, to) = (client.try_clone()?, server.try_clone()?);
+    relayed
+        .threads
+        .push(thread::spawn(move || forward(from, to, None, deadline)));
+    relayed.threads.push(thread::spawn(move || {
+        forward(server, client, Some(rate), deadline)
+    }));
+    Ok(())
+}
+
+/// Passes `from` → `to` in chunks of up to [`RELAY_CHUNK`] until `from`
+/// ends, a write fails or `deadline` passes; the end is passed on as a
+/// shutdown of `to`'s writing side. With a `rate` (bytes per second), a
+/// token bucket one chunk deep paces it: a chunk of n bytes leaves once
+/// n bytes of credit have accrued at `rate`, and an idle link keeps no
+/// more than one chunk of credit, so it never runs faster than `rate`
+/// for more than one chunk. The wait is one `sleep` to the instant the
+/// credit is there, kept on an ideal clock so that late wake-ups do not
+/// add up.
+fn forward(mut from: TcpStream, mut to: TcpStream, rate: Option<u64>, deadline: Instant) {
+    let mut buf = vec![0u8; RELAY_CHUNK];
+    let seconds = |bytes: usize, rate: u64| Duration::from_secs_f64(bytes as f64 / rate as f64);
+    // the instant the credit for every byte passed on so far has accrued
+    let mut paid_until = Instant::now();
+    while Instant::now() < deadline {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if let Some(rate) = rate {
+            let now = Instant::now();
+            let full = now.checked_sub(seconds(RELAY_CHUNK, rate)).unwrap_or(now);
+            paid_until = paid_until.max(full) + seconds(n, rate);
+            if paid_until > now {
+                thread::sleep(paid_until - now);
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
 }
 
 /// The script rows: the array and the map script, each run through
@@ -1127,7 +1391,7 @@ impl Results {
         let read_vs = |values: &[f64]| Some(median(values)? / median(&self.read_once)?);
         let cost_vs = |values: &[f64]| Some(median(values)? / median(&self.plain_ms)?);
         let cut = format!("{big} cut at {:.0} %", CUT * 100.0);
-        let rows = vec![
+        let mut rows = vec![
             Row {
                 vs: Some(1.0),
                 ..row(
@@ -1309,6 +1573,9 @@ impl Results {
                     "resumed_cached_download_ms",
                 )
             },
+        ];
+        rows.extend(self.link_rows(plan));
+        rows.extend([
             Row {
                 vs: Some(1.0),
                 ..row(
@@ -1347,11 +1614,65 @@ impl Results {
                     "map_ms",
                 )
             },
-        ];
+        ]);
         // a run of one group leaves the other's rows empty
         rows.into_iter()
             .filter(|row| !row.values.is_empty())
             .collect()
+    }
+
+    /// The capped-link rows: per link, the plain download (their baseline),
+    /// then the verified and the resumed one with their costs.
+    fn link_rows(&self, plan: &Plan) -> Vec<Row<'_>> {
+        let size = size_label(plan.link);
+        let cut = format!("{size} cut at {:.0} %", CUT * 100.0);
+        let mut rows = Vec::new();
+        for (link, times) in LINKS.iter().zip(&self.links) {
+            let cost_vs = |values: &[f64]| Some(median(values)? / median(&times.plain_ms)?);
+            let row = |what: String, values, key, vs, ratio_key| Row {
+                what,
+                values,
+                unit: "ms",
+                decimals: 1,
+                vs,
+                cost: true,
+                key,
+                ratio_key,
+            };
+            rows.extend([
+                row(
+                    format!(
+                        "baseline: `read_with` download, {size}, over {}",
+                        link.label
+                    ),
+                    &times.plain_ms,
+                    link.plain_key,
+                    Some(1.0),
+                    None,
+                ),
+                row(
+                    format!(
+                        "verified download, {size}, over {}, digest not cached",
+                        link.label
+                    ),
+                    &times.verified_ms,
+                    link.verified_key,
+                    cost_vs(&times.verified_ms),
+                    Some(link.verified_cost_key),
+                ),
+                row(
+                    format!(
+                        "resumed download, {cut}, over {}, digest not cached",
+                        link.label
+                    ),
+                    &times.resumed_ms,
+                    link.resumed_key,
+                    cost_vs(&times.resumed_ms),
+                    Some(link.resumed_cost_key),
+                ),
+            ]);
+        }
+        rows
     }
 
     /// Prints the table, then the JSON line of medians.
