@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most files one connection has in flight.
-pub(super) const WINDOW: usize = 64;
+pub(super) const WINDOW: usize = 256;
 /// Most bytes one connection has in flight (a larger file goes alone).
 const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest wait before a retry.
