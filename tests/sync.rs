@@ -571,3 +571,51 @@ fn a_remote_link_to_a_folder_is_neither_written_through_nor_emptied() {
     assert_eq!(fs::read(server.root().join("t/data/f")).unwrap(), b"data");
     assert!(pushed.deleted.is_empty(), "{:?}", pushed.deleted);
 }
+
+#[test]
+fn a_source_folder_with_a_hole_in_its_listing_holds_every_delete_back() {
+    let server = TestServer::start();
+    put(server.root(), "b/kept.txt", b"kept");
+    put(server.root(), "b/gone.txt", b"gone");
+    let source = TempDir::new().unwrap();
+    put(source.path(), "kept.txt", b"kept");
+    // a link followed into nothing: the walk cannot read it (as a folder
+    // without permission, which root cannot be shown here)
+    std::os::unix::fs::symlink("nowhere", source.path().join("hole")).unwrap();
+    let options = SyncOptions {
+        delete: true,
+        links: ioe::sync::Links::Follow,
+        ..SyncOptions::default()
+    };
+    let mut s = server.session();
+    let dry = run(
+        &mut s,
+        Direction::Push,
+        source.path(),
+        "b",
+        &SyncOptions {
+            dry_run: true,
+            ..options.clone()
+        },
+    );
+    assert!(
+        dry.plan.iter().all(|p| p.action != "delete"),
+        "{:?}",
+        dry.plan
+    );
+    let report = run(&mut s, Direction::Push, source.path(), "b", &options);
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(
+        (report.failed[0].name.as_str(), report.failed[0].kind),
+        ("hole", ErrorKind::LocalIo)
+    );
+    assert!(report.deleted.is_empty());
+    assert!(
+        report
+            .deletes_held
+            .as_deref()
+            .unwrap()
+            .contains("1 file failed")
+    );
+    assert!(server.root().join("b/gone.txt").exists());
+}

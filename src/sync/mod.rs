@@ -260,7 +260,7 @@ pub fn sync(
         .iter()
         .filter(|s| matches!(s.action, Action::Delete(_)))
         .count() as u64;
-    let held = delete_hold(&source, deletes, options);
+    let held = delete_hold(&source, deletes, options).or_else(|| failures_hold(&report, deletes));
     if options.dry_run {
         report.plan = planned(&steps, held.is_none());
         report.deletes_held = held;
@@ -287,14 +287,7 @@ pub fn sync(
             });
         }
     }
-    let held = held.or_else(|| {
-        (!report.failed.is_empty() && deletes > 0).then(|| {
-            format!(
-                "{} failed during the run, so nothing was deleted",
-                plural(report.failed.len() as u64, "file")
-            )
-        })
-    });
+    let held = held.or_else(|| failures_hold(&report, deletes));
     match held {
         Some(why) => report.deletes_held = (deletes > 0).then_some(why),
         None => delete(session, direction, &ends, &op, &steps, &mut report)?,
@@ -335,10 +328,26 @@ fn listings(
             return Tree::new();
         }
         let mut skipped = Vec::new();
-        let tree = tree::local_tree(local, links, filter, &mut skipped, &mut report.local_links);
+        let mut unreadable = Vec::new();
+        let tree = tree::local_tree(
+            local,
+            links,
+            filter,
+            &mut skipped,
+            &mut report.local_links,
+            &mut unreadable,
+        );
         if direction == Direction::Push {
             report.skipped.extend(skipped);
         }
+        // a hole in a listing is a failure: it holds the deletes back
+        report
+            .failed
+            .extend(unreadable.into_iter().map(|hole| Failed {
+                message: format!("{op}: local `{}`: {}", hole.name, hole.reason),
+                name: hole.name,
+                kind: ErrorKind::LocalIo,
+            }));
         tree
     };
     match direction {
@@ -442,6 +451,17 @@ fn delete_hold(source: &Tree, deletes: u64, options: &SyncOptions) -> Option<Str
         )),
         _ => None,
     }
+}
+
+/// Why the deletes may not happen after failures (a hole in a listing, a
+/// file that could not be copied): nothing is deleted then.
+fn failures_hold(report: &SyncReport, deletes: u64) -> Option<String> {
+    (!report.failed.is_empty() && deletes > 0).then(|| {
+        format!(
+            "{} failed during the run, so nothing was deleted",
+            plural(report.failed.len() as u64, "file")
+        )
+    })
 }
 
 /// `1 file`, `2 files`; `1 entry`, `2 entries`.

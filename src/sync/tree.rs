@@ -99,8 +99,11 @@ impl Patterns {
     }
 }
 
-/// Lists a local folder recursively. Symbolic links are skipped (their
-/// names go to `link_names`) unless `links` says to follow them; names IOE/1 cannot carry, and what is
+/// Lists a local folder recursively. What cannot be read (a folder without
+/// permission, a followed link that leads nowhere) goes to `unreadable`: a
+/// listing with holes must not be taken for the whole folder. Symbolic
+/// links are skipped (their names go to `link_names`) unless `links` says
+/// to follow them; names IOE/1 cannot carry, and what is
 /// neither a file nor a folder, are skipped with a reason; transfers in
 /// progress (`.ioe-tmp-…`, `.ioe-part-…`) are passed over silently.
 pub fn local_tree(
@@ -109,6 +112,7 @@ pub fn local_tree(
     filter: &Filter,
     skipped: &mut Vec<Skipped>,
     link_names: &mut Vec<String>,
+    unreadable: &mut Vec<Skipped>,
 ) -> Tree {
     let mut tree = Tree::new();
     let walk = walkdir::WalkDir::new(root)
@@ -124,7 +128,7 @@ pub fn local_tree(
                     .path()
                     .and_then(|p| p.strip_prefix(root).ok())
                     .map_or_else(|| "?".to_string(), |p| p.display().to_string());
-                skipped.push(Skipped::new(name, format!("cannot read it: {e}")));
+                unreadable.push(Skipped::new(name, format!("cannot read it: {e}")));
                 continue;
             }
         };
@@ -174,7 +178,7 @@ pub fn local_tree(
         let meta = match entry.metadata() {
             Ok(meta) => meta,
             Err(e) => {
-                skipped.push(Skipped::new(name, format!("cannot read it: {e}")));
+                unreadable.push(Skipped::new(name, format!("cannot read it: {e}")));
                 continue;
             }
         };
