@@ -283,6 +283,10 @@ fn a_download_stopped_by_ctrl_c_keeps_its_bytes_and_resumes() {
     cancel.cancel();
     let e = client.join().unwrap();
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e}");
+    assert!(
+        e.to_string().contains("the bytes that arrived are kept in"),
+        "{e}"
+    );
     drop(relay);
     let kept = parts(local.path());
     assert_eq!(kept.len(), 1, "{kept:?}");

@@ -157,7 +157,10 @@ impl Session {
             Status::Ok(_) => return Err(self.broken(op, "`OK` where a size was expected")),
         };
         let part = self.receive_body(op, remote, local, count, Ok(part), Some(&mut hasher));
-        let part = part.map_err(|e| self.skip_pipelined(op, true, e))?;
+        let part = part.map_err(|e| {
+            let e = self.skip_pipelined(op, true, e);
+            kept_for_later(e, part_path)
+        })?;
         let (_, digest) = self.check_digest(op, remote, algorithm, hasher.finish_hex())?;
         Ok(Fetched {
             part,
@@ -166,6 +169,18 @@ impl Session {
             digest,
         })
     }
+}
+
+/// A resumable download's failure says where the bytes that arrived wait
+/// for the next `read` with `resume` (the session's words say nothing was
+/// kept, which is true of other downloads).
+fn kept_for_later(mut error: Error, part_path: &Path) -> Error {
+    let kept = format!(
+        "the bytes that arrived are kept in `{}` for a `read` with `resume`",
+        part_path.display()
+    );
+    error.cause = error.cause.replace("nothing partial was kept", &kept);
+    error
 }
 
 /// A part file complete and verified, still open.
