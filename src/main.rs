@@ -94,8 +94,8 @@ struct ServeArgs {
     /// Refuse every upload.
     #[arg(long)]
     read_only: bool,
-    /// Refuse uploads larger than this: bytes, or with a unit K, M, G or
-    /// T (powers of 1024), such as 10M or 1.5G.
+    /// Refuse uploads larger than this: bytes, or with a unit K, M, G, T,
+    /// P or E (powers of 1024), such as 10M or 1.5G.
     #[arg(long, value_name = "SIZE", value_parser = ioe::units::parse_size)]
     max_size: Option<u64>,
     /// Connections served at once. When all are taken, a new client takes

@@ -445,7 +445,7 @@ fn nightly_backup_mirrors_a_folder_to_a_real_server_and_a_second_run_copies_noth
     );
     assert!(
         lines[3].starts_with(&format!(
-            "backup of home to {addr} backup: 2 copied (9 B), 1 deleted, 0 unchanged or left out, \
+            "backup of home to {addr} backup: 2 copied (9 B), 1 deleted, 0 unchanged, 0 left out, \
              0 failed, 0 retried, in "
         )),
         "{}",
@@ -468,7 +468,7 @@ fn nightly_backup_mirrors_a_folder_to_a_real_server_and_a_second_run_copies_noth
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(
         run.stdout.starts_with(&format!(
-            "backup of home to {addr} backup: 0 copied (0 B), 0 deleted, 5 unchanged or left out, "
+            "backup of home to {addr} backup: 0 copied (0 B), 0 deleted, 5 unchanged, 0 left out, "
         )),
         "{}",
         run.stdout
