@@ -18,12 +18,15 @@
 //! one JSON line of medians. `--quick` uses small sizes; CI runs it to check
 //! that the benchmark works, never how fast it is.
 
+mod common;
+
 use anyhow::{Context, Result, bail, ensure};
+use common::ServeChild;
 use ioe::Session;
 use ioe::sync::{DEFAULT_PARALLEL, Direction, SyncOptions, SyncReport, sync};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -707,46 +710,6 @@ fn delay_one_way(mut from: TcpStream, mut to: TcpStream, one_way: Duration, dead
     }
     drop(sender);
     let _ = writer.join();
-}
-
-/// An `ioe serve` child process on a free port of 127.0.0.1, killed on drop.
-struct ServeChild {
-    child: Child,
-    addr: String,
-}
-
-impl ServeChild {
-    fn start(root: &Path) -> Result<ServeChild> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ioe"))
-            .args(["serve", "--quiet", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start `ioe serve`")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = ServeChild {
-            child,
-            addr: String::new(),
-        };
-        // the first line is `ioe: serving ROOT on ADDR`
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        server.addr = line
-            .trim_end()
-            .rsplit_once(" on ")
-            .map(|(_, addr)| addr.to_string())
-            .with_context(|| format!("`ioe serve` printed {line:?}, not its address"))?;
-        Ok(server)
-    }
-}
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn rsync_installed() -> bool {
