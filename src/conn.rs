@@ -1,6 +1,6 @@
 //! A connection's bytes, all of them: this is the only code that reads or
 //! writes a connection, client's or server's. A [`Conn`] owns the
-//! `Stream` (plain TCP today) and one large input buffer: lines
+//! `Stream` (plain TCP, or TLS over it) and one large input buffer: lines
 //! (bounded, so a peer cannot make us grow without limit) and
 //! exact-length bodies streamed through the same buffer with no further
 //! allocation. Outgoing file bodies go from the file to the stream through
@@ -12,10 +12,16 @@
 //! write it.
 
 use crate::rate::Pace;
+use rustls::pki_types::ServerName;
+use rustls::{
+    ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection, SideData,
+    StreamOwned,
+};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Size of the input buffer; bodies move through it in chunks of this size.
@@ -51,14 +57,132 @@ pub enum Pending {
     Closed,
 }
 
-/// The byte stream under a [`Conn`]. An enum, not a trait: it has one
-/// variant today, and that is intended — TLS will be a second variant
-/// (the rustls stream over the same `TcpStream`), and each method below
-/// then gains one arm. Timeouts and shutdown always act on the TCP socket
-/// under it ([`socket`](Stream::socket)).
+/// The byte stream under a [`Conn`]. An enum, not a trait: plain TCP, or
+/// TLS (rustls over the same `TcpStream`) as a server or as a client. The
+/// plain arm is the TCP socket itself, so it pays nothing for TLS.
+/// Timeouts and shutdown always act on the TCP socket under it
+/// ([`socket`](Stream::socket)).
 enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS, this side the server.
+    TlsServer(Box<Tls<ServerConnection>>),
+    /// TLS, this side the client.
+    TlsClient(Box<Tls<ClientConnection>>),
+}
+
+/// A TLS connection over a TCP socket. The rustls state sits behind a lock
+/// only so that [`Stream::pending`] can drive it from `&self`; every other
+/// use takes it with `get_mut`, which costs no locking.
+struct Tls<C> {
+    /// A duplicate descriptor of the socket, for timeouts and shutdown.
+    socket: TcpStream,
+    stream: Mutex<StreamOwned<C, TcpStream>>,
+}
+
+impl<C, S> Tls<C>
+where
+    C: DerefMut<Target = ConnectionCommon<S>> + Deref<Target = ConnectionCommon<S>>,
+    S: SideData,
+{
+    /// Runs the handshake of `conn` over `socket`, failing with `TimedOut`
+    /// if it is not complete by `deadline`.
+    fn handshake(mut conn: C, socket: TcpStream, deadline: Instant) -> io::Result<Tls<C>> {
+        let mut tcp = socket;
+        while conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake did not complete in time",
+                ));
+            }
+            tcp.set_read_timeout(Some(left))?;
+            tcp.set_write_timeout(Some(left))?;
+            match conn.complete_io(&mut tcp) {
+                Ok((0, 0)) if conn.is_handshaking() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed during the TLS handshake",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Tls {
+            socket: tcp.try_clone()?,
+            stream: Mutex::new(StreamOwned::new(conn, tcp)),
+        })
+    }
+
+    fn get(&mut self) -> &mut StreamOwned<C, TcpStream> {
+        self.stream
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what rustls still holds (a write that timed out leaves its
+    /// records there).
+    fn flush(&mut self) -> io::Result<()> {
+        self.get().flush()
+    }
+
+    fn has_unsent(&mut self) -> bool {
+        self.get().conn.wants_write()
+    }
+
+    /// Sends a `close_notify` alert, as far as the socket takes it.
+    fn close_notify(&mut self) {
+        let stream = self.get();
+        stream.conn.send_close_notify();
+        let _ = stream.flush();
+    }
+
+    /// See [`Stream::pending`]: takes what the socket holds into rustls
+    /// without waiting and answers from the plaintext that results.
+    fn pending(&self) -> Pending {
+        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let StreamOwned { conn, sock } = &mut *stream;
+        // bounded: each round takes at most one read's worth from the socket
+        for _ in 0..64 {
+            let state = match conn.process_new_packets() {
+                Ok(state) => state,
+                Err(_) => return Pending::Closed,
+            };
+            if state.plaintext_bytes_to_read() > 0 {
+                return Pending::Input;
+            }
+            if state.peer_has_closed() {
+                return Pending::Closed;
+            }
+            if !conn.wants_read() {
+                return Pending::Input;
+            }
+            match conn.read_tls(&mut NoWait(sock)) {
+                Ok(0) => return Pending::Closed,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pending::Nothing,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Pending::Closed,
+            }
+        }
+        Pending::Input
+    }
+}
+
+/// Reads a socket without waiting: `WouldBlock` when it holds nothing.
+struct NoWait<'a>(&'a TcpStream);
+
+impl Read for NoWait<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let flags = rustix::net::RecvFlags::DONTWAIT;
+        match rustix::net::recv(self.0, buf, flags) {
+            Ok((n, _)) => Ok(n),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
 }
 
 impl Stream {
@@ -66,41 +190,74 @@ impl Stream {
     fn socket(&self) -> &TcpStream {
         match self {
             Stream::Plain(stream) => stream,
+            Stream::TlsServer(tls) => &tls.socket,
+            Stream::TlsClient(tls) => &tls.socket,
         }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(stream) => stream.read(buf),
+            Stream::TlsServer(tls) => tls_read(tls.get().read(buf)),
+            Stream::TlsClient(tls) => tls_read(tls.get().read(buf)),
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(stream) => stream.write(bytes),
+            Stream::TlsServer(tls) => tls.get().write(bytes),
+            Stream::TlsClient(tls) => tls.get().write(bytes),
         }
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Stream::Plain(stream) => stream.write_all(bytes),
+            Stream::TlsServer(tls) => tls.get().write_all(bytes).and_then(|()| tls.flush()),
+            Stream::TlsClient(tls) => tls.get().write_all(bytes).and_then(|()| tls.flush()),
+        }
+    }
+
+    /// Sends what a TLS layer still holds; nothing to do for plain TCP.
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::TlsServer(tls) => tls.flush(),
+            Stream::TlsClient(tls) => tls.flush(),
+        }
+    }
+
+    /// Whether a TLS layer holds records not sent yet.
+    fn has_unsent(&mut self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::TlsServer(tls) => tls.has_unsent(),
+            Stream::TlsClient(tls) => tls.has_unsent(),
+        }
+    }
+
+    /// Tells a TLS peer we are done (`close_notify`); nothing for plain TCP.
+    fn close_notify(&mut self) {
+        match self {
+            Stream::Plain(_) => {}
+            Stream::TlsServer(tls) => tls.close_notify(),
+            Stream::TlsClient(tls) => tls.close_notify(),
         }
     }
 
     /// Whether input waits or the peer closed, without waiting and
     /// without consuming anything.
     ///
-    /// Plain TCP peeks one byte of the socket. The TLS variant must not:
-    /// after a TLS 1.3 handshake the server sends session tickets, which a
-    /// raw peek would take for a reply (or, once read, for nothing at
-    /// all). It will instead read through the TLS layer with a zero
-    /// timeout — take what the socket holds into rustls, process the
-    /// records (tickets are absorbed there), and answer from what is left:
-    /// plaintext to read is [`Pending::Input`], a `close_notify` or EOF is
-    /// [`Pending::Closed`], no plaintext is [`Pending::Nothing`]. That
-    /// needs the TLS state mutably, so the variant will hold it behind a
-    /// lock and this method keeps `&self`. Decrypted bytes stay in rustls
-    /// for the next [`read`](Stream::read), so nothing is lost.
+    /// Plain TCP peeks one byte of the socket. TLS must not: after a TLS
+    /// 1.3 handshake the server sends session tickets, which a raw peek
+    /// would take for a reply. It reads through the TLS layer without
+    /// waiting instead: what the socket holds goes into rustls, the records
+    /// are processed (tickets are absorbed there), and the answer comes
+    /// from what is left: plaintext to read is [`Pending::Input`], a
+    /// `close_notify` or EOF is [`Pending::Closed`], no plaintext is
+    /// [`Pending::Nothing`]. Decrypted bytes stay in rustls for the next
+    /// [`read`](Stream::read), so nothing is lost.
     fn pending(&self) -> Pending {
         match self {
             Stream::Plain(stream) => {
@@ -111,7 +268,18 @@ impl Stream {
                     Ok(_) => Pending::Input,
                 }
             }
+            Stream::TlsServer(tls) => tls.pending(),
+            Stream::TlsClient(tls) => tls.pending(),
         }
+    }
+}
+
+/// A TLS read's result as a plain read's: a peer that closes without a
+/// `close_notify` is an end of input, as a TCP close is.
+fn tls_read(result: io::Result<usize>) -> io::Result<usize> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        other => other,
     }
 }
 
@@ -157,6 +325,77 @@ impl Conn {
             start: 0,
             end: 0,
         })
+    }
+
+    /// The first byte the peer sends, left unread, waiting at most until
+    /// `deadline`; `None` if the peer closed first. Leaves the socket's
+    /// read timeout changed.
+    pub fn peek_first_byte(&self, deadline: Instant) -> io::Result<Option<u8>> {
+        if let Some(&first) = self.buffered().first() {
+            return Ok(Some(first));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let socket = self.stream.socket();
+        socket.set_read_timeout(Some(left))?;
+        let mut byte = [0u8; 1];
+        loop {
+            match socket.peek(&mut byte) {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(byte[0])),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs a TLS handshake as the server over this plain connection, done
+    /// by `deadline`; from then on every byte goes through TLS. Leaves the
+    /// socket's timeouts changed: the caller sets them again.
+    pub fn accept_tls(self, config: Arc<ServerConfig>, deadline: Instant) -> io::Result<Conn> {
+        let (tcp, conn) = self.into_plain()?;
+        let server = ServerConnection::new(config).map_err(io::Error::other)?;
+        let tls = Tls::handshake(server, tcp, deadline)?;
+        Ok(Conn {
+            stream: Stream::TlsServer(Box::new(tls)),
+            ..conn
+        })
+    }
+
+    /// Runs a TLS handshake as the client of `name` over this plain
+    /// connection, done by `deadline`. Leaves the socket's timeouts
+    /// changed: the caller sets them again.
+    pub fn connect_tls(
+        self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        deadline: Instant,
+    ) -> io::Result<Conn> {
+        let (tcp, conn) = self.into_plain()?;
+        let client = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let tls = Tls::handshake(client, tcp, deadline)?;
+        Ok(Conn {
+            stream: Stream::TlsClient(Box::new(tls)),
+            ..conn
+        })
+    }
+
+    /// The plain socket, and the rest of the `Conn` around a placeholder
+    /// stream (a duplicate of the socket) that the caller replaces.
+    fn into_plain(self) -> io::Result<(TcpStream, Conn)> {
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(io::Error::other("the connection speaks TLS already"));
+        };
+        let placeholder = Stream::Plain(tcp.try_clone()?);
+        Ok((
+            tcp,
+            Conn {
+                stream: placeholder,
+                ..self
+            },
+        ))
     }
 
     /// A handle that shuts this connection down from another thread.
@@ -422,6 +661,7 @@ impl Conn {
     /// sends, so the reply reaches it instead of being lost to a reset.
     /// Leaves the read timeout changed.
     pub fn linger_close(&mut self) {
+        self.stream.close_notify();
         let _ = self.shutdown(Shutdown::Write);
         let _ = self.set_read_timeout(Some(LINGER_WAIT));
         let start = Instant::now();
@@ -493,12 +733,18 @@ impl<'a> PacedWriter<'a> {
         }
     }
 
-    /// Writes all of `bytes`.
+    /// Writes all of `bytes`, and over TLS the records rustls still holds.
     fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
+        while !bytes.is_empty() || self.stream.has_unsent() {
             let timeout = self.pace.timeout(Instant::now());
             self.stream.socket().set_write_timeout(Some(timeout))?;
-            let wrote = match self.stream.write(bytes) {
+            let result = if bytes.is_empty() {
+                self.stream.flush().map(|()| 0)
+            } else {
+                self.stream.write(bytes)
+            };
+            let wrote = match result {
+                Ok(0) if !bytes.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(wrote) => wrote,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

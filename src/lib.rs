@@ -4,7 +4,7 @@
 //! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`rate`]: the minimum rate and stall limit of the server's transfers;
-//! - [`conn`]: every byte of a connection: a stream (plain TCP) with one
+//! - [`conn`]: every byte of a connection: a stream (plain TCP or TLS) with one
 //!   bounded input buffer (lines and bodies), timeouts and shutdown;
 //! - [`partial`]: temporary files renamed over their target once complete;
 //! - [`digest`]: `sha256` and `blake3` digests of files, and their cache;
@@ -14,6 +14,7 @@
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
+//! - [`tls`]: certificates, fingerprints and the client's pinned trust;
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
@@ -31,6 +32,7 @@ pub mod script;
 pub mod server;
 pub mod session;
 pub mod sync;
+pub mod tls;
 pub mod units;
 
 pub use error::{Error, ErrorKind};

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A scriptable client and server for the IOE/1 file-transfer protocol.
@@ -124,6 +125,17 @@ struct ServeArgs {
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Speak TLS: with --tls-cert/--tls-key, or else a self-signed
+    /// certificate made on first start in $XDG_STATE_HOME/ioe (or
+    /// ~/.local/state/ioe) and reused after. Its fingerprint is printed.
+    #[arg(long)]
+    tls: bool,
+    /// The server's certificate (PEM, the chain in order) for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Parses a count or a number of seconds that must not be 0.
@@ -256,6 +268,18 @@ fn repl(args: ReplArgs) -> ExitCode {
 /// Serves `args.root` on `args.listen` (already `host:port`) until a
 /// signal, which lets requests in flight finish within `--grace`.
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if args.tls && args.legacy {
+        anyhow::bail!(
+            "--legacy and --tls cannot go together: the original design's clients \
+             cannot speak TLS; drop one of them"
+        );
+    }
+    let identity = if args.tls {
+        let files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        Some(ioe::tls::server_identity(files, &args.root).context("cannot set up --tls")?)
+    } else {
+        None
+    };
     let config = Config {
         root: args.root,
         read_only: args.read_only,
@@ -267,6 +291,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         legacy: args.legacy,
         quiet: args.quiet,
         grace: Duration::from_secs(args.grace),
+        tls: identity
+            .as_ref()
+            .map(|identity| Arc::clone(&identity.config)),
     };
     let root = config.root.clone();
     let server = Server::bind(args.listen.as_str(), config).map_err(|e| {
@@ -293,6 +320,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         server.local_addr()?
     )
     .context("cannot print the address being served on stdout")?;
+    if let Some(identity) = &identity {
+        writeln!(
+            std::io::stdout(),
+            "ioe: TLS certificate {} fingerprint {}",
+            identity.source.display(),
+            identity.fingerprint
+        )
+        .context("cannot print the certificate's fingerprint on stdout")?;
+    }
     server.run()?;
     Ok(ExitCode::SUCCESS)
 }

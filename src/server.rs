@@ -38,6 +38,11 @@ pub const LEGACY_SETTLE: Duration = Duration::from_millis(500);
 const CUT_OFF_NOTICE: Duration = Duration::from_millis(200);
 /// Most busy refusals lingering at once (see `refuse_busy`).
 const MAX_REFUSING: usize = 16;
+/// How long a TLS client has to send its first byte and complete the
+/// handshake, on the connection's own thread.
+pub const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(5);
+/// What a plain-text client of a TLS server is told, in plain text.
+pub const TLS_REQUIRED: &str = "ERROR: this server requires TLS; closing\n";
 /// A temporary file unchanged for this long, or for twice the idle timeout
 /// if that is longer, belongs to no transfer any more (see [`sweeper`]).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
@@ -86,6 +91,8 @@ pub struct Config {
     pub quiet: bool,
     /// On shutdown, how long transfers in flight may go on.
     pub grace: Duration,
+    /// Speak TLS with this configuration (`--tls`); plain TCP when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -101,6 +108,7 @@ impl Default for Config {
             legacy: false,
             quiet: false,
             grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -375,6 +383,13 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 shared: &thread_shared,
                 id,
             };
+            let conn = match &thread_shared.config.tls {
+                Some(tls) => match start_tls(&thread_shared, conn, tls, &peer) {
+                    Some(conn) => conn,
+                    None => return,
+                },
+                None => conn,
+            };
             let mut connection = Connection {
                 shared: &thread_shared,
                 conn,
@@ -389,6 +404,49 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     if let Err(e) = spawned {
         shared.log(format_args!("cannot start a thread for a connection: {e}"));
         shared.live().remove(&id);
+    }
+}
+
+/// Runs the TLS handshake of a new connection within
+/// [`TLS_HANDSHAKE_TIME`]. A client whose first byte is not a TLS
+/// handshake record (0x16) is told [`TLS_REQUIRED`] in plain text and
+/// closed. `None` when the connection is over.
+fn start_tls(
+    shared: &Shared,
+    mut conn: Conn,
+    tls: &Arc<rustls::ServerConfig>,
+    peer: &str,
+) -> Option<Conn> {
+    let deadline = Instant::now() + TLS_HANDSHAKE_TIME;
+    match conn.peek_first_byte(deadline) {
+        Ok(Some(0x16)) => {}
+        Ok(Some(_)) => {
+            shared.log(format_args!(
+                "{peer} closed: plain text sent to a TLS server"
+            ));
+            let _ = conn.set_write_timeout(Some(TLS_HANDSHAKE_TIME));
+            if conn.write_all(TLS_REQUIRED.as_bytes()).is_ok() {
+                conn.linger_close();
+            }
+            return None;
+        }
+        Ok(None) => return None,
+        Err(e) => {
+            let why = if is_timeout(&e) {
+                format!("no TLS handshake within {} s", TLS_HANDSHAKE_TIME.as_secs())
+            } else {
+                e.to_string()
+            };
+            shared.log(format_args!("{peer} closed: {why}"));
+            return None;
+        }
+    }
+    match conn.accept_tls(Arc::clone(tls), deadline) {
+        Ok(conn) => Some(conn),
+        Err(e) => {
+            shared.log(format_args!("{peer} closed: TLS handshake failed: {e}"));
+            None
+        }
     }
 }
 
