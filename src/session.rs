@@ -49,10 +49,33 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How often [`Session::connect_cancellable`] looks at its token.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// The scheme that asks for TLS in an address: `tls://host:port`.
+pub const TLS_SCHEME: &str = "tls://";
+
+/// How a session speaks TLS, and whom it trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The pinned fingerprint (`SHA256:…`, as `ioe serve --tls` prints
+    /// it): the one certificate accepted. Without one, every server is
+    /// refused, with its fingerprint in the message.
+    pub fingerprint: Option<String>,
+}
+
+/// An address as typed, split into `host:port` and whether it asks for
+/// TLS (a [`TLS_SCHEME`] prefix).
+pub fn split_scheme(addr: &str) -> (&str, bool) {
+    match addr.strip_prefix(TLS_SCHEME) {
+        Some(rest) => (rest, true),
+        None => (addr, false),
+    }
+}
+
 /// A connection to an IOE/1 server.
 pub struct Session {
     conn: Option<Conn>,
     addr: String,
+    /// TLS, when the session speaks it: reconnects use it again.
+    tls: Option<TlsOptions>,
     cancel: CancelToken,
     progress: bool,
     io_timeout: Duration,
@@ -70,8 +93,27 @@ impl Session {
     /// Like [`connect`](Self::connect) with other limits: `connect_timeout`
     /// per address, and `io_timeout` for a read or write that stalls and
     /// for the whole of each reply line.
+    ///
+    /// An address `tls://host:port` speaks TLS (see [`connect_with`]).
+    ///
+    /// [`connect_with`]: Self::connect_with
     pub fn connect_within(
         addr: &str,
+        connect_timeout: Duration,
+        io_timeout: Duration,
+    ) -> Result<Session> {
+        let (addr, tls) = split_scheme(addr);
+        let tls = tls.then(TlsOptions::default);
+        Session::connect_with(addr, tls.as_ref(), connect_timeout, io_timeout)
+    }
+
+    /// Like [`connect_within`](Self::connect_within) to `addr`
+    /// (`host:port`), over TLS when `tls` is given: the server's
+    /// certificate must be the one whose fingerprint is pinned, and the
+    /// handshake must be done within `connect_timeout`.
+    pub fn connect_with(
+        addr: &str,
+        tls: Option<&TlsOptions>,
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Result<Session> {
@@ -87,21 +129,25 @@ impl Session {
         for candidate in candidates {
             match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
-                    let setup = Conn::new(stream).and_then(|conn| {
+                    let conn = match (Conn::new(stream), tls) {
+                        (Ok(conn), Some(tls)) => start_tls(conn, addr, tls, connect_timeout)
+                            .map_err(|cause| Error::new(ErrorKind::ConnectFailed, &op, cause))?,
+                        (conn, _) => conn.map_err(|e| {
+                            Error::new(ErrorKind::ConnectFailed, &op, e.to_string())
+                        })?,
+                    };
+                    let setup = (|| {
                         conn.set_nodelay(true)?;
                         conn.set_read_timeout(Some(io_timeout))?;
-                        conn.set_write_timeout(Some(io_timeout))?;
-                        Ok(conn)
-                    });
-                    let conn = match setup {
-                        Ok(conn) => conn,
-                        Err(e) => {
-                            return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
-                        }
-                    };
+                        conn.set_write_timeout(Some(io_timeout))
+                    })();
+                    if let Err(e) = setup {
+                        return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
+                    }
                     return Ok(Session {
                         conn: Some(conn),
                         addr: addr.to_string(),
+                        tls: tls.cloned(),
                         cancel: CancelToken::new(),
                         progress: false,
                         io_timeout,
@@ -128,6 +174,19 @@ impl Session {
     /// on a thread of its own until its timeout, and is then dropped). The
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
+        let (addr, tls) = split_scheme(addr);
+        let tls = tls.then(TlsOptions::default);
+        Session::connect_cancellable_with(addr, tls, cancel)
+    }
+
+    /// [`connect_cancellable`](Self::connect_cancellable) to `addr`
+    /// (`host:port`), over TLS when `tls` is given (see
+    /// [`connect_with`](Self::connect_with)).
+    pub fn connect_cancellable_with(
+        addr: &str,
+        tls: Option<TlsOptions>,
+        cancel: &CancelToken,
+    ) -> Result<Session> {
         let op = format!("connect to `{addr}`");
         let cancelled = || {
             Error::new(
@@ -144,7 +203,12 @@ impl Session {
         thread::Builder::new()
             .name("ioe-connect".into())
             .spawn(move || {
-                let _ = sender.send(Session::connect(&target));
+                let _ = sender.send(Session::connect_with(
+                    &target,
+                    tls.as_ref(),
+                    CONNECT_TIMEOUT,
+                    IO_TIMEOUT,
+                ));
             })
             .map_err(|e| Error::new(ErrorKind::ConnectFailed, &op, e.to_string()))?;
         loop {
@@ -167,6 +231,11 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The TLS options this session was opened with; `None` for plain TCP.
+    pub fn tls(&self) -> Option<&TlsOptions> {
+        self.tls.as_ref()
     }
 
     /// Makes transfers fail promptly when `token` is cancelled.
@@ -438,4 +507,47 @@ fn describe(timeout: Duration) -> String {
 /// Refuses, before anything is sent, a name IOE/1 does not allow.
 fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
+}
+
+/// Runs the TLS handshake of a new connection to `addr` within `limit`,
+/// trusting only the pinned fingerprint; the error is the cause a user
+/// reads: the fingerprint to pin, or both fingerprints when they differ.
+fn start_tls(
+    conn: Conn,
+    addr: &str,
+    tls: &TlsOptions,
+    limit: Duration,
+) -> std::result::Result<Conn, String> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let name = crate::tls::server_name(host).map_err(|e| e.to_string())?;
+    let (config, seen) = crate::tls::client_config(tls.fingerprint.clone());
+    let deadline = Instant::now()
+        .checked_add(limit)
+        .unwrap_or_else(Instant::now);
+    match conn.connect_tls(config, name, deadline) {
+        Ok(conn) => Ok(conn),
+        Err(e) => {
+            let shown = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            Err(match (shown, &tls.fingerprint) {
+                (Some(shown), None) => format!(
+                    "the server's certificate is not trusted yet; its fingerprint is {shown}. \
+                     If that is the fingerprint `ioe serve --tls` printed, trust it with \
+                     connect(\"{addr}\", #{{tls: true, fingerprint: \"{shown}\"}})"
+                ),
+                (Some(shown), Some(pinned)) if &shown != pinned => format!(
+                    "the server's certificate does not match the pinned fingerprint: \
+                     expected {pinned}, the server showed {shown}. If the server's \
+                     certificate was changed on purpose, pin the new fingerprint"
+                ),
+                _ if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => format!(
+                    "the TLS handshake did not complete within {} s",
+                    limit.as_secs()
+                ),
+                _ => format!("TLS handshake failed: {e} (is the server started with `--tls`?)"),
+            })
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::{Session, TransferOptions};
+use crate::session::{Session, TlsOptions, TransferOptions, split_scheme};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -83,9 +83,18 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
 
     let st = Rc::clone(state);
     reg.func("connect", move |addr: &str| {
-        let addr = connect_addr(addr)
+        let (text, tls) = split_scheme(addr);
+        let addr = connect_addr(text)
             .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        connect(&st, &addr)
+        connect(&st, &addr, tls.then(TlsOptions::default))
+    });
+    let st = Rc::clone(state);
+    reg.func("connect", move |addr: &str, options: Map| {
+        let (text, scheme_tls) = split_scheme(addr);
+        let host_port = connect_addr(text)
+            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
+        let tls = connect_options(addr, options, scheme_tls)?;
+        connect(&st, &host_port, tls)
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
@@ -98,11 +107,11 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
                     format!("connect to `{host}`: port {port} is not between 1 and 65535"),
                 )
             })?;
-        connect(&st, &join_host_port(host, port))
+        connect(&st, &join_host_port(host, port), None)
     });
     let st = Rc::clone(state);
     reg.func("connect", move |server: ServerHandle| {
-        connect(&st, &server.addr)
+        connect(&st, &server.addr, None)
     });
 
     // methods on a session
@@ -278,9 +287,72 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
     });
 }
 
-fn connect(state: &Rc<RefCell<State>>, addr: &str) -> Fallible<ScriptSession> {
+/// The option keys `connect` takes.
+const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint"];
+
+/// The TLS that `connect`'s options map asks for: `tls` (a bool, also true
+/// for a `tls://` address) and `fingerprint` (`SHA256:…`, which implies
+/// TLS). An unknown key or a value of the wrong type is `bad_argument`.
+fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Option<TlsOptions>> {
+    let op = format!("connect to `{addr}`");
+    let mut tls = scheme_tls;
+    let mut fingerprint = None;
+    for (key, value) in options {
+        match key.as_str() {
+            "tls" => {
+                tls |= value.as_bool().map_err(|_| {
+                    throw(
+                        BAD_ARGUMENT,
+                        format!("{op}: option `tls` takes true or false, not {value:?}"),
+                    )
+                })?;
+            }
+            "fingerprint" => {
+                let text = value.into_string().map_err(|kind| {
+                    throw(
+                        BAD_ARGUMENT,
+                        format!("{op}: option `fingerprint` takes a string, not a {kind}"),
+                    )
+                })?;
+                if !text.starts_with("SHA256:") {
+                    return Err(throw(
+                        BAD_ARGUMENT,
+                        format!(
+                            "{op}: fingerprint `{text}` is not of the form SHA256:… \
+                             that `ioe serve --tls` prints"
+                        ),
+                    ));
+                }
+                fingerprint = Some(text);
+            }
+            _ => {
+                let keys: Vec<String> = CONNECT_OPTIONS.iter().map(|k| format!("`{k}`")).collect();
+                return Err(throw(
+                    BAD_ARGUMENT,
+                    format!(
+                        "{op}: unknown option `{key}`; the options are {}",
+                        keys.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if fingerprint.is_some() && !tls {
+        return Err(throw(
+            BAD_ARGUMENT,
+            format!("{op}: a fingerprint needs TLS; add `tls: true`"),
+        ));
+    }
+    Ok(tls.then_some(TlsOptions { fingerprint }))
+}
+
+fn connect(
+    state: &Rc<RefCell<State>>,
+    addr: &str,
+    tls: Option<TlsOptions>,
+) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
-    let mut session = Session::connect_cancellable(addr, &cancel).map_err(from_client)?;
+    let mut session = Session::connect_cancellable_with(addr, tls, &cancel).map_err(from_client)?;
     let mut st = state.borrow_mut();
     session.set_progress(st.progress);
     let session = ScriptSession(Rc::new(RefCell::new(session)));

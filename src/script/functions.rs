@@ -111,10 +111,11 @@ pub const API: &[FunctionDoc] = &[
             &[
                 "connect(host, port)",
                 "connect(\"host:port\")",
+                "connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"})",
                 "connect(server)",
             ],
             Side::Connect,
-            "opens a session (port 7070 if the text names none) and makes it the current one",
+            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting the pinned fingerprint) and makes it the current one",
         )
     },
     f(

@@ -153,8 +153,12 @@ impl Session {
     /// A copy of this session's settings on a new connection to the same
     /// server (for the sync engine's parallel workers).
     pub(crate) fn connect_again(&self) -> Result<Session> {
-        let mut session =
-            Session::connect_within(&self.addr, super::CONNECT_TIMEOUT, self.io_timeout)?;
+        let mut session = Session::connect_with(
+            &self.addr,
+            self.tls.as_ref(),
+            super::CONNECT_TIMEOUT,
+            self.io_timeout,
+        )?;
         session.set_cancel(self.cancel.clone());
         session.features = self.features.clone();
         session.max_listing = self.max_listing;

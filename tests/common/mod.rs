@@ -352,6 +352,27 @@ impl ServeProcess {
         ServeProcess::spawn_command(command, root, args)
     }
 
+    /// Like [`start`](Self::start), with environment variables set for
+    /// the server (such as `XDG_STATE_HOME`).
+    pub fn start_with_env(
+        root: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> ServeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command.envs(env.iter().copied());
+        let mut all = vec!["--quiet"];
+        all.extend_from_slice(args);
+        ServeProcess::spawn_command(command, root, &all)
+    }
+
+    /// The next line the server prints on stdout, after its address line.
+    pub fn next_stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self._stdout.read_line(&mut line);
+        line.trim_end().to_string()
+    }
+
     fn spawn(root: &Path, args: &[&str]) -> ServeProcess {
         ServeProcess::spawn_command(Command::new(env!("CARGO_BIN_EXE_ioe")), root, args)
     }

@@ -1,0 +1,287 @@
+//! `ioe serve --tls` as a child process, with a temporary state folder:
+//! another TLS implementation (`openssl s_client`) completes a `LIST`, a
+//! plain client is told to use TLS, scripts connect with a pinned
+//! fingerprint and are refused without one or with the wrong one, the
+//! self-signed certificate is kept and reused, and given PEM files are
+//! served.
+
+mod common;
+
+use common::{RUN_TIMEOUT, Raw, Run, ServeProcess, pseudo_random, put, run_ioe, wait_until};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use tempfile::TempDir;
+
+/// A TLS server on a fresh root, its state folder in `state`, with `args`
+/// added; returns it and the fingerprint it printed.
+fn serve_tls(root: &Path, state: &Path, args: &[&str]) -> (ServeProcess, String) {
+    let mut all = vec!["--tls"];
+    all.extend_from_slice(args);
+    let mut server =
+        ServeProcess::start_with_env(root, &all, &[("XDG_STATE_HOME", state.as_os_str())]);
+    let line = server.next_stdout_line();
+    let fingerprint = line
+        .rsplit(' ')
+        .next()
+        .filter(|f| f.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint printed: {line:?}"))
+        .to_string();
+    (server, fingerprint)
+}
+
+/// Folders for one test: the served root, the state folder, and a working
+/// folder for scripts.
+struct Dirs {
+    _tmp: TempDir,
+    root: std::path::PathBuf,
+    state: std::path::PathBuf,
+    work: std::path::PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let tmp = TempDir::new().unwrap();
+    let [root, state, work] = ["root", "state", "work"].map(|name| tmp.path().join(name));
+    for dir in [&root, &state, &work] {
+        fs::create_dir(dir).unwrap();
+    }
+    Dirs {
+        _tmp: tmp,
+        root,
+        state,
+        work,
+    }
+}
+
+fn eval(dir: &Path, code: &str) -> Run {
+    run_ioe(dir, &["run", "--no-progress", "-e", code], "")
+}
+
+/// The `kind` and `message` of the error `connect_code` throws, printed
+/// by a script on two lines.
+fn connect_error(dir: &Path, connect_code: &str) -> (String, String) {
+    let code = format!(
+        "try {{ {connect_code}; print(\"connected\"); }} \
+         catch (e) {{ print(e.kind); print(e.message); }}"
+    );
+    let run = eval(dir, &code);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let mut lines = run.stdout.lines();
+    let kind = lines.next().unwrap_or_default().to_string();
+    let message = lines.collect::<Vec<_>>().join("\n");
+    (kind, message)
+}
+
+#[test]
+fn openssl_s_client_lists_an_empty_root() {
+    let available = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("skipped: `openssl` is not on PATH (.ci/run installs it)");
+        return;
+    }
+    let d = dirs();
+    let (server, _) = serve_tls(&d.root, &d.state, &[]);
+    let port = server.addr().port().to_string();
+    let mut child = common::Child(
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-quiet",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl"),
+    );
+    let mut input = child.0.stdin.take().unwrap();
+    input.write_all(b"LIST\nBYE\n").unwrap();
+    let mut stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let exited = wait_until(RUN_TIMEOUT, || child.0.try_wait().ok().flatten().is_some());
+    assert!(exited, "openssl s_client did not finish");
+    drop(input);
+    assert_eq!(reader.join().unwrap(), "OK 0\nOK bye\n");
+}
+
+#[test]
+fn a_plain_client_is_told_to_use_tls() {
+    let d = dirs();
+    let (server, _) = serve_tls(&d.root, &d.state, &[]);
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"LIST\n");
+    assert_eq!(raw.line(), "ERROR: this server requires TLS; closing\n");
+    raw.expect_closed();
+}
+
+#[test]
+fn a_pinned_client_lists_reads_and_writes_byte_identical() {
+    let d = dirs();
+    let (server, fingerprint) = serve_tls(&d.root, &d.state, &[]);
+    let data = pseudo_random(12, 3 * 1024 * 1024 + 17);
+    put(&d.work, "up.bin", &data);
+    let code = format!(
+        "let s = connect(\"{}\", #{{tls: true, fingerprint: \"{fingerprint}\"}}); \
+         sleep(0.3); print(s.is_open); \
+         write(\"up.bin\", \"stored.bin\"); read(\"stored.bin\", \"down.bin\"); \
+         for e in list() {{ print(`${{e.name}} ${{e.size}}`); }} print(s.is_open);",
+        server.addr()
+    );
+    let run = eval(&d.work, &code);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // TLS 1.3 session tickets arrive after the handshake: not a reply
+    assert_eq!(
+        run.stdout,
+        format!("true\nstored.bin {}\ntrue\n", data.len())
+    );
+    assert_eq!(fs::read(d.root.join("stored.bin")).unwrap(), data);
+    assert_eq!(fs::read(d.work.join("down.bin")).unwrap(), data);
+}
+
+#[test]
+fn first_contact_without_a_fingerprint_shows_it_and_how_to_trust_it() {
+    let d = dirs();
+    let (server, fingerprint) = serve_tls(&d.root, &d.state, &[]);
+    let addr = server.addr();
+    let (kind, message) = connect_error(&d.work, &format!("connect(\"tls://{addr}\")"));
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(&format!("its fingerprint is {fingerprint}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "connect(\"{addr}\", #{{tls: true, fingerprint: \"{fingerprint}\"}})"
+        )),
+        "{message}"
+    );
+    // the option map without a fingerprint is refused the same way
+    let (kind, message) = connect_error(&d.work, &format!("connect(\"{addr}\", #{{tls: true}})"));
+    assert_eq!(kind, "connect_failed");
+    assert!(message.contains(&fingerprint), "{message}");
+}
+
+#[test]
+fn a_wrong_fingerprint_is_refused_naming_both() {
+    let d = dirs();
+    let (server, fingerprint) = serve_tls(&d.root, &d.state, &[]);
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (kind, message) = connect_error(
+        &d.work,
+        &format!(
+            "connect(\"{}\", #{{tls: true, fingerprint: \"{wrong}\"}})",
+            server.addr()
+        ),
+    );
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(&format!(
+            "expected {wrong}, the server showed {fingerprint}"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_tls_connect_to_a_plain_server_fails_clearly() {
+    let d = dirs();
+    let plain = ServeProcess::start(&d.root, &[]);
+    let (kind, message) = connect_error(&d.work, &format!("connect(\"tls://{}\")", plain.addr()));
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("is the server started with `--tls`?"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_self_signed_certificate_is_kept_private_and_reused() {
+    let d = dirs();
+    let (first, fingerprint) = serve_tls(&d.root, &d.state, &[]);
+    drop(first);
+    let key = d.state.join("ioe/server-key.pem");
+    let cert = d.state.join("ioe/server-cert.pem");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let cert_der = rustls::pki_types::pem::PemObject::from_pem_file(&cert)
+        .map(|der: rustls::pki_types::CertificateDer| ioe::tls::fingerprint(&der))
+        .unwrap();
+    assert_eq!(cert_der, fingerprint);
+    // nothing was written under the served folder
+    assert_eq!(fs::read_dir(&d.root).unwrap().count(), 0);
+    let (_second, again) = serve_tls(&d.root, &d.state, &[]);
+    assert_eq!(again, fingerprint);
+}
+
+#[test]
+fn given_certificate_files_are_served() {
+    let d = dirs();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = d.work.join("cert.pem");
+    let key = d.work.join("key.pem");
+    fs::write(&cert, made.cert.pem()).unwrap();
+    fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let expected = ioe::tls::fingerprint(made.cert.der());
+    let args = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let (server, fingerprint) = serve_tls(&d.root, &d.state, &args);
+    assert_eq!(fingerprint, expected);
+    // no self-signed certificate was made
+    assert!(!d.state.join("ioe").exists());
+    let code = format!(
+        "connect(\"{}\", #{{tls: true, fingerprint: \"{expected}\"}}); print(list().len());",
+        server.addr()
+    );
+    let run = eval(&d.work, &code);
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), "0\n"), "{run:?}");
+}
+
+#[test]
+fn a_file_without_a_certificate_stops_the_server_naming_it() {
+    let d = dirs();
+    let cert = d.work.join("cert.pem");
+    fs::write(&cert, "not a certificate").unwrap();
+    let missing = d.work.join("nope.pem");
+    let run = run_ioe(
+        &d.work,
+        &[
+            "serve",
+            "--root",
+            d.root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            missing.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(run.stderr.contains("cannot set up --tls"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("`{}` holds no PEM certificate", cert.display())),
+        "{run:?}"
+    );
+}
