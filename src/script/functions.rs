@@ -629,8 +629,9 @@ mod tests {
         assert_eq!(
             usage("connect").as_deref(),
             Some(
-                "connect(host, port), connect(\"host:port\") or connect(server); \
-                 port is a number (`parse_int(ARGS[1])` makes one of an argument)"
+                "connect(host, port), connect(\"host:port\"), \
+                 connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"}) or \
+                 connect(server); port is a number (`parse_int(ARGS[1])` makes one of an argument)"
             )
         );
         assert_eq!(usage("now").as_deref(), Some("now()"));
