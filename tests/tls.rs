@@ -285,3 +285,24 @@ fn a_file_without_a_certificate_stops_the_server_naming_it() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_silent_handshake_holds_no_slot_and_is_closed_by_its_deadline() {
+    let d = dirs();
+    let (server, fingerprint) = serve_tls(&d.root, &d.state, &["--max-connections", "1"]);
+    let mut silent = Raw::connect(server.addr());
+    // the one slot is free for a real client all the same
+    let code = format!(
+        "connect(\"{}\", #{{tls: true, fingerprint: \"{fingerprint}\"}}); print(list().len());",
+        server.addr()
+    );
+    let run = eval(&d.work, &code);
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), "0\n"), "{run:?}");
+    silent.expect_closed();
+    // alone, a silent client is closed by the 5 s handshake deadline, not
+    // the 300 s idle timeout (Raw waits up to 10 s)
+    let started = std::time::Instant::now();
+    let mut alone = Raw::connect(server.addr());
+    alone.expect_closed();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+}
