@@ -612,6 +612,34 @@ fn tab_on_a_stalled_server_gives_up_and_leaves_the_session_alone() {
 }
 
 #[test]
+fn tab_completion_over_tls_uses_the_sessions_pinned_fingerprint() {
+    let keys = TempDir::new().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (keys.path().join("cert.pem"), keys.path().join("key.pem"));
+    fs::write(&cert, made.cert.pem()).unwrap();
+    fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let identity = ioe::tls::server_identity(Some((&cert, &key)), keys.path()).unwrap();
+    let fingerprint = identity.fingerprint.clone();
+    let server = TestServer::start_with(|config| config.tls = Some(identity.config));
+    put(server.root(), "report-2026.pdf", b"pdf");
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.line(&format!(
+        "connect(\"{}\", #{{tls: true, fingerprint: \"{fingerprint}\"}}); ()",
+        server.addr()
+    ));
+    repl.prompt(Some(server.addr()));
+    // the side connection that lists for Tab speaks TLS with the same pin
+    repl.keys("READ,rep\t");
+    repl.expect("report-2026.pdf");
+    repl.line("");
+    repl.expect("received `report-2026.pdf` (3 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(repl.quit(), 0);
+}
+
+#[test]
 fn a_folder_completed_with_tab_lists_and_so_does_the_root_by_name() {
     let server = TestServer::start();
     put(server.root(), "inbox/a.txt", b"a");

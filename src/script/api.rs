@@ -36,6 +36,11 @@ impl ScriptSession {
         self.0.borrow().addr().to_string()
     }
 
+    /// The TLS options the session was opened with; `None` for plain TCP.
+    pub fn tls(&self) -> Option<TlsOptions> {
+        self.0.borrow().tls().cloned()
+    }
+
     /// Whether the session can still send requests.
     pub fn is_open(&self) -> bool {
         self.0.borrow().is_open()

@@ -197,6 +197,14 @@ impl Host {
         session.is_open().then(|| session.addr())
     }
 
+    /// The TLS options of the open current session (`None` inside for
+    /// plain TCP), so that a side connection to it speaks as it does.
+    pub fn current_tls(&self) -> Option<Option<crate::session::TlsOptions>> {
+        let state = self.state.borrow();
+        let session = state.current.as_ref()?;
+        session.is_open().then(|| session.tls())
+    }
+
     /// The current session (open or closed), if `connect` made one: the
     /// REPL's command forms of the extensions call it directly.
     pub fn current_session(&self) -> Option<ScriptSession> {
