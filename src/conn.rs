@@ -124,9 +124,52 @@ where
     }
 
     /// Sends what rustls still holds (a write that timed out leaves its
-    /// records there).
+    /// records there). Only writes: rustls' own `flush` may go on to read
+    /// (and wait out the read timeout) when the socket takes nothing.
     fn flush(&mut self) -> io::Result<()> {
-        self.get().flush()
+        let StreamOwned { conn, sock } = self.get();
+        while conn.wants_write() {
+            match conn.write_tls(sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes some of `bytes`: first what rustls still holds, then `bytes`
+    /// into rustls, then as much of it to the socket as the write timeout
+    /// allows (the rest waits in rustls for the next write or
+    /// [`flush`](Tls::flush)). Never reads, unlike rustls' `Stream::write`,
+    /// which a socket that takes nothing sends on to a blocking read.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.flush()?;
+        let StreamOwned { conn, sock } = self.get();
+        let taken = conn.writer().write(bytes)?;
+        while conn.wants_write() {
+            match conn.write_tls(sock) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // the bytes were taken: the error shows again on the next call
+                Err(_) => break,
+            }
+        }
+        Ok(taken)
+    }
+
+    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.flush()
     }
 
     fn has_unsent(&mut self) -> bool {
@@ -135,9 +178,8 @@ where
 
     /// Sends a `close_notify` alert, as far as the socket takes it.
     fn close_notify(&mut self) {
-        let stream = self.get();
-        stream.conn.send_close_notify();
-        let _ = stream.flush();
+        self.get().conn.send_close_notify();
+        let _ = self.flush();
     }
 
     /// See [`Stream::pending`]: takes what the socket holds into rustls
@@ -206,16 +248,16 @@ impl Stream {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(stream) => stream.write(bytes),
-            Stream::TlsServer(tls) => tls.get().write(bytes),
-            Stream::TlsClient(tls) => tls.get().write(bytes),
+            Stream::TlsServer(tls) => tls.write(bytes),
+            Stream::TlsClient(tls) => tls.write(bytes),
         }
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Stream::Plain(stream) => stream.write_all(bytes),
-            Stream::TlsServer(tls) => tls.get().write_all(bytes).and_then(|()| tls.flush()),
-            Stream::TlsClient(tls) => tls.get().write_all(bytes).and_then(|()| tls.flush()),
+            Stream::TlsServer(tls) => tls.write_all(bytes),
+            Stream::TlsClient(tls) => tls.write_all(bytes),
         }
     }
 
@@ -1013,6 +1055,72 @@ mod tests {
         closer.shutdown(Shutdown::Both).unwrap();
         assert_eq!(reader.join().unwrap().unwrap(), Line::Eof);
         assert_eq!(closer.peer_addr().unwrap(), peer.local_addr().unwrap());
+    }
+
+    /// A TLS server `Conn` and the TLS client `Conn` connected to it.
+    fn tls_pair() -> (Conn, Conn) {
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        let identity = crate::tls::server_identity(Some((&cert, &key)), dir.path()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = thread::spawn(move || {
+            let (config, _) = crate::tls::client_config(Some(identity.fingerprint));
+            let name = crate::tls::server_name("localhost").unwrap();
+            Conn::new(TcpStream::connect(addr).unwrap())
+                .unwrap()
+                .connect_tls(config, name, deadline)
+                .unwrap()
+        });
+        let server = Conn::new(listener.accept().unwrap().0)
+            .unwrap()
+            .accept_tls(identity.config, deadline)
+            .unwrap();
+        (server, client.join().unwrap())
+    }
+
+    #[test]
+    fn a_paced_tls_write_to_a_peer_that_reads_nothing_stalls_without_reading() {
+        use crate::rate::Slow;
+        let (mut server, client) = tls_pair();
+        // a read would wait this long: the stall must be found well before
+        server
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let stall = Duration::from_millis(200);
+        let (done, result) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut pace = Pace::new(None, stall, Instant::now());
+            let bytes = vec![0u8; 64 * 1024 * 1024];
+            let _ = done.send(server.write_all_paced(&bytes, &mut pace));
+        });
+        let e = result
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the stalled write ends by its pace, not the read timeout")
+            .unwrap_err();
+        assert_eq!(Slow::of(&e), Some(&Slow::Stalled(stall)), "{e}");
+        drop(client);
+    }
+
+    #[test]
+    fn tls_pending_absorbs_session_tickets_and_sees_lines_and_closes() {
+        let (mut server, mut client) = tls_pair();
+        // the server's TLS 1.3 session tickets are on their way or arrived
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(client.pending(), Pending::Nothing);
+        server.write_all(b"OK\n").unwrap();
+        assert_eq!(pending_within(&client, Pending::Input), Pending::Input);
+        assert_eq!(
+            client.read_line(64).unwrap(),
+            Line::Complete(b"OK".to_vec())
+        );
+        assert_eq!(client.pending(), Pending::Nothing);
+        server.linger_close();
+        assert_eq!(pending_within(&client, Pending::Closed), Pending::Closed);
     }
 
     #[test]
