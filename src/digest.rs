@@ -64,6 +64,19 @@ impl Hasher {
         }
     }
 
+    /// Adds everything `reader` yields, read in pieces of 256 KiB.
+    pub fn update_from(&mut self, mut reader: impl Read) -> io::Result<()> {
+        let mut buf = vec![0; PIECE];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The digest, as lower-case hex.
     pub fn finish_hex(self) -> String {
         match self {
@@ -85,17 +98,10 @@ fn hex(bytes: &[u8]) -> String {
 const PIECE: usize = 256 * 1024;
 
 /// The digest of everything `reader` yields, as lower-case hex.
-pub fn hash_reader(algorithm: Algorithm, mut reader: impl Read) -> io::Result<String> {
+pub fn hash_reader(algorithm: Algorithm, reader: impl Read) -> io::Result<String> {
     let mut hasher = algorithm.hasher();
-    let mut buf = vec![0; PIECE];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(hasher.finish_hex()),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    hasher.update_from(reader)?;
+    Ok(hasher.finish_hex())
 }
 
 /// What identifies one version of a file's content: device, inode, size,

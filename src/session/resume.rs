@@ -116,16 +116,9 @@ impl Session {
         }
         // the kept bytes go through the digest once
         let mut hasher = algorithm.hasher();
-        let mut kept = (&part).take(have);
-        let mut buf = vec![0; 256 * 1024];
-        loop {
-            match kept.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(local_io(op, local, e)),
-            }
-        }
+        hasher
+            .update_from((&part).take(have))
+            .map_err(|e| local_io(op, local, e))?;
         let _in_flight = self.exchange(op)?;
         let mut requests = Extension::ReadAt {
             offset: have,
