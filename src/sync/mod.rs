@@ -595,23 +595,15 @@ fn make_folders(
             }
         }
         Direction::Push => {
-            let _guard = session.cancellable(op)?;
-            for window in folders.chunks(worker::WINDOW) {
-                for name in window {
-                    session.send_extension(op, Extension::Mkdir(ends.remote_name(name)))?;
-                }
-                for name in window {
-                    match session.recv_ok(op) {
-                        Ok(()) => report.made.push(name.to_string()),
-                        Err(e) if session.is_connected() => report.failed.push(Failed {
-                            name: name.to_string(),
-                            kind: e.kind,
-                            message: e.to_string(),
-                        }),
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            let mkdir = |name: &str| Extension::Mkdir(ends.remote_name(name));
+            each_ok(session, op, &folders, mkdir, |name, done| match done {
+                Ok(()) => report.made.push(name.to_string()),
+                Err(e) => report.failed.push(Failed {
+                    name: name.to_string(),
+                    kind: e.kind,
+                    message: e.to_string(),
+                }),
+            })?;
         }
     }
     Ok(())
@@ -660,18 +652,36 @@ fn delete(
             }
         }
         Direction::Push => {
-            let _guard = session.cancellable(op)?;
-            for window in gone.chunks(worker::WINDOW) {
-                for (name, _) in window {
-                    session.send_extension(op, Extension::Delete(ends.remote_name(name)))?;
-                }
-                for (name, _) in window {
-                    match session.recv_ok(op) {
-                        Ok(()) => report.deleted.push(name.to_string()),
-                        Err(e) if session.is_connected() => failed(name, e.kind, e.to_string()),
-                        Err(e) => return Err(e),
-                    }
-                }
+            let names: Vec<&str> = gone.iter().map(|(name, _)| *name).collect();
+            let delete = |name: &str| Extension::Delete(ends.remote_name(name));
+            each_ok(session, op, &names, delete, |name, done| match done {
+                Ok(()) => report.deleted.push(name.to_string()),
+                Err(e) => failed(name, e.kind, e.to_string()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `request(name)` for each of `names`, a window at a time, and
+/// hands each bare-`OK` reply (or the server's refusal) to `done` with its
+/// name: one round trip per window. Fails only if the connection breaks.
+fn each_ok(
+    session: &mut Session,
+    op: &str,
+    names: &[&str],
+    request: impl Fn(&str) -> Extension,
+    mut done: impl FnMut(&str, Result<()>),
+) -> Result<()> {
+    let _guard = session.cancellable(op)?;
+    for window in names.chunks(worker::WINDOW) {
+        for name in window {
+            session.send_extension(op, request(name))?;
+        }
+        for name in window {
+            match session.recv_ok(op) {
+                Err(e) if !session.is_connected() => return Err(e),
+                reply => done(name, reply),
             }
         }
     }
