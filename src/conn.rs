@@ -15,7 +15,6 @@ use crate::rate::Pace;
 use rustls::pki_types::ServerName;
 use rustls::{
     ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection, SideData,
-    StreamOwned,
 };
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -77,8 +76,34 @@ enum Stream {
 struct Tls<C> {
     /// A duplicate descriptor of the socket, for timeouts and shutdown.
     socket: TcpStream,
-    stream: Mutex<StreamOwned<C, TcpStream>>,
+    inner: Mutex<TlsInner<C>>,
 }
+
+/// The rustls connection, its socket, and the TLS bytes read from the
+/// socket but not given to rustls yet.
+///
+/// rustls reads a socket itself at most 4 KiB at a time (and at most one
+/// record's worth), which on a fast link is four `recv` calls per 16 KiB
+/// record and most of a TLS download's extra CPU outside the cipher.
+/// Reading the socket into `staged`, [`STAGE_SIZE`] at a time, and handing
+/// rustls slices of it takes one `recv` for many records
+/// (docs/performance.md, "TLS").
+struct TlsInner<C> {
+    conn: C,
+    sock: TcpStream,
+    staged: Box<[u8]>,
+    /// `staged[start..end]` is not given to rustls yet.
+    start: usize,
+    end: usize,
+}
+
+/// How many TLS bytes [`TlsInner`] reads from the socket at a time.
+const STAGE_SIZE: usize = 128 * 1024;
+
+/// How many encrypted bytes rustls may hold for sending: one write of a
+/// whole [`BUFFER_SIZE`] piece goes out in one `writev` of its records
+/// rather than in pieces of rustls' default 64 KiB.
+const TLS_SEND_LIMIT: usize = BUFFER_SIZE + 64 * 1024;
 
 impl<C, S> Tls<C>
 where
@@ -111,32 +136,54 @@ where
                 Err(e) => return Err(e),
             }
         }
+        conn.set_buffer_limit(Some(TLS_SEND_LIMIT));
         Ok(Tls {
             socket: tcp.try_clone()?,
-            stream: Mutex::new(StreamOwned::new(conn, tcp)),
+            inner: Mutex::new(TlsInner {
+                conn,
+                sock: tcp,
+                staged: vec![0; STAGE_SIZE].into_boxed_slice(),
+                start: 0,
+                end: 0,
+            }),
         })
     }
 
-    fn get(&mut self) -> &mut StreamOwned<C, TcpStream> {
-        self.stream
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn get(&mut self) -> &mut TlsInner<C> {
+        self.inner.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads plaintext into `buf`; 0 at the end of the input (a
+    /// `close_notify`, or a TCP close without one, as for plain TCP).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let inner = self.get();
+        loop {
+            match inner.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if inner.start == inner.end {
+                let got = inner.sock.read(&mut inner.staged)?;
+                if got == 0 {
+                    return Ok(0);
+                }
+                (inner.start, inner.end) = (0, got);
+            }
+            inner.feed()?;
+            if inner.conn.wants_write() {
+                // a reply of the TLS layer itself (a key update's)
+                inner.flush()?;
+            }
+        }
     }
 
     /// Sends what rustls still holds (a write that timed out leaves its
     /// records there). Only writes: rustls' own `flush` may go on to read
     /// (and wait out the read timeout) when the socket takes nothing.
     fn flush(&mut self) -> io::Result<()> {
-        let StreamOwned { conn, sock } = self.get();
-        while conn.wants_write() {
-            match conn.write_tls(sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        self.get().flush()
     }
 
     /// Writes some of `bytes`: first what rustls still holds, then `bytes`
@@ -146,7 +193,7 @@ where
     /// which a socket that takes nothing sends on to a blocking read.
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.flush()?;
-        let StreamOwned { conn, sock } = self.get();
+        let TlsInner { conn, sock, .. } = self.get();
         let taken = conn.writer().write(bytes)?;
         while conn.wants_write() {
             match conn.write_tls(sock) {
@@ -185,11 +232,10 @@ where
     /// See [`Stream::pending`]: takes what the socket holds into rustls
     /// without waiting and answers from the plaintext that results.
     fn pending(&self) -> Pending {
-        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        let StreamOwned { conn, sock } = &mut *stream;
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // bounded: each round takes at most one read's worth from the socket
         for _ in 0..64 {
-            let state = match conn.process_new_packets() {
+            let state = match inner.conn.process_new_packets() {
                 Ok(state) => state,
                 Err(_) => return Pending::Closed,
             };
@@ -199,9 +245,16 @@ where
             if state.peer_has_closed() {
                 return Pending::Closed;
             }
-            if !conn.wants_read() {
+            if !inner.conn.wants_read() {
                 return Pending::Input;
             }
+            if inner.start < inner.end {
+                if inner.feed().is_err() {
+                    return Pending::Closed;
+                }
+                continue;
+            }
+            let TlsInner { conn, sock, .. } = &mut *inner;
             match conn.read_tls(&mut NoWait(sock)) {
                 Ok(0) => return Pending::Closed,
                 Ok(_) => {}
@@ -211,6 +264,39 @@ where
             }
         }
         Pending::Input
+    }
+}
+
+impl<C, S> TlsInner<C>
+where
+    C: DerefMut<Target = ConnectionCommon<S>> + Deref<Target = ConnectionCommon<S>>,
+    S: SideData,
+{
+    /// Gives rustls what it takes of the staged bytes and processes the
+    /// records that completes. A record rustls rejects is an `InvalidData`
+    /// error, after the alert that tells the peer so has been sent.
+    fn feed(&mut self) -> io::Result<()> {
+        let mut staged = &self.staged[self.start..self.end];
+        let took = self.conn.read_tls(&mut staged)?;
+        self.start += took;
+        if let Err(e) = self.conn.process_new_packets() {
+            let _ = self.flush();
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
+    }
+
+    /// See [`Tls::flush`].
+    fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -240,8 +326,8 @@ impl Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(stream) => stream.read(buf),
-            Stream::TlsServer(tls) => tls_read(tls.get().read(buf)),
-            Stream::TlsClient(tls) => tls_read(tls.get().read(buf)),
+            Stream::TlsServer(tls) => tls.read(buf),
+            Stream::TlsClient(tls) => tls.read(buf),
         }
     }
 
@@ -313,15 +399,6 @@ impl Stream {
             Stream::TlsServer(tls) => tls.pending(),
             Stream::TlsClient(tls) => tls.pending(),
         }
-    }
-}
-
-/// A TLS read's result as a plain read's: a peer that closes without a
-/// `close_notify` is an end of input, as a TCP close is.
-fn tls_read(result: io::Result<usize>) -> io::Result<usize> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-        other => other,
     }
 }
 
@@ -1121,6 +1198,38 @@ mod tests {
         assert_eq!(client.pending(), Pending::Nothing);
         server.linger_close();
         assert_eq!(pending_within(&client, Pending::Closed), Pending::Closed);
+    }
+
+    #[test]
+    fn tls_bodies_larger_than_the_stage_arrive_whole_with_the_line_after() {
+        let (mut server, mut client) = tls_pair();
+        let body: Vec<u8> = (0..3 * STAGE_SIZE + 1234)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let sent = body.clone();
+        let writer = thread::spawn(move || {
+            // pieces of odd sizes, so records and reads cut anywhere
+            for piece in sent.chunks(70_001) {
+                server.write_all(piece).unwrap();
+            }
+            server.write_all(b"OK done\n").unwrap();
+            server
+        });
+        let mut got = Vec::new();
+        client
+            .read_body(body.len() as u64, |chunk| {
+                got.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        assert!(got == body, "the body arrived changed");
+        assert_eq!(
+            client.read_line(64).unwrap(),
+            Line::Complete(b"OK done".to_vec())
+        );
+        writer.join().unwrap().linger_close();
+        assert_eq!(client.read_line(64).unwrap(), Line::Eof);
     }
 
     #[test]
