@@ -345,7 +345,7 @@ fn retries_get_through_a_relay_that_cuts_every_third_connection_and_never_retry_
     }
     let relay = Relay::start(server.addr());
     relay.cut_every(3, 100_000);
-    let mut s = Session::connect(&relay.addr.to_string()).unwrap();
+    let mut s = common::connect(relay.addr).unwrap();
     let options = SyncOptions {
         parallel: 3,
         retries: 10,
@@ -390,13 +390,9 @@ fn ctrl_c_stops_every_transfer_in_flight_and_leaves_no_partial_file() {
     let cancel = ioe::cancel::CancelToken::new();
     let local = TempDir::new().unwrap();
     let client = {
-        let (addr, cancel, dest) = (
-            relay.addr.to_string(),
-            cancel.clone(),
-            local.path().to_path_buf(),
-        );
+        let (addr, cancel, dest) = (relay.addr, cancel.clone(), local.path().to_path_buf());
         std::thread::spawn(move || {
-            let mut s = Session::connect(&addr).unwrap();
+            let mut s = common::connect(addr).unwrap();
             s.set_cancel(cancel);
             sync(&mut s, Direction::Pull, &dest, "t", &SyncOptions::default())
         })
@@ -491,10 +487,11 @@ fn one_files_local_failure_does_not_fail_the_others_in_its_batch() {
 let r = s.pull("t", "dl", #{{parallel: 1, retry_delay: 0.01}});
 for f in r.failed {{ print("failed " + f.name + " " + f.kind); }}
 print("copied " + r.files);"#,
-        server.addr()
+        server.target()
     );
     // local files past 1 MB fail with "File too large"
     let out = std::process::Command::new("sh")
+        .envs(common::child_env())
         .args(["-c", r#"ulimit -f 2000 && exec "$0" "$@""#])
         .arg(env!("CARGO_BIN_EXE_ioe"))
         .args(["run", "--no-progress", "-e", &script])

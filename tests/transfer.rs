@@ -1060,7 +1060,7 @@ fn the_server_log_names_the_file_of_every_request_that_fails() {
         common::ServeProcess::start_logging(root.path(), &["--read-only", "--idle-timeout", "1"]);
 
     // a client that vanishes mid-download
-    let mut raw = Raw::connect(server.addr());
+    let mut raw = server.raw();
     raw.send(b"READ,big.bin\n");
     assert_eq!(raw.line(), format!("{}\n", big.len()));
     assert!(raw.bytes(1000) == big[..1000]);
@@ -1069,7 +1069,7 @@ fn the_server_log_names_the_file_of_every_request_that_fails() {
     assert!(line.contains("closed the connection"), "{line}");
 
     // a client that stops reading a download
-    let mut raw = Raw::connect(server.addr());
+    let mut raw = server.raw();
     raw.send(b"READ,big.bin\n");
     assert_eq!(raw.line(), format!("{}\n", big.len()));
     let line = server.wait_for_log(&["READ big.bin", "stopped reading"]);
@@ -1077,7 +1077,7 @@ fn the_server_log_names_the_file_of_every_request_that_fails() {
     drop(raw);
 
     // refused uploads name what was refused
-    let mut raw = Raw::connect(server.addr());
+    let mut raw = server.raw();
     assert_eq!(
         raw.upload("notes.txt", b"abc"),
         "ERROR: server is read-only\n"
@@ -1091,7 +1091,7 @@ fn the_server_log_names_the_file_of_every_request_that_fails() {
 fn an_upload_cut_off_by_the_shutdown_is_told_so_and_leaves_nothing() {
     let root = TempDir::new().unwrap();
     let mut server = common::ServeProcess::start_logging(root.path(), &["--grace", "1"]);
-    let mut raw = Raw::connect(server.addr());
+    let mut raw = server.raw();
     raw.send(b"WRITE,sub/slow.bin,2000\n");
     raw.send(&[7u8; 100]);
     assert!(
@@ -1155,7 +1155,7 @@ fn a_server_whose_log_cannot_be_written_goes_on_serving() {
 fn the_server_log_says_in_words_when_a_client_leaves_without_its_replies() {
     let root = TempDir::new().unwrap();
     let server = common::ServeProcess::start_logging(root.path(), &[]);
-    let mut raw = Raw::connect(server.addr());
+    let mut raw = server.raw();
     // many requests, then gone before reading a reply: a write fails
     raw.send(&b"NOPE\n".repeat(2000));
     raw.shutdown();
@@ -1169,7 +1169,7 @@ fn the_server_log_says_in_words_when_a_client_leaves_without_its_replies() {
 fn bye_after_the_server_closed_the_session_is_not_an_error() {
     let root = TempDir::new().unwrap();
     let mut server = common::ServeProcess::start(root.path(), &[]);
-    let mut session = Session::connect(&server.addr().to_string()).unwrap();
+    let mut session = server.session();
     assert_eq!(session.list(None).unwrap(), vec![]);
     // the server stops: an idle session is closed at once, with a reason
     server.signal("TERM");
@@ -1210,4 +1210,23 @@ fn an_upload_confirmed_with_another_size_is_not_taken_as_stored() {
         "{error}"
     );
     assert!(!session.is_open());
+}
+
+#[test]
+fn the_servers_of_this_run_speak_the_transport_it_names() {
+    // `IOE_TEST_TLS=1` runs every test here over TLS: check that it does
+    let server = TestServer::start();
+    let tls = common::tls_run();
+    assert_eq!(
+        server.target().starts_with("tls://"),
+        tls,
+        "{}",
+        server.target()
+    );
+    let plain = Session::connect(&server.addr().to_string()).and_then(|mut s| s.list(None));
+    assert_eq!(plain.is_err(), tls, "a plain client: {plain:?}");
+    let mut raw = server.raw();
+    raw.send(b"LIST\n");
+    assert_eq!(raw.list_reply(), Vec::<String>::new());
+    assert_eq!(server.session().list(None).unwrap(), vec![]);
 }

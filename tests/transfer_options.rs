@@ -7,11 +7,11 @@ mod common;
 
 use common::relay::Relay;
 use common::{ServeProcess, TestServer, mtime, pseudo_random, put, set_mtime, temp_files};
+use ioe::ErrorKind;
 use ioe::cancel::CancelToken;
 use ioe::digest::Algorithm;
 use ioe::protocol::PART_PREFIX;
 use ioe::session::{TransferOptions, Transferred};
-use ioe::{ErrorKind, Session};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -166,9 +166,9 @@ fn verify_catches_a_file_changed_between_the_transfer_and_its_digest() {
     let local = TempDir::new().unwrap();
     let target = local.path().join("moving.bin");
     let client = {
-        let (addr, target) = (relay.addr.to_string(), target.clone());
+        let (addr, target) = (relay.addr, target.clone());
         thread::spawn(move || {
-            let mut s = Session::connect(&addr).unwrap();
+            let mut s = common::connect(addr).unwrap();
             let result = s.read_with("moving.bin", &target, &verified());
             (result, s.is_open())
         })
@@ -197,9 +197,9 @@ fn cut_download(
     cancel: Option<CancelToken>,
 ) -> thread::JoinHandle<ioe::Error> {
     relay.hold_at(cut_at);
-    let (addr, target) = (relay.addr.to_string(), target.to_path_buf());
+    let (addr, target) = (relay.addr, target.to_path_buf());
     thread::spawn(move || {
-        let mut s = Session::connect(&addr).unwrap();
+        let mut s = common::connect(addr).unwrap();
         if let Some(cancel) = cancel {
             s.set_cancel(cancel);
         }
@@ -211,7 +211,7 @@ fn cut_download(
 /// result, and the body bytes the server sent for it.
 fn resume(addr: std::net::SocketAddr, name: &str, target: &Path) -> (Transferred, u64) {
     let relay = Relay::start(addr);
-    let mut s = Session::connect(&relay.addr.to_string()).unwrap();
+    let mut s = common::connect(relay.addr).unwrap();
     let done = s.read_with(name, target, &resuming()).unwrap();
     s.bye().unwrap();
     (done, relay.forwarded())

@@ -2,6 +2,15 @@
 //! serving a temporary folder (in-process, or the `ioe serve` binary as a
 //! child process), a raw TCP client that speaks IOE/1 byte by byte,
 //! reproducible pseudo-random file contents and bounded polling.
+//!
+//! With `IOE_TEST_TLS=1` the same tests run over TLS (the TLS run; see
+//! [`tls_run`]): [`TestServer`] and [`ServeProcess`] serve TLS with one
+//! test certificate, and the ways tests reach a server —
+//! [`TestServer::session`], [`TestServer::raw`], [`target`] for address
+//! text in scripts and REPL input, [`run_ioe`] for `ioe` child processes
+//! (which trust the certificate through `$IOE_KNOWN_HOSTS`) — speak TLS
+//! with it. A test of plain-only behaviour starts its server with
+//! [`TestServer::plain_with`] or [`ServeProcess::start_plain`].
 
 #![allow(dead_code)] // each test crate uses its own subset
 
@@ -9,12 +18,13 @@ pub mod relay;
 
 use ioe::Session;
 use ioe::server::{Config, RunningServer, Server};
+use ioe::session::TlsOptions;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -28,6 +38,8 @@ pub struct TestServer {
     server: Option<RunningServer>,
     outer: TempDir,
     root: PathBuf,
+    /// Whether it speaks TLS (with the test certificate).
+    tls: bool,
 }
 
 impl TestServer {
@@ -37,7 +49,19 @@ impl TestServer {
     }
 
     /// A server whose configuration `adjust` may change (read-only, limits…).
+    /// In the TLS run it serves TLS with the test certificate.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_as(tls_run(), adjust)
+    }
+
+    /// A server that speaks plain TCP even in the TLS run, for tests of
+    /// plain-only behaviour (raw bytes from another thread, a legacy
+    /// client).
+    pub fn plain_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_as(false, adjust)
+    }
+
+    fn start_as(tls: bool, adjust: impl FnOnce(&mut Config)) -> TestServer {
         count_server_panics();
         let outer = TempDir::new().expect("temporary folder");
         let root = outer.path().join("root");
@@ -47,17 +71,26 @@ impl TestServer {
             quiet: true,
             ..Config::default()
         };
+        if tls {
+            config.tls = Some(Arc::clone(&test_certificate().config));
+        }
         adjust(&mut config);
+        let tls = config.tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let server = Server::new(listener, config)
             .expect("server opens its root")
             .spawn()
             .expect("server thread starts");
-        TestServer {
+        let server = TestServer {
             server: Some(server),
             outer,
             root,
+            tls,
+        };
+        if tls {
+            trust(server.addr());
         }
+        server
     }
 
     /// The address the server listens on.
@@ -75,14 +108,22 @@ impl TestServer {
         self.outer.path()
     }
 
-    /// A client session connected to this server.
-    pub fn session(&self) -> Session {
-        Session::connect(&self.addr().to_string()).expect("session connects")
+    /// The address text a client connects with: `tls://127.0.0.1:PORT`
+    /// when it speaks TLS, else `127.0.0.1:PORT`.
+    pub fn target(&self) -> String {
+        address_text(self.addr(), self.tls)
     }
 
-    /// A raw TCP client connected to this server.
+    /// A client session connected to this server (over TLS, with the test
+    /// certificate pinned, when it speaks TLS).
+    pub fn session(&self) -> Session {
+        connect_to(self.addr(), self.tls).expect("session connects")
+    }
+
+    /// A raw client connected to this server (over TLS when it speaks
+    /// TLS).
     pub fn raw(&self) -> Raw {
-        Raw::connect(self.addr())
+        Raw::connect_as(self.addr(), self.tls)
     }
 }
 
@@ -122,33 +163,100 @@ fn count_server_panics() {
     });
 }
 
-/// A plain TCP client for sending exact bytes and reading exact replies.
+/// A client for sending exact bytes and reading exact replies, over plain
+/// TCP, or over TLS for a server of the TLS run ([`TestServer::raw`],
+/// [`ServeProcess::raw`]).
 pub struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<RawStream>,
+    writer: RawStream,
+    /// The TCP socket under it, for timeouts and shutdowns.
+    socket: TcpStream,
+}
+
+/// The bytes of a [`Raw`] client: the socket itself, or TLS over it with
+/// the test certificate pinned, shared by the reading and writing halves.
+enum RawStream {
+    Plain(TcpStream),
+    Tls(Arc<Mutex<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>>),
+}
+
+impl Read for RawStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            RawStream::Plain(stream) => stream.read(buf),
+            RawStream::Tls(tls) => match tls.lock().unwrap_or_else(|e| e.into_inner()).read(buf) {
+                // a close without `close_notify` ends the input, as for TCP
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for RawStream {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            RawStream::Plain(stream) => stream.write(bytes),
+            RawStream::Tls(tls) => tls.lock().unwrap_or_else(|e| e.into_inner()).write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            RawStream::Plain(stream) => stream.flush(),
+            RawStream::Tls(tls) => tls.lock().unwrap_or_else(|e| e.into_inner()).flush(),
+        }
+    }
 }
 
 impl Raw {
-    /// Connects to `addr`; every read fails after [`REPLY_TIMEOUT`].
+    /// Connects to `addr` over plain TCP; every read fails after
+    /// [`REPLY_TIMEOUT`].
     pub fn connect(addr: SocketAddr) -> Raw {
-        Raw::from_stream(TcpStream::connect(addr).expect("raw client connects"))
+        Raw::connect_as(addr, false)
     }
 
-    /// Wraps an already connected socket; reads fail after [`REPLY_TIMEOUT`].
+    /// Connects to `addr`, over TLS with the test certificate pinned when
+    /// `tls`; every read fails after [`REPLY_TIMEOUT`].
+    pub fn connect_as(addr: SocketAddr, tls: bool) -> Raw {
+        let stream = TcpStream::connect(addr).expect("raw client connects");
+        if !tls {
+            return Raw::from_stream(stream);
+        }
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("read timeout");
+        let socket = stream.try_clone().expect("clone the socket");
+        let (config, _) = ioe::tls::client_config(Some(test_certificate().fingerprint.clone()));
+        let name = ioe::tls::server_name("localhost").expect("a server name");
+        let conn = rustls::ClientConnection::new(config, name).expect("a TLS client");
+        let tls = Arc::new(Mutex::new(rustls::StreamOwned::new(conn, stream)));
+        Raw {
+            reader: BufReader::new(RawStream::Tls(Arc::clone(&tls))),
+            writer: RawStream::Tls(tls),
+            socket,
+        }
+    }
+
+    /// Wraps an already connected socket (plain TCP); reads fail after
+    /// [`REPLY_TIMEOUT`].
     pub fn from_stream(stream: TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .expect("read timeout");
         let writer = stream.try_clone().expect("clone the socket");
+        let socket = stream.try_clone().expect("clone the socket");
         Raw {
-            reader: BufReader::new(stream),
-            writer,
+            reader: BufReader::new(RawStream::Plain(stream)),
+            writer: RawStream::Plain(writer),
+            socket,
         }
     }
 
     /// Sends `bytes` as they are.
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("raw send");
+        self.writer.flush().expect("raw send");
     }
 
     /// Reads one reply line, LF included, as bytes.
@@ -211,17 +319,17 @@ impl Raw {
 
     /// Closes both directions at once.
     pub fn shutdown(&self) {
-        let _ = self.writer.shutdown(Shutdown::Both);
+        let _ = self.socket.shutdown(Shutdown::Both);
     }
 
-    /// The socket (to clone it for a writer thread).
+    /// The socket (to clone it for a writer thread of a plain client).
     pub fn stream(&self) -> &TcpStream {
-        &self.writer
+        &self.socket
     }
 
     /// Closes the sending side only: the server sees EOF, replies still come.
     pub fn finish_sending(&self) {
-        self.writer
+        self.socket
             .shutdown(Shutdown::Write)
             .expect("shut down sending");
     }
@@ -239,12 +347,9 @@ impl Raw {
     /// open.
     pub fn expect_silence(&mut self, wait: Duration) {
         assert!(self.reader.buffer().is_empty(), "bytes left unread");
-        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+        self.socket.set_read_timeout(Some(wait)).unwrap();
         let result = self.reader.fill_buf().map(|b| b.to_vec());
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(REPLY_TIMEOUT))
-            .unwrap();
+        self.socket.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
         match result {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Ok(got) if got.is_empty() => panic!("the server closed the connection"),
@@ -307,6 +412,8 @@ impl Raw {
 pub struct ServeProcess {
     child: std::process::Child,
     addr: SocketAddr,
+    /// Whether it speaks TLS with the test certificate.
+    tls: bool,
     /// Kept open so the server never writes to a closed pipe.
     _stdout: BufReader<ChildStdout>,
     /// Everything written on stderr so far, checked for panics on drop.
@@ -316,7 +423,9 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     /// Runs `ioe serve --root ROOT --listen 127.0.0.1:0 --quiet ARGS…` and
-    /// reads the bound address from its first stdout line.
+    /// reads the bound address from its first stdout line. In the TLS run
+    /// it serves TLS with the test certificate (unless `ARGS` hold
+    /// `--tls` or `--legacy`).
     pub fn start(root: &Path, args: &[&str]) -> ServeProcess {
         let mut all = vec!["--quiet"];
         all.extend_from_slice(args);
@@ -366,6 +475,28 @@ impl ServeProcess {
         ServeProcess::spawn_command(command, root, &all)
     }
 
+    /// Like [`start`](Self::start), plain TCP even in the TLS run.
+    pub fn start_plain(root: &Path, args: &[&str]) -> ServeProcess {
+        let mut all = vec!["--quiet"];
+        all.extend_from_slice(args);
+        ServeProcess::spawn_as(Command::new(env!("CARGO_BIN_EXE_ioe")), root, &all, false)
+    }
+
+    /// The address text a client connects with (see [`TestServer::target`]).
+    pub fn target(&self) -> String {
+        address_text(self.addr, self.tls)
+    }
+
+    /// A client session connected to it (see [`TestServer::session`]).
+    pub fn session(&self) -> Session {
+        connect_to(self.addr, self.tls).expect("session connects")
+    }
+
+    /// A raw client connected to it (see [`TestServer::raw`]).
+    pub fn raw(&self) -> Raw {
+        Raw::connect_as(self.addr, self.tls)
+    }
+
     /// The next line the server prints on stdout, after its address line.
     pub fn next_stdout_line(&mut self) -> String {
         let mut line = String::new();
@@ -377,9 +508,26 @@ impl ServeProcess {
         ServeProcess::spawn_command(Command::new(env!("CARGO_BIN_EXE_ioe")), root, args)
     }
 
-    fn spawn_command(mut command: Command, root: &Path, args: &[&str]) -> ServeProcess {
+    fn spawn_command(command: Command, root: &Path, args: &[&str]) -> ServeProcess {
+        let tls = tls_run() && !args.iter().any(|a| ["--tls", "--legacy"].contains(a));
+        ServeProcess::spawn_as(command, root, args, tls)
+    }
+
+    /// Starts it, with the test certificate's `--tls` options when `tls`.
+    fn spawn_as(mut command: Command, root: &Path, args: &[&str], tls: bool) -> ServeProcess {
+        if tls {
+            let cert = test_certificate();
+            command
+                .arg("serve")
+                .arg("--tls")
+                .arg("--tls-cert")
+                .arg(&cert.cert)
+                .arg("--tls-key")
+                .arg(&cert.key);
+        } else {
+            command.arg("serve");
+        }
         let mut child = command
-            .arg("serve")
             .arg("--root")
             .arg(root)
             .args(["--listen", "127.0.0.1:0"])
@@ -414,9 +562,13 @@ impl ServeProcess {
             let _ = child.wait();
             panic!("ioe serve printed no address: {first:?}");
         };
+        if tls {
+            trust(addr);
+        }
         ServeProcess {
             child,
             addr,
+            tls,
             _stdout: stdout,
             stderr,
             stderr_reader: Some(stderr_reader),
@@ -656,6 +808,7 @@ impl Drop for Child {
 /// stderr piped.
 pub fn spawn_ioe(dir: &Path, args: &[&str]) -> Child {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .envs(child_env())
         .args(args)
         .current_dir(dir)
         .stdin(std::process::Stdio::piped())
@@ -856,4 +1009,127 @@ pub fn stop_listening(listener: TcpListener) {
     // SAFETY: a valid socket descriptor, owned by `listener` until the end
     let stopped = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
     assert_eq!(stopped, 0, "shutdown of the listener failed");
+}
+
+/// Whether this is the TLS run (`IOE_TEST_TLS=1`): every server of
+/// [`TestServer`] and [`ServeProcess`] speaks TLS unless a test asks for
+/// plain TCP.
+pub fn tls_run() -> bool {
+    static TLS: OnceLock<bool> = OnceLock::new();
+    *TLS.get_or_init(|| std::env::var_os("IOE_TEST_TLS").is_some_and(|v| v == "1"))
+}
+
+/// The certificate every TLS server of a test binary serves.
+pub struct TestCertificate {
+    /// The PEM files, for `ioe serve --tls-cert/--tls-key`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Its fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+    /// What an in-process server serves with.
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// The test certificate: made once (for `localhost`) and kept in cargo's
+/// folder for test files (`target/tmp/ioe-test-tls/`), where every test
+/// binary and `ioe serve` child finds it.
+pub fn test_certificate() -> &'static TestCertificate {
+    static CERT: OnceLock<TestCertificate> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ioe-test-tls");
+        if !dir.join("key.pem").exists() {
+            // made beside it and renamed, so that a binary running at the
+            // same time sees both files or neither
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+                .expect("make the test certificate");
+            let fresh = dir.with_extension(format!("new-{}", std::process::id()));
+            std::fs::create_dir_all(&fresh).expect("a folder for the test certificate");
+            std::fs::write(fresh.join("cert.pem"), made.cert.pem()).expect("write it");
+            std::fs::write(fresh.join("key.pem"), made.key_pair.serialize_pem()).expect("write it");
+            if std::fs::rename(&fresh, &dir).is_err() {
+                // another binary's made it first
+                let _ = std::fs::remove_dir_all(&fresh);
+            }
+        }
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let identity = ioe::tls::server_identity(Some((&cert, &key)), &dir)
+            .expect("load the test certificate");
+        TestCertificate {
+            cert,
+            key,
+            fingerprint: identity.fingerprint,
+            config: identity.config,
+        }
+    })
+}
+
+/// The known-hosts file the `ioe` children of a TLS run trust servers
+/// through (`$IOE_KNOWN_HOSTS`): a line `127.0.0.1:PORT SHA256:…` for each
+/// server and relay of this test binary ([`trust`]).
+pub fn known_hosts() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ioe-test-tls");
+        std::fs::create_dir_all(&dir).expect("a folder for the known-hosts file");
+        let path = dir.join(format!("known_hosts-{}", std::process::id()));
+        std::fs::write(&path, "").expect("start the known-hosts file");
+        path
+    })
+    .clone()
+}
+
+/// The environment an `ioe` child process of this run needs: in the TLS
+/// run, `IOE_KNOWN_HOSTS` naming [`known_hosts`].
+pub fn child_env() -> Vec<(&'static str, PathBuf)> {
+    if tls_run() {
+        vec![("IOE_KNOWN_HOSTS", known_hosts())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Adds `addr` to [`known_hosts`] with the test certificate's fingerprint
+/// (a TLS server, or a relay in front of one).
+pub fn trust(addr: SocketAddr) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(known_hosts())
+        .expect("open the known-hosts file");
+    writeln!(file, "{addr} {}", test_certificate().fingerprint).expect("add a known host");
+}
+
+/// The address text for `addr`, with `tls://` when `tls`.
+fn address_text(addr: SocketAddr, tls: bool) -> String {
+    if tls {
+        format!("{}{addr}", ioe::session::TLS_SCHEME)
+    } else {
+        addr.to_string()
+    }
+}
+
+/// The address text of a server of this run at `addr` (a relay in front
+/// of one, say): `tls://…` in the TLS run.
+pub fn target(addr: SocketAddr) -> String {
+    address_text(addr, tls_run())
+}
+
+/// A session to a server of this run at `addr` (a relay in front of one,
+/// say): over TLS with the test certificate pinned in the TLS run.
+pub fn connect(addr: SocketAddr) -> ioe::error::Result<Session> {
+    connect_to(addr, tls_run())
+}
+
+// set field by field: `TlsOptions` grows with the ways to trust a server
+#[allow(clippy::field_reassign_with_default)]
+fn connect_to(addr: SocketAddr, tls: bool) -> ioe::error::Result<Session> {
+    let mut pinned = TlsOptions::default();
+    pinned.fingerprint = Some(test_certificate().fingerprint.clone());
+    Session::connect_with(
+        &addr.to_string(),
+        tls.then_some(&pinned),
+        ioe::session::CONNECT_TIMEOUT,
+        ioe::session::IO_TIMEOUT,
+    )
 }

@@ -45,6 +45,10 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
+        if super::tls_run() {
+            // the server behind it speaks TLS: its children trust the relay too
+            super::trust(addr);
+        }
         let shared = Arc::new(Shared::default());
         let accepting = Arc::clone(&shared);
         thread::spawn(move || {
