@@ -1,4 +1,4 @@
-//! `cargo bench --bench transfer [-- [--quick] [transfers|extensions|scripts]]`:
+//! `cargo bench --bench transfer [-- [--quick] [transfers|extensions|scripts|tls]]`:
 //! how fast `ioe` moves files on this machine, against a plain socket copy;
 //! what `HASH`, verified and resumed downloads cost, against reading the
 //! file once and a plain download; and how fast its scripts build big
@@ -23,10 +23,14 @@
 //! The script rows run the same code through `ioe run -e` and through a
 //! stock `rhai::Engine::new()` in this process, in turns, each timed by
 //! the script itself.
+//! The `tls` rows (module `tls_rows`) measure TLS against plain TCP in
+//! the same run.
 //! `--quick` uses small sizes and finishes in seconds; CI runs it to check
 //! that the benchmark works, never how fast it is.
 
 mod common;
+#[path = "transfer_tls/mod.rs"]
+mod tls_rows;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use common::ServeChild;
@@ -164,7 +168,7 @@ print(`us ${(t.elapsed * 1000000.0).to_int()}`);
 ";
 
 /// The names of the groups of rows, as given on the command line.
-const GROUPS: [&str; 3] = ["transfers", "extensions", "scripts"];
+const GROUPS: [&str; 4] = ["transfers", "extensions", "scripts", "tls"];
 
 /// How much of the file the part file of the resumed download holds.
 const CUT: f64 = 0.9;
@@ -215,6 +219,7 @@ struct Groups {
     transfers: bool,
     extensions: bool,
     scripts: bool,
+    tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -243,6 +248,7 @@ fn main() -> ExitCode {
         transfers: wanted("transfers"),
         extensions: wanted("extensions"),
         scripts: wanted("scripts"),
+        tls: wanted("tls"),
     };
     match run(plan, &groups) {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,6 +286,9 @@ fn run(plan: &Plan, groups: &Groups) -> Result<()> {
             started.elapsed().as_secs_f64(),
             own_peak_rss_mib()?
         );
+    }
+    if groups.tls {
+        tls_rows::measure(plan, &mut results)?;
     }
     if groups.scripts {
         measure_scripts(plan, &mut results)?;
@@ -343,6 +352,8 @@ struct Results {
     resumed_cached_ms: Vec<f64>,
     /// The capped-link rows, one per entry of [`LINKS`].
     links: [LinkTimes; LINKS.len()],
+    /// The `tls` rows.
+    tls: tls_rows::TlsTimes,
 }
 
 /// `read_with` of `link.bin` through one capped link (ms): plain, verified
@@ -1051,6 +1062,8 @@ struct Run {
     wall: Duration,
     /// The kernel's high-water mark of its resident memory.
     peak_rss_mib: f64,
+    /// Its CPU time, user and system.
+    cpu: Duration,
     stdout: String,
 }
 
@@ -1133,6 +1146,10 @@ fn run_measured(mut command: Command) -> Result<(Run, Ended)> {
         wall,
         // Linux reports ru_maxrss in KiB
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        cpu: [usage.ru_utime, usage.ru_stime]
+            .iter()
+            .map(|t| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64))
+            .sum(),
         stdout,
     };
     Ok((run, Ended { success, raw }))
@@ -1537,6 +1554,7 @@ impl Results {
             },
         ];
         rows.extend(self.link_rows(plan));
+        rows.extend(self.tls.rows(plan));
         rows.extend([
             Row {
                 vs: Some(1.0),
