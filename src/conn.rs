@@ -95,6 +95,9 @@ struct TlsInner<C> {
     /// `staged[start..end]` is not given to rustls yet.
     start: usize,
     end: usize,
+    /// Records rustls rejected after a read had plaintext to return
+    /// already: the next read fails with it.
+    failed: Option<io::Error>,
 }
 
 /// How many TLS bytes [`TlsInner`] reads from the socket at a time.
@@ -145,6 +148,7 @@ where
                 staged: vec![0; STAGE_SIZE].into_boxed_slice(),
                 start: 0,
                 end: 0,
+                failed: None,
             }),
         })
     }
@@ -155,23 +159,55 @@ where
 
     /// Reads plaintext into `buf`; 0 at the end of the input (a
     /// `close_notify`, or a TCP close without one, as for plain TCP).
+    ///
+    /// Waits only while nothing has arrived; then it goes on decrypting
+    /// what the socket already holds, without waiting, until `buf` is full.
+    /// rustls hands out one record (16 KiB) at a time, and a body read
+    /// record by record would cost its writer (a file, the hasher) a call
+    /// per 16 KiB instead of one per buffer.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let inner = self.get();
+        if let Some(e) = inner.failed.take() {
+            return Err(e);
+        }
+        let mut filled = 0;
         loop {
-            match inner.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+            match inner.conn.reader().read(&mut buf[filled..]) {
+                Ok(0) if filled == 0 => return Ok(0),
+                Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && filled == 0 => return Ok(0),
+                Err(e) if filled == 0 => return Err(e),
+                // the end or the failure shows again on the next call
+                Err(_) => return Ok(filled),
+            }
+            if filled == buf.len() {
+                return Ok(filled);
             }
             if inner.start == inner.end {
-                let got = inner.sock.read(&mut inner.staged)?;
+                let got = if filled == 0 {
+                    inner.sock.read(&mut inner.staged)?
+                } else {
+                    match NoWait(&inner.sock).read(&mut inner.staged) {
+                        Ok(got) if got > 0 => got,
+                        // nothing more yet, the end, or a failure: the
+                        // next call sees it
+                        _ => return Ok(filled),
+                    }
+                };
                 if got == 0 {
                     return Ok(0);
                 }
                 (inner.start, inner.end) = (0, got);
             }
-            inner.feed()?;
+            match inner.feed() {
+                Ok(()) => {}
+                Err(e) if filled == 0 => return Err(e),
+                Err(e) => {
+                    inner.failed = Some(e);
+                    return Ok(filled);
+                }
+            }
             if inner.conn.wants_write() {
                 // a reply of the TLS layer itself (a key update's)
                 inner.flush()?;
@@ -1230,6 +1266,18 @@ mod tests {
         );
         writer.join().unwrap().linger_close();
         assert_eq!(client.read_line(64).unwrap(), Line::Eof);
+    }
+
+    #[test]
+    fn a_tls_read_takes_every_record_that_has_arrived_not_one() {
+        let (mut server, mut client) = tls_pair();
+        server.write_all(&[7u8; 100_000]).unwrap();
+        assert_eq!(pending_within(&client, Pending::Input), Pending::Input);
+        // written whole, so on loopback all of it is in the client's socket
+        thread::sleep(Duration::from_millis(50));
+        let got = client.fill().unwrap();
+        assert!(got > 32 * 1024, "one read took {got} bytes");
+        assert_eq!(client.buffered(), &[7u8; 100_000][..got]);
     }
 
     #[test]
