@@ -1100,6 +1100,18 @@ pub fn trust(addr: SocketAddr) {
     writeln!(file, "{addr} {}", test_certificate().fingerprint).expect("add a known host");
 }
 
+/// The most bytes a connection of this run adds on the wire to `payload`
+/// bytes it carries: none over plain TCP; over TLS, 22 bytes per record
+/// (counted as if each held only 8 KiB: a write's last record is short),
+/// and 8 KiB for the handshake and the session tickets.
+pub fn wire_overhead(payload: u64) -> u64 {
+    if tls_run() {
+        (payload.div_ceil(8 * 1024) + 64) * 22 + 8 * 1024
+    } else {
+        0
+    }
+}
+
 /// The address text for `addr`, with `tls://` when `tls`.
 fn address_text(addr: SocketAddr, tls: bool) -> String {
     if tls {
