@@ -76,7 +76,7 @@ fn every_extension_function_works_in_both_call_styles() {
         s.set_mtime("docs/sub/b.txt", 1000000000);
         set_mtime("docs/sub/", 1100000000);
         "#,
-        addr = server.addr(),
+        addr = server.target(),
         local_copy = put(work.path(), "copy.txt", b"hello\n").display(),
     );
     let run = eval(work.path(), &code);
@@ -123,7 +123,7 @@ fn extension_functions_fail_with_their_documented_kinds() {
     let work = TempDir::new().unwrap();
     let got = caught(
         work.path(),
-        &server.addr().to_string(),
+        &server.target(),
         &[
             r#"s.stat("nope.txt")"#,
             r#"stat("nope.txt")"#,
@@ -179,7 +179,7 @@ fn a_read_only_server_refuses_the_changing_calls_and_answers_the_others() {
     let work = TempDir::new().unwrap();
     let got = caught(
         work.path(),
-        &server.addr().to_string(),
+        &server.target(),
         &[
             r#"s.mkdir("new")"#,
             r#"delete("a.txt")"#,
@@ -279,7 +279,7 @@ fn read_and_write_keep_mtimes_both_ways_unless_told_not_to() {
         print(write("l.txt", "up/fresh.txt", #{{mtime: false}}));
         print(s.write("l.txt", #{{mtime: true}}));
         "#,
-        server.addr()
+        server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(ok(&run), "12\n12\n12\n11\n11\n11\n");
@@ -314,7 +314,7 @@ fn verified_and_resumable_transfers_return_the_size_and_keep_the_bytes() {
         print(read("big.bin", "r.bin", #{{resume: true, verify: false, mtime: true}}));
         print(write("up.bin", "v-up.bin", #{{verify: true}}));
         "#,
-        server.addr()
+        server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(ok(&run), "300000\n300000\n1000\n");
@@ -335,7 +335,7 @@ fn bad_options_are_bad_arguments_naming_the_key_and_nothing_moves() {
     put(work.path(), "up.txt", b"up");
     let got = caught(
         work.path(),
-        &server.addr().to_string(),
+        &server.target(),
         &[
             r#"s.read("a.txt", "got.txt", #{verfy: true})"#,
             r#"read("a.txt", #{mtime: 1})"#,

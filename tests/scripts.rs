@@ -72,7 +72,7 @@ fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
         &common::pseudo_random(2, 10),
     );
     put(work.path(), "photos/index.txt", b"index");
-    let addr = server.addr().to_string();
+    let addr = server.target();
 
     let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "photos/"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
@@ -135,7 +135,7 @@ fn upload_tree_uploads_everything_but_a_dangling_link_and_names_it() {
     put(work.path(), "photos/2024/b.jpg", b"another");
     // the photo it pointed to was deleted
     std::os::unix::fs::symlink("gone.jpg", work.path().join("photos/old.jpg")).unwrap();
-    let addr = server.addr().to_string();
+    let addr = server.target();
 
     let run = run_example(work.path(), "upload_tree.rhai", &[&addr, "photos"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
@@ -171,7 +171,7 @@ fn download_matching_fetches_exactly_the_matching_files() {
     put(server.root(), "reports/old/2023-12.csv", b"dec");
     put(server.root(), "readme.md", b"no");
     let work = TempDir::new().unwrap();
-    let addr = server.addr().to_string();
+    let addr = server.target();
 
     let run = run_example(
         work.path(),
@@ -252,7 +252,7 @@ fn batch_keep_going_downloads_what_it_can_and_exits_1_with_a_summary() {
     put(server.root(), "a.txt", b"aaa");
     put(server.root(), "dir/c.txt", b"cc");
     let work = TempDir::new().unwrap();
-    let addr = server.addr().to_string();
+    let addr = server.target();
 
     let run = run_example(
         work.path(),
@@ -420,7 +420,7 @@ fn nightly_backup_mirrors_a_folder_to_a_real_server_and_a_second_run_copies_noth
     let served = TempDir::new().unwrap();
     // the server refuses uploads over 64 KiB
     let server = ServeProcess::start(served.path(), &["--max-size", "64K"]);
-    let addr = server.addr().to_string();
+    let addr = server.target();
     put(served.path(), "backup/removed locally.txt", b"old");
     let work = TempDir::new().unwrap();
     let home = work.path().join("home");

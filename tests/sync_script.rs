@@ -74,7 +74,7 @@ fn push_and_pull_carry_a_tree_in_both_call_styles_and_a_second_run_copies_nothin
         let r = s.pull("up/", "back");
         print(`again ${{r.files}} ${{r.skipped.len()}}`);
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     let lines: Vec<&str> = ok(&run).lines().collect();
@@ -123,7 +123,7 @@ fn every_option_is_checked_and_a_bad_one_does_nothing() {
         ("#{retry_delay: 61}", "option `retry_delay` takes seconds from 0 to 60, such as 0.5, not 61".into()),
         ("#{retry_delay: \"1s\"}", "option `retry_delay` takes seconds from 0 to 60, such as 0.5, not \"1s\"".into()),
     ];
-    let mut code = format!("let s = connect(\"{}\");\n", server.addr());
+    let mut code = format!("let s = connect(\"{}\");\n", server.target());
     for (options, _) in &cases {
         for call in [
             format!("s.push(\"src\", \"up\", {options})"),
@@ -167,7 +167,7 @@ fn good_options_of_every_type_are_taken() {
         let r = pull("up", "back", #{{retry_delay: 0.25, compare: "size", include: "*.txt"}});
         print(r.copied);
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(
@@ -194,7 +194,7 @@ fn the_result_map_lists_deleted_and_failed_files_and_failures_hold_deletes_back(
         let r = connect("{addr}").push("src", "up", #{{delete: true}});
         print(`${{r.copied}} ${{r.deleted}} ${{r.failed}} ${{r.deletes_held}}`);
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &first);
     let mut lines: Vec<String> = ok(&run).lines().map(str::to_string).collect();
@@ -210,7 +210,7 @@ fn the_result_map_lists_deleted_and_failed_files_and_failures_hold_deletes_back(
         print(r.skipped);
         print(type_of(r.seconds));
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     lines.extend(ok(&run).lines().map(str::to_string));
@@ -254,7 +254,7 @@ fn a_dry_run_changes_nothing_and_plans_exactly_what_the_real_run_does() {
         for p in r.plan {{ print(`${{p.action}} | ${{p.name}} | ${{p.size}} | ${{p.reason}}`); }}
         print(`${{r.files}} ${{r.copied}} ${{r.made}} ${{r.deleted}}`);
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(
@@ -271,7 +271,7 @@ fn a_dry_run_changes_nothing_and_plans_exactly_what_the_real_run_does() {
         let r = connect("{addr}").push("src", "up", #{{delete: true}});
         print(`${{r.made}} ${{r.copied.map(|c| c.name)}} ${{r.deleted}} ${{r.plan}}`);
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(
@@ -294,7 +294,7 @@ fn the_call_throws_only_when_the_sync_cannot_run() {
             try {{ f.call(); print("no error"); }} catch (e) {{ print(`${{e.kind}} | ${{e.message}}`); }}
         }}
         "#,
-        addr = server.addr()
+        addr = server.target()
     );
     let run = eval(work.path(), &code);
     assert_eq!(
@@ -316,7 +316,7 @@ fn with_progress_on_the_call_prints_a_summary_on_stderr() {
     make_tree(&work.path().join("src"));
     let code = format!(
         "connect(\"{}\"); push(\"src\", \"up\"); push(\"src\", \"up\", #{{dry_run: true}});",
-        server.addr()
+        server.target()
     );
     let run = eval_with(work.path(), "--progress", &code);
     assert_eq!(run.code, Some(0), "{run:#?}");
@@ -481,7 +481,7 @@ fn held_pull(work: &Path, server: &TestServer, progress: &str) -> (Relay, Child)
         "connect(\"{}\"); \
          try {{ pull(\"t\", \"back\", #{{parallel: 1}}); }} catch (e) {{ print(`caught ${{e.kind}}`); }} \
          print(\"went on\");",
-        relay.addr
+        common::target(relay.addr)
     );
     let child = spawn_ioe(work, &["run", progress, "-e", &code]);
     relay.wait_held();
