@@ -14,7 +14,9 @@
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
-//! - [`tls`]: certificates, fingerprints and the client's pinned trust;
+//! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
+//!   known hosts, certificate authorities);
+//! - [`known_hosts`]: the file of servers trusted by fingerprint;
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
@@ -22,6 +24,7 @@ pub mod cancel;
 pub mod conn;
 pub mod digest;
 pub mod error;
+pub mod known_hosts;
 pub mod partial;
 pub mod progress;
 pub mod protocol;

@@ -31,6 +31,27 @@ enum Command {
     /// Prompt for IOE/1 commands and Rhai code (see docs/repl.md); piped
     /// input runs as a batch.
     Repl(ReplArgs),
+    /// Trust a TLS server's certificate by its fingerprint (a line of the
+    /// known-hosts file), or forget a server with --forget.
+    Trust(TrustArgs),
+}
+
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// Remove the server's line instead (after its certificate was changed
+    /// on purpose).
+    #[arg(long)]
+    forget: bool,
+    /// The server: tls://host:port or host[:port] (port 7070 if none).
+    #[arg(value_name = "SERVER")]
+    server: String,
+    /// Its fingerprint, `SHA256:…` as `ioe serve --tls` prints it.
+    #[arg(
+        value_name = "FINGERPRINT",
+        required_unless_present = "forget",
+        conflicts_with = "forget"
+    )]
+    fingerprint: Option<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -156,6 +177,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Run(args)) => Ok(run(args)),
         Some(Command::Repl(args)) => Ok(repl(args)),
+        Some(Command::Trust(args)) => trust(args),
         None if std::io::stdin().is_terminal() => Ok(repl(ReplArgs::default())),
         None => {
             complain(format_args!(
@@ -263,6 +285,48 @@ fn repl(args: ReplArgs) -> ExitCode {
         progress,
         keep_going: args.keep_going,
     }))
+}
+
+/// `ioe trust SERVER FINGERPRINT` and `ioe trust --forget SERVER`: edits
+/// the known-hosts file and says what it did.
+fn trust(args: TrustArgs) -> Result<ExitCode> {
+    use ioe::known_hosts::{self, Added};
+    let (text, _) = ioe::session::split_scheme(&args.server);
+    let addr =
+        ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?;
+    let addr = known_hosts::key(&addr);
+    let file = known_hosts::path()?;
+    let said = match args.fingerprint {
+        Some(fingerprint) => match known_hosts::add(&file, &addr, &fingerprint)? {
+            Added::New(known) => format!(
+                "ioe: trusted {addr} {fingerprint} (added as line {} of {})",
+                known.line,
+                file.display()
+            ),
+            Added::Already(known) => format!(
+                "ioe: {addr} {fingerprint} is trusted already (line {} of {})",
+                known.line,
+                file.display()
+            ),
+        },
+        None => {
+            let gone = known_hosts::forget(&file, &addr)?;
+            if gone.is_empty() {
+                anyhow::bail!(
+                    "{addr} is not in the known-hosts file `{}`: nothing to forget",
+                    file.display()
+                );
+            }
+            let fingerprints: Vec<&str> = gone.iter().map(|k| k.fingerprint.as_str()).collect();
+            format!(
+                "ioe: forgot {addr} {} (removed from {})",
+                fingerprints.join(" "),
+                file.display()
+            )
+        }
+    };
+    writeln!(std::io::stdout(), "{said}").context("cannot print on stdout")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves `args.root` on `args.listen` (already `host:port`) until a

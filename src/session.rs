@@ -23,6 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -52,13 +53,16 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// The scheme that asks for TLS in an address: `tls://host:port`.
 pub const TLS_SCHEME: &str = "tls://";
 
-/// How a session speaks TLS, and whom it trusts.
+/// How a session speaks TLS, and whom it trusts (see [`crate::tls::Trust`]
+/// for the order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// The pinned fingerprint (`SHA256:…`, as `ioe serve --tls` prints
-    /// it): the one certificate accepted. Without one, every server is
-    /// refused, with its fingerprint in the message.
+    /// A pinned fingerprint (`SHA256:…`, as `ioe serve --tls` prints it):
+    /// then that one certificate alone is accepted.
     pub fingerprint: Option<String>,
+    /// A PEM file of certificate authorities to trust instead of the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// An address as typed, split into `host:port` and whether it asks for
@@ -118,6 +122,17 @@ impl Session {
         io_timeout: Duration,
     ) -> Result<Session> {
         let op = format!("connect to `{addr}`");
+        let trust = match tls {
+            Some(tls) => Some(
+                crate::tls::Trust::for_server(
+                    addr,
+                    tls.fingerprint.as_deref(),
+                    tls.ca_file.as_deref(),
+                )
+                .map_err(|e| Error::new(ErrorKind::ConnectFailed, &op, format!("{e:#}")))?,
+            ),
+            None => None,
+        };
         let candidates = addr.to_socket_addrs().map_err(|e| {
             Error::new(
                 ErrorKind::ConnectFailed,
@@ -129,9 +144,9 @@ impl Session {
         for candidate in candidates {
             match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
-                    let conn = match (Conn::new(stream), tls) {
-                        (Ok(conn), Some(tls)) => start_tls(conn, addr, tls, connect_timeout)
-                            .map_err(|cause| Error::new(ErrorKind::ConnectFailed, &op, cause))?,
+                    let conn = match (Conn::new(stream), &trust) {
+                        (Ok(conn), Some(trust)) => start_tls(conn, addr, trust, connect_timeout)
+                            .map_err(|refused| refused.error(&op))?,
                         (conn, _) => conn.map_err(|e| {
                             Error::new(ErrorKind::ConnectFailed, &op, e.to_string())
                         })?,
@@ -509,45 +524,65 @@ fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
 }
 
+/// Why a TLS handshake failed: the cause a user reads, and the
+/// fingerprint of a server met for the first time.
+struct TlsRefused {
+    cause: String,
+    first_contact: Option<String>,
+}
+
+impl TlsRefused {
+    fn error(self, op: &str) -> Error {
+        let mut error = Error::new(ErrorKind::ConnectFailed, op, self.cause);
+        error.first_contact = self
+            .first_contact
+            .map(|fingerprint| Box::new(crate::error::FirstContact { fingerprint }));
+        error
+    }
+}
+
 /// Runs the TLS handshake of a new connection to `addr` within `limit`,
-/// trusting only the pinned fingerprint; the error is the cause a user
-/// reads: the fingerprint to pin, or both fingerprints when they differ.
+/// trusting what `trust` trusts; the error says why the server was
+/// refused and how to go on.
 fn start_tls(
     conn: Conn,
     addr: &str,
-    tls: &TlsOptions,
+    trust: &crate::tls::Trust,
     limit: Duration,
-) -> std::result::Result<Conn, String> {
+) -> std::result::Result<Conn, TlsRefused> {
+    let plain = |cause: String| TlsRefused {
+        cause,
+        first_contact: None,
+    };
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    let name = crate::tls::server_name(host).map_err(|e| e.to_string())?;
-    let (config, seen) = crate::tls::client_config(tls.fingerprint.clone());
+    let name = crate::tls::server_name(host).map_err(|e| plain(e.to_string()))?;
+    let (config, seen) = crate::tls::trusting_config(trust.clone());
     let deadline = Instant::now()
         .checked_add(limit)
         .unwrap_or_else(Instant::now);
     match conn.connect_tls(config, name, deadline) {
         Ok(conn) => Ok(conn),
         Err(e) => {
-            let shown = seen
+            let refusal = seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            Err(match (shown, &tls.fingerprint) {
-                (Some(shown), None) => format!(
-                    "the server's certificate is not trusted yet; its fingerprint is {shown}. \
-                     If that is the fingerprint `ioe serve --tls` printed, trust it with \
-                     connect(\"{addr}\", #{{tls: true, fingerprint: \"{shown}\"}})"
-                ),
-                (Some(shown), Some(pinned)) if &shown != pinned => format!(
-                    "the server's certificate does not match the pinned fingerprint: \
-                     expected {pinned}, the server showed {shown}. If the server's \
-                     certificate was changed on purpose, pin the new fingerprint"
-                ),
-                _ if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => format!(
-                    "the TLS handshake did not complete within {} s",
-                    limit.as_secs()
-                ),
-                _ => format!("TLS handshake failed: {e} (is the server started with `--tls`?)"),
-            })
+                .take();
+            match refusal {
+                Some(refusal) => Err(TlsRefused {
+                    cause: refusal.message(addr, trust.known_file.as_deref()),
+                    first_contact: matches!(refusal, crate::tls::Refusal::Unknown { .. })
+                        .then(|| refusal.shown().to_string()),
+                }),
+                None if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => {
+                    Err(plain(format!(
+                        "the TLS handshake did not complete within {} s",
+                        limit.as_secs()
+                    )))
+                }
+                None => Err(plain(format!(
+                    "TLS handshake failed: {e} (is the server started with `--tls`?)"
+                ))),
+            }
         }
     }
 }

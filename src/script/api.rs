@@ -293,15 +293,17 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
 }
 
 /// The option keys `connect` takes.
-const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint"];
+const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "ca_file"];
 
 /// The TLS that `connect`'s options map asks for: `tls` (a bool, also true
-/// for a `tls://` address) and `fingerprint` (`SHA256:…`, which implies
-/// TLS). An unknown key or a value of the wrong type is `bad_argument`.
+/// for a `tls://` address), `fingerprint` (`SHA256:…`) and `ca_file` (a
+/// PEM file of authorities), which both need TLS. An unknown key or a
+/// value of the wrong type is `bad_argument`.
 fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Option<TlsOptions>> {
     let op = format!("connect to `{addr}`");
     let mut tls = scheme_tls;
     let mut fingerprint = None;
+    let mut ca_file = None;
     for (key, value) in options {
         match key.as_str() {
             "tls" => {
@@ -319,7 +321,7 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
                         format!("{op}: option `fingerprint` takes a string, not a {kind}"),
                     )
                 })?;
-                if !text.starts_with("SHA256:") {
+                if !crate::known_hosts::is_fingerprint(&text) {
                     return Err(throw(
                         BAD_ARGUMENT,
                         format!(
@@ -329,6 +331,15 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
                     ));
                 }
                 fingerprint = Some(text);
+            }
+            "ca_file" => {
+                let path = value.into_string().map_err(|kind| {
+                    throw(
+                        BAD_ARGUMENT,
+                        format!("{op}: option `ca_file` takes a file name, not a {kind}"),
+                    )
+                })?;
+                ca_file = Some(PathBuf::from(path));
             }
             _ => {
                 let keys: Vec<String> = CONNECT_OPTIONS.iter().map(|k| format!("`{k}`")).collect();
@@ -342,13 +353,21 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
             }
         }
     }
-    if fingerprint.is_some() && !tls {
-        return Err(throw(
-            BAD_ARGUMENT,
-            format!("{op}: a fingerprint needs TLS; add `tls: true`"),
-        ));
+    for (given, what) in [
+        (fingerprint.is_some(), "a fingerprint"),
+        (ca_file.is_some(), "a CA file"),
+    ] {
+        if given && !tls {
+            return Err(throw(
+                BAD_ARGUMENT,
+                format!("{op}: {what} needs TLS; add `tls: true` or write `tls://{addr}`"),
+            ));
+        }
     }
-    Ok(tls.then_some(TlsOptions { fingerprint }))
+    Ok(tls.then_some(TlsOptions {
+        fingerprint,
+        ca_file,
+    }))
 }
 
 fn connect(
