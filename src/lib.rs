@@ -17,6 +17,7 @@
 //! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
 //!   known hosts, certificate authorities);
 //! - [`known_hosts`]: the file of servers trusted by fingerprint;
+//! - [`servers`]: named servers (`servers.toml`) for `connect("backup")`;
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
@@ -33,6 +34,7 @@ pub mod repl;
 pub mod root;
 pub mod script;
 pub mod server;
+pub mod servers;
 pub mod session;
 pub mod sync;
 pub mod tls;

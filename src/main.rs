@@ -57,9 +57,10 @@ struct TrustArgs {
 #[derive(clap::Args, Default)]
 #[command(group = clap::ArgGroup::new("bars").multiple(false))]
 struct ReplArgs {
-    /// Connect to this server before the first line (port 7070 if none
-    /// is given).
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = ioe::addr::connect_addr)]
+    /// Connect to this server before the first line: HOST[:PORT] (port
+    /// 7070 if none is given), tls://HOST[:PORT] for TLS, or a name from
+    /// the servers file.
+    #[arg(long, value_name = "SERVER", value_parser = ioe::repl::forms::connect_target)]
     connect: Option<String>,
     /// Keep no history file.
     #[arg(long)]

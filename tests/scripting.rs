@@ -1047,8 +1047,9 @@ fn a_call_with_the_wrong_arguments_shows_how_to_call_it() {
             // ARGS are strings, so this is the likeliest slip
             "connect(\"127.0.0.1\", ARGS[0])",
             "error: Function not found: connect (string, string); \
-             call it as connect(host, port), connect(\"host:port\"), \
-             connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"}) or connect(server); \
+             call it as connect(host, port), connect(\"host:port\"), connect(\"name\"), \
+             connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"}) \
+             or connect(server); \
              port is a number (`parse_int(ARGS[1])` makes one of an argument)",
         ),
         (

@@ -447,3 +447,195 @@ fn a_certificate_an_authority_signed_is_accepted_by_its_name_only() {
         "{message}"
     );
 }
+
+/// `ioe repl ARGS` on a pseudo-terminal with the test's environment; the
+/// process is killed on drop.
+fn repl(env: &Env, args: &[&str]) -> rexpect::session::PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .arg("repl")
+        .arg("--no-history")
+        .args(args)
+        .current_dir(&env.work)
+        .envs(env.vars())
+        .env("HOME", env.tmp.path())
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let options = rexpect::session::Options::default()
+        .timeout_ms(Some(60_000))
+        .strip_ansi_escape_codes(true);
+    let mut pty = rexpect::session::spawn_with_options(command, options).expect("start ioe");
+    pty.exp_string("Ctrl-D leaves.").unwrap();
+    pty
+}
+
+#[test]
+fn the_repl_asks_on_first_contact_and_records_a_yes() {
+    let env = Env::new();
+    fs::write(env.root.join("here.txt"), "x").unwrap();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let fp = &server.fingerprint;
+
+    let mut pty = repl(&env, &["--connect", &format!("tls://{addr}")]);
+    pty.exp_string(&format!("Its fingerprint is {fp}")).unwrap();
+    pty.exp_string("and connect? (y/N) ").unwrap();
+    pty.send_line("n").unwrap();
+    pty.exp_string("the server's certificate is not trusted")
+        .unwrap();
+    pty.exp_string("ioe> ").unwrap();
+    assert!(!env.known_hosts.exists(), "a no records nothing");
+
+    // the command form asks again; yes records the line and connects
+    pty.send_line(&format!("CONNECT,tls://127.0.0.1,{}", server.port))
+        .unwrap();
+    pty.exp_string(&format!("Its fingerprint is {fp}")).unwrap();
+    pty.exp_string("and connect? (y/N) ").unwrap();
+    pty.send_line("y").unwrap();
+    pty.exp_string(&format!("connected to {addr} over TLS"))
+        .unwrap();
+    pty.exp_string(&format!("ioe {addr}> ")).unwrap();
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("{addr} {fp}\n")
+    );
+    pty.send_line("LIST").unwrap();
+    pty.exp_string("here.txt").unwrap();
+    // known now: connecting again asks nothing
+    pty.send_line(&format!("connect(\"tls://{addr}\"); print(\"again\")"))
+        .unwrap();
+    let before = pty.exp_string("again").unwrap();
+    assert!(!before.contains("(y/N)"), "{before}");
+    pty.send_line("QUIT").unwrap();
+    pty.exp_eof().unwrap();
+}
+
+#[test]
+fn piped_input_does_not_ask_and_fails_like_a_script() {
+    let env = Env::new();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let run = env.ioe(&["repl", "--connect", &format!("tls://{addr}")], &[]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(!run.stdout.contains("(y/N)"), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "trust it with: ioe trust tls://{addr} {}",
+            server.fingerprint
+        )),
+        "{run:?}"
+    );
+    assert!(!env.known_hosts.exists());
+}
+
+/// Writes the servers file `servers.toml` in the test's config folder.
+fn servers_file(env: &Env, text: &str) {
+    let dir = env.tmp.path().join("config/ioe");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("servers.toml"), text).unwrap();
+}
+
+#[test]
+fn a_named_server_connects_everywhere_and_the_call_wins() {
+    let env = Env::new();
+    fs::write(env.root.join("named.txt"), "x").unwrap();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let port = server.port;
+    let fp = &server.fingerprint;
+    servers_file(
+        &env,
+        &format!(
+            "# my servers\n[backup]\naddress = \"tls://127.0.0.1:{port}\"\n\
+             fingerprint = \"{fp}\"\n"
+        ),
+    );
+    assert_eq!(
+        env.connect("connect(\"backup\")"),
+        Ok("[\"named.txt\"]".into())
+    );
+    // the call's options win over the file's
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (_, message) = env
+        .connect(&format!(
+            "connect(\"backup\", #{{fingerprint: \"{wrong}\"}})"
+        ))
+        .unwrap_err();
+    assert!(
+        message.contains(&format!("expected {wrong}, the server showed {fp}")),
+        "{message}"
+    );
+    // `CONNECT,backup` and `--connect backup`, from a pipe
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["repl", "--connect", "backup"])
+        .current_dir(&env.work)
+        .envs(env.vars())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Child(command.spawn().unwrap());
+    let mut input = child.0.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        input
+            .write_all(b"LIST\nBYE\nCONNECT,backup\nLIST\n")
+            .unwrap();
+    });
+    let run = finish(child, feeder);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout
+            .matches(&format!("connected to 127.0.0.1:{port} over TLS"))
+            .count(),
+        2,
+        "{run:?}"
+    );
+    assert_eq!(run.stdout.matches("named.txt").count(), 2, "{run:?}");
+    // a name the file lacks is a host name as before
+    let (_, message) = env.connect("connect(\"nosuchname\")").unwrap_err();
+    assert!(
+        message.contains("connect to `nosuchname:7070`"),
+        "{message}"
+    );
+    // IOE_CONFIG names another file; a mistake in it is named
+    let other = env.tmp.path().join("other.toml");
+    fs::write(&other, "[backup]\naddres = \"x\"\n").unwrap();
+    let (kind, message) = env
+        .connect_with("connect(\"backup\")", &[("IOE_CONFIG", &other)])
+        .unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.contains(&format!(
+            "the servers file `{}` is not valid",
+            other.display()
+        )) && message.contains("unknown field `addres`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn parallel_sessions_and_known_hosts_trust_need_no_pin() {
+    let env = Env::new();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    assert_eq!(
+        env.ioe(&["trust", &addr, &server.fingerprint], &[]).code,
+        Some(0)
+    );
+    let local = env.work.join("tree");
+    fs::create_dir(&local).unwrap();
+    for i in 0..12 {
+        fs::write(local.join(format!("f{i}.txt")), format!("file {i}")).unwrap();
+    }
+    let code = format!(
+        "connect(\"tls://{addr}\"); let r = push(\"tree\", \"tree\", #{{parallel: 4}}); \
+         print(r.failed.len());"
+    );
+    let run = env.ioe(&["run", "--no-progress", "-e", &code], &[]);
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), "0\n"), "{run:?}");
+    for i in 0..12 {
+        assert_eq!(
+            fs::read_to_string(env.root.join(format!("tree/f{i}.txt"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+}

@@ -184,6 +184,9 @@ impl Repl {
             "ioe {} — IOE/1 commands and Rhai code. `help` lists them; Tab completes; Ctrl-D leaves.",
             env!("CARGO_PKG_VERSION")
         );
+        self.host
+            .borrow_mut()
+            .set_trust_prompt(Rc::new(ask_to_trust));
         if let Some(addr) = &options.connect {
             // a typo in --connect should not cost the session: say so and go on
             if let Err(failure) = self.run_form(Form::Connect(addr.clone())) {
@@ -400,9 +403,16 @@ impl Repl {
                 self.quit();
                 Ok(Next::Quit)
             }
-            Form::Connect(addr) => {
-                let _session = self.call(&format!("connect({})", rhai_string(&addr)))?;
-                say!("connected to {addr}");
+            Form::Connect(target) => {
+                let _session = self.call(&format!("connect({})", rhai_string(&target)))?;
+                let host = self.host.borrow();
+                let addr = host.current_addr().unwrap_or(target);
+                let tls = if host.current_tls().flatten().is_some() {
+                    " over TLS"
+                } else {
+                    ""
+                };
+                say!("connected to {addr}{tls}");
                 Ok(Next::Prompt)
             }
             Form::List(dir) => {
@@ -743,6 +753,27 @@ fn remember(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: 
         return false;
     }
     true
+}
+
+/// Asks on the terminal whether to trust the TLS server at `addr`, met for
+/// the first time, with a line editor of its own (Ctrl-C or Ctrl-D: no).
+/// Only the REPL at a terminal asks; piped input fails as a script does.
+fn ask_to_trust(addr: &str, fingerprint: &str, known_hosts: &Path) -> bool {
+    say!(
+        "The TLS server {addr} is not known: no certificate authority vouches for its \
+         certificate, and the known-hosts file {} has no line for it.",
+        known_hosts.display()
+    );
+    say!("Its fingerprint is {fingerprint}");
+    say!("Compare it with the one `ioe serve --tls` printed on the server.");
+    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+        return false;
+    };
+    let answer = editor.readline(&format!(
+        "Trust it (adds a line to {}) and connect? (y/N) ",
+        known_hosts.display()
+    ));
+    matches!(answer, Ok(text) if matches!(text.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Remote names for completion: a listing of `dir` over a short-lived

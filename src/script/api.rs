@@ -87,19 +87,12 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         .register_type_with_name::<ServerHandle>("Server");
 
     let st = Rc::clone(state);
-    reg.func("connect", move |addr: &str| {
-        let (text, tls) = split_scheme(addr);
-        let addr = connect_addr(text)
-            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        connect(&st, &addr, tls.then(TlsOptions::default))
+    reg.func("connect", move |target: &str| {
+        connect_to(&st, target, Map::new())
     });
     let st = Rc::clone(state);
-    reg.func("connect", move |addr: &str, options: Map| {
-        let (text, scheme_tls) = split_scheme(addr);
-        let host_port = connect_addr(text)
-            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        let tls = connect_options(addr, options, scheme_tls)?;
-        connect(&st, &host_port, tls)
+    reg.func("connect", move |target: &str, options: Map| {
+        connect_to(&st, target, options)
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
@@ -295,15 +288,56 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
 /// The option keys `connect` takes.
 const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "ca_file"];
 
-/// The TLS that `connect`'s options map asks for: `tls` (a bool, also true
-/// for a `tls://` address), `fingerprint` (`SHA256:…`) and `ca_file` (a
-/// PEM file of authorities), which both need TLS. An unknown key or a
-/// value of the wrong type is `bad_argument`.
-fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Option<TlsOptions>> {
+/// `connect(target, options)`: `target` is a server named in the servers
+/// file ([`crate::servers`]), or an address (`tls://` for TLS); the call's
+/// options win over the file's.
+fn connect_to(state: &Rc<RefCell<State>>, target: &str, options: Map) -> Fallible<ScriptSession> {
+    let op = format!("connect to `{target}`");
+    let (addr, named) = match named_server(target)? {
+        Some(named) => {
+            let tls = named.tls.then(|| TlsOptions {
+                fingerprint: named.fingerprint.clone(),
+                ca_file: named.ca_file.clone(),
+            });
+            (named.addr, tls)
+        }
+        None => {
+            let (text, tls) = split_scheme(target);
+            let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
+            (addr, tls.then(TlsOptions::default))
+        }
+    };
+    let tls = connect_options(target, options, named)?;
+    connect(state, &addr, tls)
+}
+
+/// The server named `target` in the servers file, if `target` could be a
+/// name and the file names it; a broken file is `bad_argument`.
+fn named_server(target: &str) -> Fallible<Option<crate::servers::Named>> {
+    if !crate::servers::could_be_name(target) {
+        return Ok(None);
+    }
+    let Some(file) = crate::servers::path() else {
+        return Ok(None);
+    };
+    crate::servers::find(&file, target)
+        .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{target}`: {e:#}")))
+}
+
+/// The TLS that `connect`'s options map asks for, over `given` (what the
+/// address or the servers file asks for): `tls` (a bool), `fingerprint`
+/// (`SHA256:…`) and `ca_file` (a PEM file of authorities), which both need
+/// TLS. An unknown key or a value of the wrong type is `bad_argument`.
+fn connect_options(
+    addr: &str,
+    options: Map,
+    given: Option<TlsOptions>,
+) -> Fallible<Option<TlsOptions>> {
     let op = format!("connect to `{addr}`");
-    let mut tls = scheme_tls;
-    let mut fingerprint = None;
-    let mut ca_file = None;
+    let mut tls = given.is_some();
+    let given = given.unwrap_or_default();
+    let mut fingerprint = given.fingerprint;
+    let mut ca_file = given.ca_file;
     for (key, value) in options {
         match key.as_str() {
             "tls" => {
@@ -376,12 +410,49 @@ fn connect(
     tls: Option<TlsOptions>,
 ) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
-    let mut session = Session::connect_cancellable_with(addr, tls, &cancel).map_err(from_client)?;
+    let mut session = match Session::connect_cancellable_with(addr, tls.clone(), &cancel) {
+        Err(e) if e.first_contact.is_some() => {
+            trust_and_connect_again(state, addr, tls, e).map_err(from_client)?
+        }
+        result => result.map_err(from_client)?,
+    };
     let mut st = state.borrow_mut();
     session.set_progress(st.progress);
     let session = ScriptSession(Rc::new(RefCell::new(session)));
     st.current = Some(session.clone());
     Ok(session)
+}
+
+/// After a first contact with the TLS server at `addr`: when the host can
+/// ask (the REPL at a terminal) and the user says yes, records its
+/// fingerprint in the known-hosts file and connects again; otherwise the
+/// refusal stands.
+fn trust_and_connect_again(
+    state: &Rc<RefCell<State>>,
+    addr: &str,
+    tls: Option<TlsOptions>,
+    refused: Error,
+) -> Result<Session, Error> {
+    let prompt = state.borrow().trust_prompt.clone();
+    let (Some(prompt), Some(first), Ok(file)) = (
+        prompt,
+        refused.first_contact.as_deref(),
+        crate::known_hosts::path(),
+    ) else {
+        return Err(refused);
+    };
+    if !prompt(addr, &first.fingerprint, &file) {
+        return Err(refused);
+    }
+    crate::known_hosts::add(&file, addr, &first.fingerprint).map_err(|e| {
+        Error::new(
+            ErrorKind::LocalIo,
+            format!("connect to `{addr}`"),
+            format!("cannot record the server's fingerprint: {e:#}"),
+        )
+    })?;
+    let cancel = state.borrow().cancel.clone();
+    Session::connect_cancellable_with(addr, tls, &cancel)
 }
 
 /// The current session, or a `not_connected` error for operation `op`.

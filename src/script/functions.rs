@@ -111,11 +111,12 @@ pub const API: &[FunctionDoc] = &[
             &[
                 "connect(host, port)",
                 "connect(\"host:port\")",
-                "connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"})",
+                "connect(\"name\")",
+                "connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"})",
                 "connect(server)",
             ],
             Side::Connect,
-            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting the pinned fingerprint) and makes it the current one",
+            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting an authority, the known-hosts file or a pinned fingerprint; a name from the servers file) and makes it the current one",
         )
     },
     f(
@@ -629,8 +630,8 @@ mod tests {
         assert_eq!(
             usage("connect").as_deref(),
             Some(
-                "connect(host, port), connect(\"host:port\"), \
-                 connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"}) or \
+                "connect(host, port), connect(\"host:port\"), connect(\"name\"), \
+                 connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"}) or \
                  connect(server); port is a number (`parse_int(ARGS[1])` makes one of an argument)"
             )
         );

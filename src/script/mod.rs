@@ -67,7 +67,15 @@ pub(crate) struct State {
     temp_dirs: Vec<TempDir>,
     cancel: CancelToken,
     progress: bool,
+    /// Asks the user whether to trust a TLS server met for the first time
+    /// (the REPL at a terminal); scripts never ask.
+    trust_prompt: Option<TrustPrompt>,
 }
+
+/// Asks whether to trust the TLS server at `addr` (`host:port`), met for
+/// the first time, whose certificate has `fingerprint`; a yes records it in
+/// the known-hosts file `known_hosts`.
+pub type TrustPrompt = Rc<dyn Fn(&str, &str, &std::path::Path) -> bool>;
 
 /// Registers functions and properties and remembers their names, to check
 /// them against [`functions::API`] and [`functions::PROPERTIES`].
@@ -140,6 +148,7 @@ impl Host {
             temp_dirs: Vec::new(),
             cancel: options.cancel.clone(),
             progress: options.progress,
+            trust_prompt: None,
         }));
         let mut engine = configured_engine(options.cancel.clone());
         let (names, properties) = register_api(&mut engine, &state);
@@ -188,6 +197,12 @@ impl Host {
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.functions);
         self.functions.clear_statements();
         result.map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
+    }
+
+    /// Lets `connect` ask, with `prompt`, whether to trust a TLS server met
+    /// for the first time, instead of failing.
+    pub fn set_trust_prompt(&mut self, prompt: TrustPrompt) {
+        self.state.borrow_mut().trust_prompt = Some(prompt);
     }
 
     /// The address of the current session, if it is open.
@@ -430,6 +445,7 @@ mod tests {
             temp_dirs: Vec::new(),
             cancel: CancelToken::new(),
             progress: false,
+            trust_prompt: None,
         }));
         let mut engine = configured_engine(CancelToken::new());
         let (registered, properties) = register_api(&mut engine, &state);
