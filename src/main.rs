@@ -42,7 +42,8 @@ struct TrustArgs {
     /// on purpose).
     #[arg(long)]
     forget: bool,
-    /// The server: tls://host:port or host[:port] (port 7070 if none).
+    /// The server: tls://host:port or host[:port] (port 7070 if none), or
+    /// a name from the servers file.
     #[arg(value_name = "SERVER")]
     server: String,
     /// Its fingerprint, `SHA256:…` as `ioe serve --tls` prints it.
@@ -292,9 +293,19 @@ fn repl(args: ReplArgs) -> ExitCode {
 /// the known-hosts file and says what it did.
 fn trust(args: TrustArgs) -> Result<ExitCode> {
     use ioe::known_hosts::{self, Added};
-    let (text, _) = ioe::session::split_scheme(&args.server);
-    let addr =
-        ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?;
+    let named = match ioe::servers::path() {
+        Some(file) if ioe::servers::could_be_name(&args.server) => {
+            ioe::servers::find(&file, &args.server)?
+        }
+        _ => None,
+    };
+    let addr = match named {
+        Some(named) => named.addr,
+        None => {
+            let (text, _) = ioe::session::split_scheme(&args.server);
+            ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?
+        }
+    };
     let addr = known_hosts::key(&addr);
     let file = known_hosts::path()?;
     let said = match args.fingerprint {

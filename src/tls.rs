@@ -148,8 +148,8 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Whom a client trusts for one server, in this order: the `pinned`
 /// fingerprint alone when one is given; else a line of the known-hosts file
-/// with the certificate's fingerprint, or a certificate that chains to
-/// `authority` and is for the host name; else nothing.
+/// with the certificate's fingerprint, or a certificate that chains to the
+/// `authorities` and is for the host name; else nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
     /// A fingerprint given for this connection: exactly that certificate.
@@ -159,19 +159,27 @@ pub struct Trust {
     /// The known-hosts file they come from, for messages (`None` when
     /// there is none: no state folder).
     pub known_file: Option<PathBuf>,
-    /// The authorities: the `ca_file`'s certificates, or the system's.
-    pub authority: Option<Arc<WebPkiServerVerifier>>,
-    /// Why there are no system authorities, when that is so.
-    pub authority_note: Option<String>,
+    /// The certificate authorities.
+    pub authorities: Authorities,
+}
+
+/// The certificate authorities a client trusts.
+#[derive(Debug, Clone, Default)]
+pub enum Authorities {
+    /// The system's, loaded once per process when first needed (a server
+    /// accepted through the known-hosts file never loads them).
+    #[default]
+    System,
+    /// Those of a CA file.
+    File(Arc<WebPkiServerVerifier>),
 }
 
 impl Trust {
     /// The trust for `addr` (`host:port`): `pinned` alone when given; else
     /// the known-hosts lines for it and the authorities of `ca_file` (PEM)
-    /// or else the system's (loaded once per process; `SSL_CERT_FILE` and
-    /// `SSL_CERT_DIR` replace them). A known-hosts file that cannot be read
-    /// or holds a bad line, and a CA file without a usable certificate, are
-    /// errors.
+    /// or else the system's (`SSL_CERT_FILE` and `SSL_CERT_DIR` replace
+    /// them). A known-hosts file that cannot be read or holds a bad line,
+    /// and a CA file without a usable certificate, are errors.
     pub fn for_server(addr: &str, pinned: Option<&str>, ca_file: Option<&Path>) -> Result<Trust> {
         if let Some(pinned) = pinned {
             return Ok(Trust {
@@ -184,19 +192,15 @@ impl Trust {
             Some(file) => crate::known_hosts::lookup(file, addr)?,
             None => Vec::new(),
         };
-        let (authority, authority_note) = match ca_file {
-            Some(file) => (Some(ca_file_verifier(file)?), None),
-            None => match system_verifier() {
-                Ok(verifier) => (Some(verifier), None),
-                Err(note) => (None, Some(note)),
-            },
+        let authorities = match ca_file {
+            Some(file) => Authorities::File(ca_file_verifier(file)?),
+            None => Authorities::System,
         };
         Ok(Trust {
             pinned: None,
             known,
             known_file,
-            authority,
-            authority_note,
+            authorities,
         })
     }
 }
@@ -425,10 +429,16 @@ impl Verifier {
         if trust.known.iter().any(|k| k.fingerprint == shown) {
             return Ok(());
         }
-        let by_authority = trust.authority.as_ref().map(|authority| {
+        let (authority, note) = match &trust.authorities {
+            Authorities::File(verifier) => (Some(Arc::clone(verifier)), None),
+            Authorities::System => match system_verifier() {
+                Ok(verifier) => (Some(verifier), None),
+                Err(note) => (None, Some(note)),
+            },
+        };
+        let failure = match authority.map(|authority| {
             authority.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        });
-        let failure = match by_authority {
+        }) {
             Some(Ok(_)) => return Ok(()),
             Some(Err(e)) => Some(e),
             None => None,
@@ -454,10 +464,7 @@ impl Verifier {
                 })
             }
             Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) | None => {
-                Err(Refusal::Unknown {
-                    shown,
-                    note: trust.authority_note.clone(),
-                })
+                Err(Refusal::Unknown { shown, note })
             }
             Some(other) => Err(Refusal::Unknown {
                 shown,

@@ -427,6 +427,19 @@ fn a_certificate_an_authority_signed_is_accepted_by_its_name_only() {
         )),
         Ok("[]".into())
     );
+    // a CA file needs TLS
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"localhost:{port}\", #{{ca_file: \"{ca}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.ends_with(&format!(
+            "a CA file needs TLS; add `tls: true` or write `tls://localhost:{port}`"
+        )),
+        "{message}"
+    );
     // a CA file without a certificate is named
     let empty = env.tmp.path().join("empty.pem");
     fs::File::create(&empty)
@@ -590,6 +603,13 @@ fn a_named_server_connects_everywhere_and_the_call_wins() {
         "{run:?}"
     );
     assert_eq!(run.stdout.matches("named.txt").count(), 2, "{run:?}");
+    // `ioe trust` takes the name too
+    let trusted = env.ioe(&["trust", "backup", fp], &[]);
+    assert_eq!(trusted.code, Some(0), "{trusted:?}");
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("127.0.0.1:{port} {fp}\n")
+    );
     // a name the file lacks is a host name as before
     let (_, message) = env.connect("connect(\"nosuchname\")").unwrap_err();
     assert!(

@@ -387,11 +387,11 @@ fn connect_options(
             }
         }
     }
-    for (given, what) in [
+    for (set, what) in [
         (fingerprint.is_some(), "a fingerprint"),
         (ca_file.is_some(), "a CA file"),
     ] {
-        if given && !tls {
+        if set && !tls {
             return Err(throw(
                 BAD_ARGUMENT,
                 format!("{op}: {what} needs TLS; add `tls: true` or write `tls://{addr}`"),
