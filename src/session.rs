@@ -113,8 +113,10 @@ impl Session {
 
     /// Like [`connect_within`](Self::connect_within) to `addr`
     /// (`host:port`), over TLS when `tls` is given: the server's
-    /// certificate must be the one whose fingerprint is pinned, and the
-    /// handshake must be done within `connect_timeout`.
+    /// certificate must be trusted ([`crate::tls::Trust`]: a pinned
+    /// fingerprint, the known-hosts file, an authority), and the handshake
+    /// must be done within `connect_timeout`. A server met for the first
+    /// time fails with [`Error::first_contact`] set.
     pub fn connect_with(
         addr: &str,
         tls: Option<&TlsOptions>,

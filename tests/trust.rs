@@ -514,6 +514,14 @@ fn the_repl_asks_on_first_contact_and_records_a_yes() {
     );
     pty.send_line("LIST").unwrap();
     pty.exp_string("here.txt").unwrap();
+    // Tab completion's side connection is trusted the same way, unasked
+    pty.send("READ,he\t").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("READ,here.txt").unwrap();
+    pty.send("\r").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("received `here.txt`").unwrap();
+    assert_eq!(fs::read_to_string(env.work.join("here.txt")).unwrap(), "x");
     // known now: connecting again asks nothing
     pty.send_line(&format!("connect(\"tls://{addr}\"); print(\"again\")"))
         .unwrap();
