@@ -340,7 +340,7 @@ impl Refusal {
                      is for{example}, or, if this is the server you mean, trust its \
                      fingerprint {shown} with: {trust}",
                     if names.is_empty() {
-                        "no name".to_string()
+                        "other names".to_string()
                     } else {
                         names.join(", ")
                     }
@@ -390,6 +390,7 @@ pub fn trusting_config(trust: Trust) -> (Arc<ClientConfig>, Seen) {
         .with_no_client_auth();
     (Arc::new(config), seen)
 }
+
 /// The server name a TLS client sends for `host` (a name or an address).
 pub fn server_name(host: &str) -> Result<ServerName<'static>> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -418,13 +419,13 @@ impl Verifier {
         let shown = fingerprint(end_entity);
         let trust = &self.trust;
         if let Some(pinned) = &trust.pinned {
-            return match *pinned == shown {
-                true => Ok(()),
-                false => Err(Refusal::NotPinned {
-                    shown,
-                    pinned: pinned.clone(),
-                }),
-            };
+            if *pinned == shown {
+                return Ok(());
+            }
+            return Err(Refusal::NotPinned {
+                shown,
+                pinned: pinned.clone(),
+            });
         }
         if trust.known.iter().any(|k| k.fingerprint == shown) {
             return Ok(());
@@ -539,5 +540,13 @@ mod tests {
             fingerprint(b"abc"),
             "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0"
         );
+    }
+
+    #[test]
+    fn webpki_names_are_shown_plain() {
+        assert_eq!(plain_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+        assert_eq!(join_name("::1"), "[::1]");
     }
 }
