@@ -7,34 +7,37 @@
 
 mod common;
 
-use common::{Child, Raw, Run, ServeProcess, TestServer, put, run_ioe, spawn_ioe};
+use common::{Child, Raw, Run, ServeProcess, TestServer, finish, put, run_ioe, spawn_ioe};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::symlink;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
-/// Folders for one test: the served root and a working folder (token
-/// file, scripts), side by side.
+/// Folders for one test: the served root, a working folder (token file,
+/// scripts) and a state folder for TLS, side by side.
 struct Dirs {
     _tmp: TempDir,
     root: PathBuf,
     work: PathBuf,
+    state: PathBuf,
 }
 
 impl Dirs {
     fn new() -> Dirs {
         let tmp = TempDir::new().unwrap();
-        let [root, work] = ["root", "work"].map(|name| tmp.path().join(name));
-        for dir in [&root, &work] {
+        let [root, work, state] = ["root", "work", "state"].map(|name| tmp.path().join(name));
+        for dir in [&root, &work, &state] {
             fs::create_dir(dir).unwrap();
         }
         Dirs {
             _tmp: tmp,
             root,
             work,
+            state,
         }
     }
 
@@ -379,4 +382,205 @@ fn a_missing_token_file_is_refused_at_start() {
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("cannot read the token file"), "{run:?}");
+}
+
+/// `ioe run -e CODE` in `dir` with `IOE_TOKEN` set to `token` (unset when
+/// `None`).
+fn eval_with_token(dir: &Path, code: &str, token: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["run", "--no-progress", "-e", code])
+        .current_dir(dir)
+        .env_remove("IOE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(token) = token {
+        command.env("IOE_TOKEN", token);
+    }
+    let child = Child(command.spawn().expect("start ioe run"));
+    finish(child, std::thread::spawn(|| {}))
+}
+
+/// `ioe serve --tls --auth tokens` with its state folder in `d.state`;
+/// returns it and its certificate's fingerprint.
+fn serve_tls(d: &Dirs) -> (ServeProcess, String) {
+    let tokens = d.tokens_arg();
+    let mut server = ServeProcess::start_with_env(
+        &d.root,
+        &["--tls", "--auth", &tokens],
+        &[("XDG_STATE_HOME", d.state.as_os_str())],
+    );
+    let line = server.next_stdout_line();
+    let fingerprint = line.rsplit(' ').next().unwrap().to_string();
+    assert!(fingerprint.starts_with("SHA256:"), "{line}");
+    (server, fingerprint)
+}
+
+#[test]
+fn a_minted_token_works_over_tls_from_the_options_a_file_and_ioe_token() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    put(&d.root, "a.txt", b"hello");
+    let (server, fingerprint) = serve_tls(&d);
+    let addr = server.addr();
+    let code = format!(
+        r#"let s = connect("tls://{addr}", #{{fingerprint: "{fingerprint}", token: "{token}"}});
+           print(s.identity); read("a.txt", "got.txt"); write("got.txt", "up.txt");"#
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "alice\n"),
+        "{run:?}"
+    );
+    assert_eq!(fs::read(d.work.join("got.txt")).unwrap(), b"hello");
+    assert_eq!(fs::read(d.root.join("up.txt")).unwrap(), b"hello");
+    fs::write(d.work.join("token"), format!("{token}\n")).unwrap();
+    let code = format!(
+        r#"let s = connect("tls://{addr}", #{{fingerprint: "{fingerprint}", token_file: "token"}});
+           print(s.identity); print(list().len());"#
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "alice\n2\n"),
+        "{run:?}"
+    );
+    // a cron job keeps the token out of the script
+    let code = format!(
+        r#"let s = connect("tls://{addr}", #{{fingerprint: "{fingerprint}"}}); print(s.identity);"#
+    );
+    let run = eval_with_token(&d.work, &code, Some(&token));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "alice\n"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn the_parallel_sessions_of_a_push_authenticate_too() {
+    let d = Dirs::new();
+    let token = d.mint("backup", &["--folder", "backups"]);
+    fs::create_dir(d.root.join("backups")).unwrap();
+    for i in 0..12 {
+        put(
+            &d.work,
+            &format!("site/f{i:02}.txt"),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let (server, fingerprint) = serve_tls(&d);
+    let addr = server.addr();
+    let code = format!(
+        r#"connect("tls://{addr}", #{{fingerprint: "{fingerprint}"}});
+           let r = push("site", "www", #{{parallel: 4}});
+           print(r.files); print(r.failed.len());"#
+    );
+    let run = eval_with_token(&d.work, &code, Some(&token));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "12\n0\n"),
+        "{run:?}"
+    );
+    for i in 0..12 {
+        let copied = fs::read(d.root.join(format!("backups/www/f{i:02}.txt"))).unwrap();
+        assert_eq!(copied, format!("file {i}").as_bytes());
+    }
+}
+
+/// The `kind` and `message` of the error `code` throws, with `IOE_TOKEN`
+/// set to `token`.
+fn thrown(dir: &Path, code: &str, token: Option<&str>) -> (String, String) {
+    let code = format!(
+        "try {{ {code}; print(\"no error\"); }} catch (e) {{ print(e.kind); print(e.message); }}"
+    );
+    let run = eval_with_token(dir, &code, token);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let mut lines = run.stdout.lines();
+    let kind = lines.next().unwrap_or_default().to_string();
+    (kind, lines.collect::<Vec<_>>().join("\n"))
+}
+
+#[test]
+fn a_client_without_a_token_is_told_how_to_give_one() {
+    let d = Dirs::new();
+    d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let addr = server.addr();
+    let (kind, message) = thrown(&d.work, &format!(r#"connect("{addr}"); list()"#), None);
+    assert_eq!(kind, "refused");
+    assert!(
+        message.contains("server said: authentication required"),
+        "{message}"
+    );
+    assert!(message.contains("token: "), "{message}");
+    assert!(message.contains("IOE_TOKEN"), "{message}");
+}
+
+#[test]
+fn a_refused_token_says_so_and_is_never_shown() {
+    let d = Dirs::new();
+    d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let addr = server.addr();
+    let wrong = "ioe_5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e7";
+    let (kind, message) = thrown(&d.work, &format!(r#"connect("{addr}")"#), Some(wrong));
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(
+            "the server refused the token from the environment variable IOE_TOKEN \
+             and closed the connection"
+        ),
+        "{message}"
+    );
+    let code = format!(r#"connect("{addr}", #{{token: "{wrong}"}})"#);
+    let (kind, message) = thrown(&d.work, &code, None);
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("refused the token from the option `token`"),
+        "{message}"
+    );
+    assert!(!message.contains("5ec2e7"), "{message}");
+    server.wait_for_log(&["AUTH -> refused"]);
+    assert!(!server.log().contains("5ec2e7"), "{}", server.log());
+}
+
+#[test]
+fn a_token_is_never_sent_in_clear_text_off_loopback() {
+    let d = Dirs::new();
+    // 192.0.2.1 is reserved for documentation: the client refuses before
+    // connecting, so nothing is sent anywhere
+    let code = r#"connect("192.0.2.1:7070", #{token: "ioe_0123"})"#;
+    let (kind, message) = thrown(&d.work, code, None);
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(
+            "refusing to send the token from the option `token` in clear text to \
+             192.0.2.1:7070, which is not a loopback address; connect with tls://192.0.2.1:7070"
+        ),
+        "{message}"
+    );
+    let (kind, message) = thrown(&d.work, r#"connect("192.0.2.1", 7070)"#, Some("ioe_0123"));
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("from the environment variable IOE_TOKEN in clear text"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_token_for_a_server_that_takes_none_is_not_an_error() {
+    let d = Dirs::new();
+    put(&d.root, "a.txt", b"hello");
+    let server = ServeProcess::start(&d.root, &[]);
+    let addr = server.addr();
+    let code = format!(r#"let s = connect("{addr}"); print(s.identity); print(list().len());"#);
+    let run = eval_with_token(&d.work, &code, Some("ioe_0123"));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "\n1\n"),
+        "{run:?}"
+    );
 }

@@ -751,10 +751,10 @@ fn remember(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: 
 /// interrupt Tab), and a failed listing never closes the session itself,
 /// so its next command reports what really happened.
 fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
-    let (Some(addr), Some(tls)) = (host.current_addr(), host.current_tls()) else {
+    let (Some(addr), Some(options)) = (host.current_addr(), host.current_options()) else {
         return Vec::new();
     };
-    Session::connect_with(&addr, tls.as_ref(), LISTING_TIMEOUT, LISTING_TIMEOUT)
+    Session::connect_with(&addr, &options, LISTING_TIMEOUT, LISTING_TIMEOUT)
         .and_then(|mut lister| lister.list(dir))
         .unwrap_or_default()
         .into_iter()

@@ -8,11 +8,12 @@
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
 use crate::addr::{connect_addr, join_host_port};
+use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::{Session, TlsOptions, TransferOptions, split_scheme};
+use crate::session::{ConnectOptions, Session, TlsOptions, TransferOptions, split_scheme};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -36,9 +37,14 @@ impl ScriptSession {
         self.0.borrow().addr().to_string()
     }
 
-    /// The TLS options the session was opened with; `None` for plain TCP.
-    pub fn tls(&self) -> Option<TlsOptions> {
-        self.0.borrow().tls().cloned()
+    /// How the session connected (TLS, token), for a side connection.
+    pub fn options(&self) -> ConnectOptions {
+        self.0.borrow().options().clone()
+    }
+
+    /// The identity the server named for the session's token, if any.
+    pub fn identity(&self) -> Option<String> {
+        self.0.borrow().identity().map(str::to_string)
     }
 
     /// Whether the session can still send requests.
@@ -89,17 +95,26 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     let st = Rc::clone(state);
     reg.func("connect", move |addr: &str| {
         let (text, tls) = split_scheme(addr);
-        let addr = connect_addr(text)
+        let host_port = connect_addr(text)
             .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        connect(&st, &addr, tls.then(TlsOptions::default))
+        let options = ConnectOptions {
+            tls: tls.then(TlsOptions::default),
+            token: env_token(addr)?,
+        };
+        connect(&st, &host_port, options)
     });
     let st = Rc::clone(state);
-    reg.func("connect", move |addr: &str, options: Map| {
+    reg.func("connect", move |addr: &str, mut options: Map| {
         let (text, scheme_tls) = split_scheme(addr);
         let host_port = connect_addr(text)
             .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
+        let token = token_option(addr, &mut options)?;
         let tls = connect_options(addr, options, scheme_tls)?;
-        connect(&st, &host_port, tls)
+        let token = match token {
+            Some(token) => Some(token),
+            None => env_token(addr)?,
+        };
+        connect(&st, &host_port, ConnectOptions { tls, token })
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
@@ -112,16 +127,24 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
                     format!("connect to `{host}`: port {port} is not between 1 and 65535"),
                 )
             })?;
-        connect(&st, &join_host_port(host, port), None)
+        let options = ConnectOptions {
+            tls: None,
+            token: env_token(host)?,
+        };
+        connect(&st, &join_host_port(host, port), options)
     });
     let st = Rc::clone(state);
+    // an embedded server takes no tokens
     reg.func("connect", move |server: ServerHandle| {
-        connect(&st, &server.addr, None)
+        connect(&st, &server.addr, ConnectOptions::default())
     });
 
     // methods on a session
     reg.getter("addr", |s: &mut ScriptSession| s.addr());
     reg.getter("is_open", |s: &mut ScriptSession| s.is_open());
+    reg.getter("identity", |s: &mut ScriptSession| {
+        s.identity().map_or(Dynamic::UNIT, Dynamic::from)
+    });
     reg.func("list", |s: &mut ScriptSession| list(s, None));
     reg.func("list", |s: &mut ScriptSession, dir: &str| {
         list(s, Some(dir))
@@ -293,7 +316,41 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
 }
 
 /// The option keys `connect` takes.
-const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint"];
+const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "token", "token_file"];
+
+/// The token in `IOE_TOKEN`, for a `connect` given none.
+fn env_token(addr: &str) -> Fallible<Option<Token>> {
+    Token::from_env().map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))
+}
+
+/// Takes `token` (the token itself) or `token_file` (a file holding it)
+/// out of `connect`'s options map; both at once, or a value of the wrong
+/// type, is `bad_argument`. The token never appears in a message.
+fn token_option(addr: &str, options: &mut Map) -> Fallible<Option<Token>> {
+    let op = format!("connect to `{addr}`");
+    let text = |key: &str, value: Dynamic| {
+        value.into_string().map_err(|kind| {
+            throw(
+                BAD_ARGUMENT,
+                format!("{op}: option `{key}` takes a string, not a {kind}"),
+            )
+        })
+    };
+    let bad = |e: String| throw(BAD_ARGUMENT, format!("{op}: {e}"));
+    match (options.remove("token"), options.remove("token_file")) {
+        (Some(_), Some(_)) => Err(throw(
+            BAD_ARGUMENT,
+            format!("{op}: give `token` or `token_file`, not both"),
+        )),
+        (Some(value), None) => Token::new(&text("token", value)?, "the option `token`")
+            .map(Some)
+            .map_err(bad),
+        (None, Some(value)) => Token::from_file(Path::new(&text("token_file", value)?))
+            .map(Some)
+            .map_err(bad),
+        (None, None) => Ok(None),
+    }
+}
 
 /// The TLS that `connect`'s options map asks for: `tls` (a bool, also true
 /// for a `tls://` address) and `fingerprint` (`SHA256:…`, which implies
@@ -354,10 +411,11 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
 fn connect(
     state: &Rc<RefCell<State>>,
     addr: &str,
-    tls: Option<TlsOptions>,
+    options: ConnectOptions,
 ) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
-    let mut session = Session::connect_cancellable_with(addr, tls, &cancel).map_err(from_client)?;
+    let mut session =
+        Session::connect_cancellable_with(addr, options, &cancel).map_err(from_client)?;
     let mut st = state.borrow_mut();
     session.set_progress(st.progress);
     let session = ScriptSession(Rc::new(RefCell::new(session)));
