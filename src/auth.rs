@@ -487,6 +487,19 @@ pub fn list(path: &Path) -> Result<Vec<Grant>, String> {
     Ok(parse(path, &text)?.into_iter().map(|l| l.grant).collect())
 }
 
+/// Whether `text` holds what looks like a minted token: [`TOKEN_PREFIX`]
+/// and at least 32 hex digits (the REPL keeps such a line out of its
+/// history).
+pub fn holds_token(text: &str) -> bool {
+    text.match_indices(TOKEN_PREFIX).any(|(at, prefix)| {
+        text[at + prefix.len()..]
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .count()
+            >= 32
+    })
+}
+
 /// A client's token. `Debug` and `Display` say where it came from, never
 /// what it is.
 #[derive(Clone)]
@@ -705,6 +718,16 @@ mod tests {
         assert!(matches!(reload, Some(Reload::Failed(_))));
         // the same failure is not reported on every attempt
         assert_eq!(file.check(two.as_bytes()).1, None);
+    }
+
+    #[test]
+    fn lines_holding_a_minted_token_are_recognised() {
+        let token = mint().unwrap();
+        assert!(holds_token(&format!(
+            "connect(\"h\", #{{token: \"{token}\"}})"
+        )));
+        assert!(!holds_token("connect(\"h\", #{token_file: \"ioe_token\"})"));
+        assert!(!holds_token("print(\"ioe_0123\")"));
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct ConnectOptions {
 
 impl ConnectOptions {
     /// TLS with default trust when `tls` is true, no token.
-    pub fn tls(tls: bool) -> ConnectOptions {
+    pub fn with_tls(tls: bool) -> ConnectOptions {
         ConnectOptions {
             tls: tls.then(TlsOptions::default),
             token: None,
@@ -134,7 +134,12 @@ impl Session {
         io_timeout: Duration,
     ) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        Session::connect_with(addr, &ConnectOptions::tls(tls), connect_timeout, io_timeout)
+        Session::connect_with(
+            addr,
+            &ConnectOptions::with_tls(tls),
+            connect_timeout,
+            io_timeout,
+        )
     }
 
     /// Like [`connect_within`](Self::connect_within) to `addr`
@@ -227,7 +232,7 @@ impl Session {
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        Session::connect_cancellable_with(addr, ConnectOptions::tls(tls), cancel)
+        Session::connect_cancellable_with(addr, ConnectOptions::with_tls(tls), cancel)
     }
 
     /// [`connect_cancellable`](Self::connect_cancellable) to `addr`

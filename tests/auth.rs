@@ -584,3 +584,38 @@ fn a_token_for_a_server_that_takes_none_is_not_an_error() {
         "{run:?}"
     );
 }
+
+#[test]
+fn repl_connect_takes_the_token_from_ioe_token() {
+    let d = Dirs::new();
+    let token = d.mint("shell", &[]);
+    put(&d.root, "listed.txt", b"x");
+    let server = d.serve(&[]);
+    let addr = server.addr().to_string();
+    let repl = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command
+            .args(["repl", "--no-history", "--connect", &addr])
+            .current_dir(&d.work)
+            .env_remove("IOE_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(token) = token {
+            command.env("IOE_TOKEN", token);
+        }
+        let mut child = Child(command.spawn().expect("start ioe repl"));
+        let mut stdin = child.0.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, b"LIST\n");
+        });
+        finish(child, feeder)
+    };
+    let run = repl(Some(&token));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("listed.txt"), "{run:?}");
+    let run = repl(None);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("authentication required"), "{run:?}");
+    assert!(run.stderr.contains("IOE_TOKEN"), "{run:?}");
+}

@@ -667,6 +667,10 @@ fn tab_completion_on_a_server_with_tokens_authenticates_with_the_sessions_token(
     repl.expect("received `report-2026.pdf` (3 bytes)");
     repl.prompt(Some(server.addr()));
     assert_eq!(repl.quit(), 0);
+    // the line with the token was kept out of the history file
+    let saved = fs::read_to_string(folders.state.path().join("ioe/history")).unwrap();
+    assert!(saved.contains("READ,report-2026.pdf"), "{saved}");
+    assert!(!saved.contains(&token[4..]), "{saved}");
 }
 
 #[test]

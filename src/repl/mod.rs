@@ -705,12 +705,16 @@ fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf>
 
 /// Keeps `line` for Up: in the history file while there is one that can
 /// be written (forgetting the file once it cannot), and for this run only
-/// otherwise.
+/// otherwise. A line holding a token (`connect(…, #{token: "ioe_…"})`) is
+/// not kept at all, so no secret lands in the history file.
 fn record(
     editor: &mut Editor<ReplHelper, FileHistory>,
     history_file: &mut Option<PathBuf>,
     line: &str,
 ) {
+    if crate::auth::holds_token(line) {
+        return;
+    }
     if let Some(path) = history_file
         && !remember(editor, path, line)
     {
