@@ -26,6 +26,10 @@ pub fn is_reserved(file_name: &[u8]) -> bool {
 /// Start of the server's reply when a file does not exist; the client maps it
 /// to [`crate::ErrorKind::NotFound`].
 pub const NOT_FOUND: &str = "no such file or folder";
+/// The refusal of a request before `AUTH` succeeded (after `ERROR: `).
+pub const AUTH_REQUIRED: &str = "authentication required";
+/// The refusal of a wrong token (after `ERROR: `); the server then closes.
+pub const AUTH_FAILED: &str = "authentication failed; closing";
 /// How the server marks an `ERROR:` after which it closes the connection:
 /// the message ends with it, or with it, a comma and a reason naming no file.
 pub const CLOSING: &str = "; closing";

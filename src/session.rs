@@ -21,7 +21,9 @@ pub use crate::auth::Token;
 use crate::cancel::{CancelToken, InFlight};
 use crate::conn::{self, Conn, Line, Pending};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, Entry, Extension, Features, MAX_LINE, Request, Status};
+use crate::protocol::{
+    self, AUTH_FAILED, AUTH_REQUIRED, Entry, Extension, Features, MAX_LINE, Request, Status,
+};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -84,11 +86,6 @@ impl ConnectOptions {
         }
     }
 }
-
-/// The server's refusal of a request before `AUTH` (see `docs/protocol.md`).
-const AUTH_REQUIRED: &str = "authentication required";
-/// The server's refusal of a wrong token, after which it closes.
-const AUTH_FAILED: &str = "authentication failed; closing";
 
 /// An address as typed, split into `host:port` and whether it asks for
 /// TLS (a [`TLS_SCHEME`] prefix).

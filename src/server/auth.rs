@@ -5,14 +5,9 @@
 
 use super::{Connection, Flow};
 use crate::auth::{Access, Check, Reload, Token};
-use crate::protocol::{Extension, Request};
+use crate::protocol::{AUTH_FAILED, AUTH_REQUIRED, Extension, Request};
 use std::io;
 use std::sync::Arc;
-
-/// The refusal of a request before authentication.
-pub(crate) const AUTH_REQUIRED: &str = "authentication required";
-/// The refusal of a wrong token; the server then closes.
-pub(crate) const AUTH_FAILED: &str = "authentication failed; closing";
 
 /// Whether a request may come before the session authenticated.
 pub(super) fn allowed_before_auth(request: &Request) -> bool {
