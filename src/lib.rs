@@ -2,6 +2,7 @@
 //! protocol. The layers, bottom up:
 //!
 //! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
+//! - [`auth`]: the server's token file, minting tokens, the client's [`auth::Token`];
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`rate`]: the minimum rate and stall limit of the server's transfers;
 //! - [`conn`]: every byte of a connection: a stream (plain TCP or TLS) with one
@@ -21,6 +22,7 @@
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
+pub mod auth;
 pub mod cancel;
 pub mod conn;
 pub mod digest;

@@ -34,6 +34,9 @@ enum Command {
     /// Trust a TLS server's certificate by its fingerprint (a line of the
     /// known-hosts file), or forget a server with --forget.
     Trust(TrustArgs),
+    /// Mint, revoke or list the tokens of a token file (`serve --auth`).
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +56,41 @@ struct TrustArgs {
         conflicts_with = "forget"
     )]
     fingerprint: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token: add its line (label, access, digest, folder) to the
+    /// file, created with mode 0600 if missing, and print the token once.
+    New {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+        /// Its name in the file and in the server's log: letters, digits,
+        /// `.`, `_` or `-`.
+        #[arg(long, value_name = "NAME")]
+        label: String,
+        /// Refuse this token's uploads and other changes.
+        #[arg(long)]
+        read_only: bool,
+        /// Make this sub-folder of the served root the token's root.
+        #[arg(long, value_name = "SUB")]
+        folder: Option<String>,
+    },
+    /// Remove a token's line: servers refuse it from their next `AUTH` on.
+    Revoke {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+        /// The label of the token to remove.
+        label: String,
+    },
+    /// List the labels, access and folders of a token file (never secrets).
+    List {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -159,6 +197,14 @@ struct ServeArgs {
     /// The certificate's private key (PEM) for --tls.
     #[arg(long, value_name = "FILE", requires = "tls", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Require a token from this file (made with `ioe token new`); it is
+    /// read again when it changes, so revoking needs no restart.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Serve on a non-loopback address without --tls and --auth anyway
+    /// (only on a network you trust).
+    #[arg(long)]
+    allow_unprotected: bool,
 }
 
 /// Parses a count or a number of seconds that must not be 0.
@@ -180,6 +226,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => Ok(run(args)),
         Some(Command::Repl(args)) => Ok(repl(args)),
         Some(Command::Trust(args)) => trust(args),
+        Some(Command::Token(command)) => token(command),
         None if std::io::stdin().is_terminal() => Ok(repl(ReplArgs::default())),
         None => {
             complain(format_args!(
@@ -344,6 +391,12 @@ fn trust(args: TrustArgs) -> Result<ExitCode> {
 /// Serves `args.root` on `args.listen` (already `host:port`) until a
 /// signal, which lets requests in flight finish within `--grace`.
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if args.auth.is_some() && args.legacy {
+        anyhow::bail!(
+            "--legacy and --auth cannot go together: the original design's clients \
+             cannot send a token; drop one of them"
+        );
+    }
     if args.tls && args.legacy {
         anyhow::bail!(
             "--legacy and --tls cannot go together: the original design's clients \
@@ -356,6 +409,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let auth = match &args.auth {
+        Some(path) => Some(Arc::new(
+            ioe::auth::TokenFile::load(path).map_err(|why| anyhow::anyhow!("--auth: {why}"))?,
+        )),
+        None => None,
+    };
+    let tokens = auth.clone();
     let config = Config {
         root: args.root,
         read_only: args.read_only,
@@ -370,6 +430,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tls: identity
             .as_ref()
             .map(|identity| Arc::clone(&identity.config)),
+        auth,
+        ..Config::default()
     };
     let root = config.root.clone();
     let server = Server::bind(args.listen.as_str(), config).map_err(|e| {
@@ -385,6 +447,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             args.listen
         ))
     })?;
+    refuse_unprotected(
+        &server,
+        &args.listen,
+        args.tls,
+        args.auth.is_some(),
+        args.allow_unprotected,
+    )?;
     let handle = server.shutdown_handle()?;
     ioe::cancel::on_signals(move |_| handle.shutdown())
         .context("cannot install the signal handler")?;
@@ -405,6 +474,91 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         )
         .context("cannot print the certificate's fingerprint on stdout")?;
     }
+    if let Some(tokens) = &tokens {
+        let count = tokens.len();
+        let plural = if count == 1 { "" } else { "s" };
+        writeln!(
+            std::io::stdout(),
+            "ioe: {count} token{plural} from {}, read again when it changes",
+            tokens.path().display()
+        )
+        .context("cannot print the token file on stdout")?;
+    }
     server.run()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to serve on a non-loopback address without both TLS and
+/// tokens, unless `--allow-unprotected` says to.
+fn refuse_unprotected(
+    server: &Server,
+    listen: &str,
+    tls: bool,
+    auth: bool,
+    allowed: bool,
+) -> Result<()> {
+    let bound = server.local_addr()?;
+    if allowed || bound.ip().is_loopback() || (tls && auth) {
+        return Ok(());
+    }
+    let missing = match (tls, auth) {
+        (false, false) => "--tls and --auth FILE",
+        (false, true) => "--tls (tokens would travel in clear text)",
+        _ => "--auth FILE (anyone who reaches it could use the folder)",
+    };
+    anyhow::bail!(
+        "refusing to serve on {listen}, which is not a loopback address, without {missing}: \
+         other machines could read and change the folder. Add --tls and --auth FILE \
+         (`ioe token new --auth FILE --label NAME` mints a token), listen on 127.0.0.1, \
+         or pass --allow-unprotected to serve anyway on a network you trust"
+    )
+}
+
+/// `ioe token new|revoke|list`.
+fn token(command: TokenCommand) -> Result<ExitCode> {
+    match command {
+        TokenCommand::New {
+            auth,
+            label,
+            read_only,
+            folder,
+        } => {
+            let access = if read_only {
+                ioe::auth::Access::ReadOnly
+            } else {
+                ioe::auth::Access::ReadWrite
+            };
+            let grant = ioe::auth::Grant {
+                label,
+                access,
+                folder,
+            };
+            let token = ioe::auth::add(&auth, &grant).map_err(anyhow::Error::msg)?;
+            writeln!(std::io::stdout(), "{token}").context("cannot print the token")?;
+            complain(format_args!(
+                "ioe: token `{}` ({}) added to {}; it is shown only this once. A client \
+                 uses it with IOE_TOKEN=<token> in its environment, or \
+                 connect(\"tls://host\", #{{token: \"<token>\"}})",
+                grant.label,
+                grant.describe(),
+                auth.display()
+            ));
+        }
+        TokenCommand::Revoke { auth, label } => {
+            ioe::auth::revoke(&auth, &label).map_err(anyhow::Error::msg)?;
+            complain(format_args!(
+                "ioe: token `{label}` removed from {}; servers refuse it from their next AUTH on",
+                auth.display()
+            ));
+        }
+        TokenCommand::List { auth } => {
+            let mut out = std::io::stdout().lock();
+            for grant in ioe::auth::list(&auth).map_err(anyhow::Error::msg)? {
+                let folder = grant.folder.as_deref().unwrap_or("");
+                writeln!(out, "{}\t{}\t{folder}", grant.label, grant.access.as_str())
+                    .context("cannot print the list")?;
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

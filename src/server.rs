@@ -6,8 +6,10 @@
 //! unterminated requests in legacy mode; a graceful stop that lets
 //! transfers finish within a grace period.
 
+mod auth;
 mod extensions;
 
+use crate::auth::TokenFile;
 use crate::conn::{BodyError, Closer, Conn, Line, is_timeout};
 use crate::digest::{Algorithm, DigestCache, FileStamp};
 use crate::protocol::{
@@ -15,6 +17,7 @@ use crate::protocol::{
 };
 use crate::rate::{Pace, RateFloor, Slow};
 use crate::root::Root;
+use auth::allowed_before_auth;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
@@ -41,6 +44,9 @@ const MAX_REFUSING: usize = 16;
 /// How long a TLS client has to send its first byte and complete the
 /// handshake, on the connection's own thread.
 pub const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(5);
+/// The default [`Config::auth_time`]: how long after connecting a client
+/// of a server with `--auth` has to authenticate.
+pub const AUTH_TIME: Duration = Duration::from_secs(5);
 /// What a plain-text client of a TLS server is told, in plain text.
 pub const TLS_REQUIRED: &str = "ERROR: this server requires TLS; closing\n";
 /// A temporary file unchanged for this long, or for twice the idle timeout
@@ -93,6 +99,12 @@ pub struct Config {
     pub grace: Duration,
     /// Speak TLS with this configuration (`--tls`); plain TCP when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Require a token of this file (`--auth`) before any request but
+    /// `FEATURES`, `AUTH` and `BYE`.
+    pub auth: Option<Arc<TokenFile>>,
+    /// With [`auth`](Config::auth): a connection that has not
+    /// authenticated this long after it was accepted is closed.
+    pub auth_time: Duration,
 }
 
 impl Default for Config {
@@ -109,6 +121,8 @@ impl Default for Config {
             quiet: false,
             grace: Duration::from_secs(5),
             tls: None,
+            auth: None,
+            auth_time: AUTH_TIME,
         }
     }
 }
@@ -123,7 +137,7 @@ pub struct Server {
 /// share.
 struct Shared {
     config: Config,
-    root: Root,
+    root: Arc<Root>,
     stopping: AtomicBool,
     /// Set by a second shutdown request: the grace period ends at once.
     hurry: AtomicBool,
@@ -221,8 +235,17 @@ impl Server {
     }
 
     /// Serves on an already bound listener (tests bind `127.0.0.1:0` first).
+    /// Legacy mode with a token file is refused: the original design's
+    /// clients cannot authenticate.
     pub fn new(listener: TcpListener, config: Config) -> io::Result<Server> {
-        let root = Root::new(&config.root)?;
+        if config.legacy && config.auth.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "legacy mode and a token file cannot go together: the original design's \
+                 clients cannot authenticate",
+            ));
+        }
+        let root = Arc::new(Root::new(&config.root)?);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -383,6 +406,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 shared: &thread_shared,
                 id,
             };
+            let accepted = Instant::now();
             let conn = match &thread_shared.config.tls {
                 Some(tls) => match start_tls(&thread_shared, conn, tls, &peer) {
                     Some(conn) => conn,
@@ -390,11 +414,19 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 },
                 None => conn,
             };
+            let config = &thread_shared.config;
             let mut connection = Connection {
                 shared: &thread_shared,
                 conn,
                 peer,
                 id,
+                root: Arc::clone(&thread_shared.root),
+                read_only: config.read_only,
+                label: None,
+                auth_by: config
+                    .auth
+                    .as_ref()
+                    .map(|_| accepted.checked_add(config.auth_time).unwrap_or(accepted)),
             };
             if let Err(e) = connection.serve() {
                 let why = connection.failure(&e);
@@ -625,6 +657,16 @@ struct Connection<'a> {
     peer: String,
     /// Its key in the live set.
     id: u64,
+    /// The folder this session sees: the server's root, or the sub-folder
+    /// its token grants.
+    root: Arc<Root>,
+    /// Refuse every change (`--read-only`, or a read-only token).
+    read_only: bool,
+    /// The label of the token it authenticated with, shown in its log lines.
+    label: Option<String>,
+    /// While a token is required and none was accepted yet: when the
+    /// connection is closed if still without one.
+    auth_by: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -673,9 +715,9 @@ impl Connection<'_> {
     /// idle timeout.
     fn read_request(&mut self) -> io::Result<Incoming> {
         let idle_timeout = self.shared.config.idle_timeout;
-        let line = self
-            .conn
-            .read_line_by(MAX_LINE, deadline_after(idle_timeout));
+        let deadline = deadline_after(idle_timeout);
+        let deadline = self.auth_by.map_or(deadline, |by| by.min(deadline));
+        let line = self.conn.read_line_by(MAX_LINE, deadline);
         self.conn.set_read_timeout(Some(idle_timeout))?;
         Ok(match line {
             Ok(Line::Complete(line)) => Incoming::Line {
@@ -704,6 +746,9 @@ impl Connection<'_> {
                 self.close_with_error(&format!(
                     "request line longer than {MAX_LINE} bytes; closing"
                 ));
+            }
+            End::IdleTimeout if self.auth_by.is_some_and(|by| Instant::now() >= by) => {
+                self.say_no_auth();
             }
             End::IdleTimeout if self.conn.buffered().is_empty() => {
                 self.log("idle timeout");
@@ -743,6 +788,9 @@ impl Connection<'_> {
                 });
             }
         };
+        if self.auth_by.is_some() && !allowed_before_auth(&request) {
+            return self.refuse_unauthenticated(&request);
+        }
         match request {
             Request::List(dir) => self.list(dir.as_deref()),
             Request::Read(name) => self.read(&name, terminated),
@@ -752,13 +800,14 @@ impl Connection<'_> {
                 self.conn.write_all(b"OK bye\n")?;
                 Ok(Flow::Close)
             }
+            Request::Extension(Extension::Auth(token)) => self.authenticate(&token),
             Request::Extension(extension) => self.extension(extension),
         }
     }
 
     fn list(&mut self, dir: Option<&str>) -> io::Result<Flow> {
         let shown = dir.unwrap_or(".");
-        match self.shared.root.list(dir) {
+        match self.root.list(dir) {
             Ok(entries) => {
                 let mut reply = format!("OK {}\n", entries.len());
                 for entry in &entries {
@@ -782,7 +831,7 @@ impl Connection<'_> {
     }
 
     fn read(&mut self, name: &str, terminated: bool) -> io::Result<Flow> {
-        let (file, size) = match self.shared.root.open_file(name) {
+        let (file, size) = match self.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => {
                 self.log(&format!("READ {name} -> {e}"));
@@ -875,8 +924,8 @@ impl Connection<'_> {
     fn write(&mut self, name: &str, size: u64) -> io::Result<Flow> {
         let config = &self.shared.config;
         let request = format!("WRITE {name}");
-        if config.read_only {
-            return self.refuse_upload(&request, size, "server is read-only");
+        if self.read_only {
+            return self.refuse_upload(&request, size, self.read_only_reason());
         }
         if let Some(max) = config.max_size.filter(|&max| size > max) {
             return self.refuse_upload(
@@ -885,7 +934,7 @@ impl Connection<'_> {
                 &format!("`{name}` is {size} bytes, over the server's limit of {max}"),
             );
         }
-        let mut upload = match self.shared.root.create_upload(name) {
+        let mut upload = match self.root.create_upload(name) {
             Ok(upload) => upload,
             Err(e) => return self.refuse_upload(&request, size, &e.to_string()),
         };
@@ -898,7 +947,7 @@ impl Connection<'_> {
             Ok(Err(e)) => {
                 // the reply names the file as the client did; the log says
                 // where on this machine it failed
-                let temp = self.shared.root.path().join(upload.temp_name());
+                let temp = self.root.path().join(upload.temp_name());
                 drop(upload);
                 let message = format!("cannot store `{name}`: {e}");
                 self.log(&format!(
@@ -1179,8 +1228,15 @@ impl Connection<'_> {
         }
     }
 
+    /// Logs one line for this connection: its peer, its token's label
+    /// once authenticated, and `what`.
     fn log(&self, what: &str) {
-        self.shared.log(format_args!("{} {what}", self.peer));
+        match &self.label {
+            Some(label) => self
+                .shared
+                .log(format_args!("{} [{label}] {what}", self.peer)),
+            None => self.shared.log(format_args!("{} {what}", self.peer)),
+        }
     }
 }
 

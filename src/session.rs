@@ -17,10 +17,13 @@ pub use resume::part_path;
 pub(crate) use transfer::file_in_the_way;
 pub use transfer::{TransferOptions, Transferred};
 
+pub use crate::auth::Token;
 use crate::cancel::{CancelToken, InFlight};
 use crate::conn::{self, Conn, Line, Pending};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
+use crate::protocol::{
+    self, AUTH_FAILED, AUTH_REQUIRED, Entry, Extension, Features, MAX_LINE, Request, Status,
+};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -65,6 +68,29 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
 }
 
+/// How a session connects: TLS (and whom it trusts) and the token it
+/// authenticates with. A session keeps it, so every new connection to the
+/// same server (the sync engine's workers, the REPL's Tab completion)
+/// speaks and authenticates the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// TLS, or plain TCP when `None`.
+    pub tls: Option<TlsOptions>,
+    /// Sent in `AUTH` right after connecting; refused in clear text to an
+    /// address that is not loopback.
+    pub token: Option<Token>,
+}
+
+impl ConnectOptions {
+    /// TLS with default trust when `tls` is true, no token.
+    pub fn with_tls(tls: bool) -> ConnectOptions {
+        ConnectOptions {
+            tls: tls.then(TlsOptions::default),
+            token: None,
+        }
+    }
+}
+
 /// An address as typed, split into `host:port` and whether it asks for
 /// TLS (a [`TLS_SCHEME`] prefix).
 pub fn split_scheme(addr: &str) -> (&str, bool) {
@@ -78,8 +104,10 @@ pub fn split_scheme(addr: &str) -> (&str, bool) {
 pub struct Session {
     conn: Option<Conn>,
     addr: String,
-    /// TLS, when the session speaks it: reconnects use it again.
-    tls: Option<TlsOptions>,
+    /// TLS and the token: reconnects use them again.
+    options: ConnectOptions,
+    /// What the server's `OK` to `AUTH` named (the token's label).
+    identity: Option<String>,
     cancel: CancelToken,
     progress: bool,
     io_timeout: Duration,
@@ -107,22 +135,31 @@ impl Session {
         io_timeout: Duration,
     ) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        let tls = tls.then(TlsOptions::default);
-        Session::connect_with(addr, tls.as_ref(), connect_timeout, io_timeout)
+        Session::connect_with(
+            addr,
+            &ConnectOptions::with_tls(tls),
+            connect_timeout,
+            io_timeout,
+        )
     }
 
     /// Like [`connect_within`](Self::connect_within) to `addr`
-    /// (`host:port`), over TLS when `tls` is given: the server's
-    /// certificate must be trusted ([`crate::tls::Trust`]: a pinned
-    /// fingerprint, the known-hosts file, an authority), and the handshake
-    /// must be done within `connect_timeout`. A server met for the first
-    /// time fails with [`Error::first_contact`] set.
+    /// (`host:port`), over TLS when `options.tls` is given (the server's
+    /// certificate must be trusted, see [`crate::tls::Trust`]: a pinned
+    /// fingerprint, the known-hosts file, an authority; a server met for
+    /// the first time fails with [`Error::first_contact`] set; the
+    /// handshake must be done within `connect_timeout`), then sending
+    /// `options.token` in `AUTH` if there is one: a token goes in clear
+    /// text only to a loopback address. A server that takes no tokens
+    /// answers `AUTH` with an `ERROR:` that leaves the session open: the
+    /// session then goes on without an [`identity`](Self::identity).
     pub fn connect_with(
         addr: &str,
-        tls: Option<&TlsOptions>,
+        options: &ConnectOptions,
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Result<Session> {
+        let tls = options.tls.as_ref();
         let op = format!("connect to `{addr}`");
         let trust = match tls {
             Some(tls) => Some(
@@ -144,6 +181,20 @@ impl Session {
         })?;
         let mut last = None;
         for candidate in candidates {
+            if let Some(token) = &options.token
+                && tls.is_none()
+                && !candidate.ip().is_loopback()
+            {
+                return Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    &op,
+                    format!(
+                        "refusing to send {token} in clear text to {candidate}, which is \
+                         not a loopback address; connect with tls://{addr} (a server \
+                         started with --tls)"
+                    ),
+                ));
+            }
             match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
                     let conn = match (Conn::new(stream), &trust) {
@@ -161,16 +212,19 @@ impl Session {
                     if let Err(e) = setup {
                         return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
                     }
-                    return Ok(Session {
+                    let mut session = Session {
                         conn: Some(conn),
                         addr: addr.to_string(),
-                        tls: tls.cloned(),
+                        options: options.clone(),
+                        identity: None,
                         cancel: CancelToken::new(),
                         progress: false,
                         io_timeout,
                         max_listing: MAX_LISTING,
                         features: None,
-                    });
+                    };
+                    session.authenticate(&op)?;
+                    return Ok(session);
                 }
                 Err(e) => last = Some(e),
             }
@@ -192,16 +246,14 @@ impl Session {
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        let tls = tls.then(TlsOptions::default);
-        Session::connect_cancellable_with(addr, tls, cancel)
+        Session::connect_cancellable_with(addr, ConnectOptions::with_tls(tls), cancel)
     }
 
     /// [`connect_cancellable`](Self::connect_cancellable) to `addr`
-    /// (`host:port`), over TLS when `tls` is given (see
-    /// [`connect_with`](Self::connect_with)).
+    /// (`host:port`) with `options` (see [`connect_with`](Self::connect_with)).
     pub fn connect_cancellable_with(
         addr: &str,
-        tls: Option<TlsOptions>,
+        options: ConnectOptions,
         cancel: &CancelToken,
     ) -> Result<Session> {
         let op = format!("connect to `{addr}`");
@@ -222,7 +274,7 @@ impl Session {
             .spawn(move || {
                 let _ = sender.send(Session::connect_with(
                     &target,
-                    tls.as_ref(),
+                    &options,
                     CONNECT_TIMEOUT,
                     IO_TIMEOUT,
                 ));
@@ -252,7 +304,60 @@ impl Session {
 
     /// The TLS options this session was opened with; `None` for plain TCP.
     pub fn tls(&self) -> Option<&TlsOptions> {
-        self.tls.as_ref()
+        self.options.tls.as_ref()
+    }
+
+    /// How this session connected (TLS, token): a new connection made with
+    /// them speaks and authenticates as this one did.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
+    /// Who the server says this session is: the label of the token it
+    /// accepted in `AUTH`; `None` without a token or when the server takes
+    /// none.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// Sends the token, if there is one, in `AUTH` and keeps the identity
+    /// the server names. A refused token closes the session (the server
+    /// closes the connection); a server that takes no tokens answers with
+    /// an `ERROR:` that leaves it open, and the session goes on.
+    fn authenticate(&mut self, op: &str) -> Result<()> {
+        let Some(token) = self.options.token.clone() else {
+            return Ok(());
+        };
+        let line = Request::Extension(Extension::Auth(token.clone())).to_line();
+        self.send(op, line.as_bytes())?;
+        match self.status(op)? {
+            Status::Ok(identity) => {
+                self.identity = Some(identity);
+                Ok(())
+            }
+            Status::Error(message) if message == AUTH_FAILED => {
+                self.conn = None;
+                Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    op,
+                    format!(
+                        "the server refused {token} and closed the connection; check that \
+                         it is the whole token `ioe token new` printed and that it was not \
+                         revoked (`ioe token list` on the server shows the labels)"
+                    ),
+                ))
+            }
+            Status::Error(message) if protocol::announces_close(&message) => {
+                self.conn = None;
+                Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    op,
+                    format!("server said: {message} (the session is now closed)"),
+                ))
+            }
+            Status::Error(_) => Ok(()),
+            Status::Size(_) => Err(self.broken(op, "a size where `OK <identity>` was expected")),
+        }
     }
 
     /// Makes transfers fail promptly when `token` is cancelled.
@@ -464,6 +569,20 @@ impl Session {
                 ErrorKind::ConnectionLost,
                 op,
                 format!("server said: {message} (the session is now closed)"),
+            );
+        }
+        if message == AUTH_REQUIRED {
+            let addr = &self.addr;
+            return Error::new(
+                ErrorKind::Refused,
+                op,
+                format!(
+                    "server said: {message}: {addr} takes tokens and this session gave \
+                     none; connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or \
+                     set the {} environment variable (`ioe token new` on the server \
+                     mints a token)",
+                    crate::auth::TOKEN_ENV
+                ),
             );
         }
         let kind = if message.starts_with(protocol::NOT_FOUND) {

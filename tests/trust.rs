@@ -4,7 +4,8 @@
 //! fingerprint and the one command that trusts it, `ioe trust` and
 //! `ioe trust --forget`, a swapped certificate refused naming both
 //! fingerprints, and a certificate authority made here vouching for
-//! `localhost` and not for `127.0.0.1`.
+//! `localhost` and not for `127.0.0.1`; the REPL's question on first
+//! contact; named servers (`servers.toml`) with their token files.
 
 mod common;
 
@@ -666,4 +667,75 @@ fn parallel_sessions_and_known_hosts_trust_need_no_pin() {
             format!("file {i}")
         );
     }
+}
+
+#[test]
+fn a_named_server_authenticates_with_its_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let tokens = env.tmp.path().join("tokens");
+    let minted = env.ioe(
+        &[
+            "token",
+            "new",
+            "--auth",
+            tokens.to_str().unwrap(),
+            "--label",
+            "nightly",
+        ],
+        &[],
+    );
+    assert_eq!(minted.code, Some(0), "{minted:?}");
+    let token_file = env.tmp.path().join("config/ioe/backup.token");
+    fs::create_dir_all(token_file.parent().unwrap()).unwrap();
+    fs::write(&token_file, minted.stdout.trim()).unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let server = serve_tls(
+        &env.root,
+        &env.state("server"),
+        "127.0.0.1:0",
+        &["--auth", tokens.to_str().unwrap()],
+    );
+    servers_file(
+        &env,
+        &format!(
+            "[backup]\naddress = \"tls://127.0.0.1:{}\"\nfingerprint = \"{}\"\n\
+             token_file = \"backup.token\"\n",
+            server.port, server.fingerprint
+        ),
+    );
+    let code = "let s = connect(\"backup\"); print(s.identity); print(list().len());";
+    let run = env.ioe(&["run", "--no-progress", "-e", code], &[]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "nightly\n0\n"),
+        "{run:?}"
+    );
+    // the file's token wins over IOE_TOKEN
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["run", "--no-progress", "-e", code])
+        .current_dir(&env.work)
+        .envs(env.vars())
+        .env("IOE_TOKEN", "ioe_0000000000000000000000000000000000000000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = finish(Child(command.spawn().unwrap()), std::thread::spawn(|| ()));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "nightly\n0\n"),
+        "{run:?}"
+    );
+    // a token file others may read is refused before connecting
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let (kind, message) = env.connect("connect(\"backup\")").unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.contains(&format!(
+            "the token file `{}` is open to others (mode 0644); make it private with `chmod 600",
+            token_file.display()
+        )),
+        "{message}"
+    );
 }

@@ -407,7 +407,7 @@ impl Repl {
                 let _session = self.call(&format!("connect({})", rhai_string(&target)))?;
                 let host = self.host.borrow();
                 let addr = host.current_addr().unwrap_or(target);
-                let tls = if host.current_tls().flatten().is_some() {
+                let tls = if host.current_options().is_some_and(|o| o.tls.is_some()) {
                     " over TLS"
                 } else {
                     ""
@@ -715,12 +715,16 @@ fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf>
 
 /// Keeps `line` for Up: in the history file while there is one that can
 /// be written (forgetting the file once it cannot), and for this run only
-/// otherwise.
+/// otherwise. A line holding a token (`connect(…, #{token: "ioe_…"})`) is
+/// not kept at all, so no secret lands in the history file.
 fn record(
     editor: &mut Editor<ReplHelper, FileHistory>,
     history_file: &mut Option<PathBuf>,
     line: &str,
 ) {
+    if crate::auth::holds_token(line) {
+        return;
+    }
     if let Some(path) = history_file
         && !remember(editor, path, line)
     {
@@ -782,10 +786,10 @@ fn ask_to_trust(addr: &str, fingerprint: &str, known_hosts: &Path) -> bool {
 /// interrupt Tab), and a failed listing never closes the session itself,
 /// so its next command reports what really happened.
 fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
-    let (Some(addr), Some(tls)) = (host.current_addr(), host.current_tls()) else {
+    let (Some(addr), Some(options)) = (host.current_addr(), host.current_options()) else {
         return Vec::new();
     };
-    Session::connect_with(&addr, tls.as_ref(), LISTING_TIMEOUT, LISTING_TIMEOUT)
+    Session::connect_with(&addr, &options, LISTING_TIMEOUT, LISTING_TIMEOUT)
         .and_then(|mut lister| lister.list(dir))
         .unwrap_or_default()
         .into_iter()

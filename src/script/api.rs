@@ -8,11 +8,12 @@
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
 use crate::addr::{connect_addr, join_host_port};
+use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::{Session, TlsOptions, TransferOptions, split_scheme};
+use crate::session::{ConnectOptions, Session, TlsOptions, TransferOptions, split_scheme};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -36,9 +37,14 @@ impl ScriptSession {
         self.0.borrow().addr().to_string()
     }
 
-    /// The TLS options the session was opened with; `None` for plain TCP.
-    pub fn tls(&self) -> Option<TlsOptions> {
-        self.0.borrow().tls().cloned()
+    /// How the session connected (TLS, token), for a side connection.
+    pub fn options(&self) -> ConnectOptions {
+        self.0.borrow().options().clone()
+    }
+
+    /// The identity the server named for the session's token, if any.
+    pub fn identity(&self) -> Option<String> {
+        self.0.borrow().identity().map(str::to_string)
     }
 
     /// Whether the session can still send requests.
@@ -105,16 +111,24 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
                     format!("connect to `{host}`: port {port} is not between 1 and 65535"),
                 )
             })?;
-        connect(&st, &join_host_port(host, port), None)
+        let options = ConnectOptions {
+            tls: None,
+            token: env_token(host)?,
+        };
+        connect(&st, &join_host_port(host, port), options)
     });
     let st = Rc::clone(state);
+    // an embedded server takes no tokens
     reg.func("connect", move |server: ServerHandle| {
-        connect(&st, &server.addr, None)
+        connect(&st, &server.addr, ConnectOptions::default())
     });
 
     // methods on a session
     reg.getter("addr", |s: &mut ScriptSession| s.addr());
     reg.getter("is_open", |s: &mut ScriptSession| s.is_open());
+    reg.getter("identity", |s: &mut ScriptSession| {
+        s.identity().map_or(Dynamic::UNIT, Dynamic::from)
+    });
     reg.func("list", |s: &mut ScriptSession| list(s, None));
     reg.func("list", |s: &mut ScriptSession, dir: &str| {
         list(s, Some(dir))
@@ -286,29 +300,75 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
 }
 
 /// The option keys `connect` takes.
-const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "ca_file"];
+const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "ca_file", "token", "token_file"];
+
+/// The token in `IOE_TOKEN`, for a `connect` given none.
+fn env_token(addr: &str) -> Fallible<Option<Token>> {
+    Token::from_env().map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))
+}
+
+/// Takes `token` (the token itself) or `token_file` (a file holding it)
+/// out of `connect`'s options map; both at once, or a value of the wrong
+/// type, is `bad_argument`. The token never appears in a message.
+fn token_option(addr: &str, options: &mut Map) -> Fallible<Option<Token>> {
+    let op = format!("connect to `{addr}`");
+    let text = |key: &str, value: Dynamic| {
+        value.into_string().map_err(|kind| {
+            throw(
+                BAD_ARGUMENT,
+                format!("{op}: option `{key}` takes a string, not a {kind}"),
+            )
+        })
+    };
+    let bad = |e: String| throw(BAD_ARGUMENT, format!("{op}: {e}"));
+    match (options.remove("token"), options.remove("token_file")) {
+        (Some(_), Some(_)) => Err(throw(
+            BAD_ARGUMENT,
+            format!("{op}: give `token` or `token_file`, not both"),
+        )),
+        (Some(value), None) => Token::new(&text("token", value)?, "the option `token`")
+            .map(Some)
+            .map_err(bad),
+        (None, Some(value)) => Token::from_file(Path::new(&text("token_file", value)?))
+            .map(Some)
+            .map_err(bad),
+        (None, None) => Ok(None),
+    }
+}
 
 /// `connect(target, options)`: `target` is a server named in the servers
 /// file ([`crate::servers`]), or an address (`tls://` for TLS); the call's
 /// options win over the file's.
-fn connect_to(state: &Rc<RefCell<State>>, target: &str, options: Map) -> Fallible<ScriptSession> {
+fn connect_to(
+    state: &Rc<RefCell<State>>,
+    target: &str,
+    mut options: Map,
+) -> Fallible<ScriptSession> {
     let op = format!("connect to `{target}`");
-    let (addr, named) = match named_server(target)? {
+    let (addr, named_tls, token_file) = match named_server(target)? {
         Some(named) => {
             let tls = named.tls.then(|| TlsOptions {
                 fingerprint: named.fingerprint.clone(),
                 ca_file: named.ca_file.clone(),
             });
-            (named.addr, tls)
+            (named.addr, tls, named.token_file)
         }
         None => {
             let (text, tls) = split_scheme(target);
             let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
-            (addr, tls.then(TlsOptions::default))
+            (addr, tls.then(TlsOptions::default), None)
         }
     };
-    let tls = connect_options(target, options, named)?;
-    connect(state, &addr, tls)
+    let token = token_option(target, &mut options)?;
+    let tls = connect_options(target, options, named_tls)?;
+    let token = match (token, token_file) {
+        (Some(token), _) => Some(token),
+        (None, Some(file)) => {
+            Some(Token::from_file(&file).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?)
+        }
+        (None, None) => env_token(target)?,
+    };
+    connect(state, &addr, ConnectOptions { tls, token })
 }
 
 /// The server named `target` in the servers file, if `target` could be a
@@ -407,12 +467,12 @@ fn connect_options(
 fn connect(
     state: &Rc<RefCell<State>>,
     addr: &str,
-    tls: Option<TlsOptions>,
+    options: ConnectOptions,
 ) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
-    let mut session = match Session::connect_cancellable_with(addr, tls.clone(), &cancel) {
+    let mut session = match Session::connect_cancellable_with(addr, options.clone(), &cancel) {
         Err(e) if e.first_contact.is_some() => {
-            trust_and_connect_again(state, addr, tls, e).map_err(from_client)?
+            trust_and_connect_again(state, addr, options, e).map_err(from_client)?
         }
         result => result.map_err(from_client)?,
     };
@@ -430,7 +490,7 @@ fn connect(
 fn trust_and_connect_again(
     state: &Rc<RefCell<State>>,
     addr: &str,
-    tls: Option<TlsOptions>,
+    options: ConnectOptions,
     refused: Error,
 ) -> Result<Session, Error> {
     let prompt = state.borrow().trust_prompt.clone();
@@ -452,7 +512,7 @@ fn trust_and_connect_again(
         )
     })?;
     let cancel = state.borrow().cancel.clone();
-    Session::connect_cancellable_with(addr, tls, &cancel)
+    Session::connect_cancellable_with(addr, options, &cancel)
 }
 
 /// The current session, or a `not_connected` error for operation `op`.

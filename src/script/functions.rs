@@ -116,7 +116,7 @@ pub const API: &[FunctionDoc] = &[
                 "connect(server)",
             ],
             Side::Connect,
-            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting an authority, the known-hosts file or a pinned fingerprint; a name from the servers file) and makes it the current one",
+            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting an authority, the known-hosts file or a pinned fingerprint; a name from the servers file; `token:`, `token_file:` or the IOE_TOKEN environment variable authenticates) and makes it the current one",
         )
     },
     f(
@@ -412,6 +412,11 @@ pub const PROPERTIES: &[PropertyDoc] = &[
         name: "is_open",
         on: "s.is_open",
         doc: "whether a session can still send requests",
+    },
+    PropertyDoc {
+        name: "identity",
+        on: "s.identity",
+        doc: "the label of the token the server accepted (`()` without a token, or when the server takes none)",
     },
     PropertyDoc {
         name: "addr",

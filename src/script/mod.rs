@@ -212,12 +212,12 @@ impl Host {
         session.is_open().then(|| session.addr())
     }
 
-    /// The TLS options of the open current session (`None` inside for
-    /// plain TCP), so that a side connection to it speaks as it does.
-    pub fn current_tls(&self) -> Option<Option<crate::session::TlsOptions>> {
+    /// The connect options (TLS, token) of the open current session, so
+    /// that a side connection to it speaks and authenticates as it does.
+    pub fn current_options(&self) -> Option<crate::session::ConnectOptions> {
         let state = self.state.borrow();
         let session = state.current.as_ref()?;
-        session.is_open().then(|| session.tls())
+        session.is_open().then(|| session.options())
     }
 
     /// The current session (open or closed), if `connect` made one: the

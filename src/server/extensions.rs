@@ -8,6 +8,7 @@ use crate::digest::{self, Algorithm, FileStamp};
 use crate::protocol::{Extension, Features};
 use crate::root::{FsError, Root, WalkError};
 use std::io::{self, Seek, SeekFrom};
+use std::sync::Arc;
 
 /// Most digests a server remembers (of files unchanged since).
 pub(super) const DIGEST_CACHE_SIZE: usize = 4096;
@@ -23,7 +24,7 @@ impl Connection<'_> {
                 self.answer("FEATURES", Ok(reply))
             }
             Extension::Stat(name) => {
-                let entry = self.shared.root.stat(&name);
+                let entry = self.root.stat(&name);
                 let reply = entry.map(|e| format!("OK {}", e.to_line()));
                 self.answer(&format!("STAT {name}"), reply.map_err(|e| e.to_string()))
             }
@@ -47,6 +48,7 @@ impl Connection<'_> {
                 length,
                 name,
             } => self.read_at(offset, length, &name),
+            Extension::Auth(token) => self.authenticate(&token),
         }
     }
 
@@ -64,8 +66,8 @@ impl Connection<'_> {
             settime: true,
             delete: true,
             mkdir: true,
-            auth: false,
-            read_only: config.read_only,
+            read_only: self.read_only,
+            auth: config.auth.is_some(),
             max_size: config.max_size,
         };
         let lines = features.to_lines();
@@ -100,10 +102,10 @@ impl Connection<'_> {
         request: &str,
         act: impl FnOnce(&Root) -> Result<(), FsError>,
     ) -> io::Result<Flow> {
-        let result = if self.shared.config.read_only {
-            Err("server is read-only".to_string())
+        let result = if self.read_only {
+            Err(self.read_only_reason().to_string())
         } else {
-            act(&self.shared.root)
+            act(&self.root)
                 .map(|()| "OK\n".to_string())
                 .map_err(|e| e.to_string())
         };
@@ -153,7 +155,7 @@ impl Connection<'_> {
     /// `READAT`: `min(length, size - offset)` bytes from `offset`.
     fn read_at(&mut self, offset: u64, length: u64, name: &str) -> io::Result<Flow> {
         let request = format!("READAT {offset} {length} {name}");
-        let (mut file, size) = match self.shared.root.open_file(name) {
+        let (mut file, size) = match self.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => return self.answer(&request, Err(e.to_string())),
         };
@@ -175,7 +177,7 @@ impl Connection<'_> {
     /// `ERROR:` in place of `END`.
     fn walk(&mut self, dir: Option<&str>) -> io::Result<Flow> {
         let request = format!("WALK {}", dir.unwrap_or("."));
-        let root = &self.shared.root;
+        let root = Arc::clone(&self.root);
         let mut piece = Vec::with_capacity(WALK_PIECE + 2048);
         let mut started = false;
         let walked = root.walk(dir, |entry| {
