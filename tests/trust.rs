@@ -428,6 +428,19 @@ fn a_certificate_an_authority_signed_is_accepted_by_its_name_only() {
         )),
         Ok("[]".into())
     );
+    // a pinned fingerprint refuses even a certificate an authority vouches for
+    let (_, message) = env
+        .connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{ca_file: \"{ca}\", fingerprint: \"{old}\"}})"
+        ))
+        .unwrap_err();
+    assert!(
+        message.contains(&format!(
+            "expected {old}, the server showed {}",
+            server.fingerprint
+        )),
+        "{message}"
+    );
     // a CA file needs TLS
     let (kind, message) = env
         .connect(&format!(
