@@ -619,3 +619,64 @@ fn repl_connect_takes_the_token_from_ioe_token() {
     assert!(run.stderr.contains("authentication required"), "{run:?}");
     assert!(run.stderr.contains("IOE_TOKEN"), "{run:?}");
 }
+
+/// A server on `127.0.0.1:0` taking the tokens of `d` (one with at most
+/// `max_connections`).
+fn server_with_tokens(d: &Dirs, max_connections: usize) -> TestServer {
+    let tokens = ioe::auth::TokenFile::load(&d.tokens()).unwrap();
+    TestServer::start_with(|config| {
+        config.auth = Some(Arc::new(tokens));
+        config.max_connections = max_connections;
+    })
+}
+
+#[test]
+fn an_upload_before_auth_is_discarded_only_until_the_auth_deadline() {
+    let d = Dirs::new();
+    d.mint("alice", &[]);
+    let tokens = ioe::auth::TokenFile::load(&d.tokens()).unwrap();
+    let server = TestServer::start_with(|config| {
+        config.auth = Some(Arc::new(tokens));
+        config.auth_time = Duration::from_millis(300);
+    });
+    let mut raw = server.raw();
+    // a body announced and never finished: dropping it must not keep the
+    // connection (and its slot, busy in a request) past the deadline
+    raw.send(b"WRITE,x.bin,1000000\n0123456789");
+    assert_eq!(
+        String::from_utf8(raw.read_to_close()).unwrap(),
+        "ERROR: authentication required; closing, since no authentication came within 0.3 s\n"
+    );
+    assert!(!server.root().join("x.bin").exists());
+    common::assert_no_temp_files(server.root());
+}
+
+#[test]
+fn clients_without_a_token_cannot_push_out_an_authenticated_one() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = server_with_tokens(&d, 3);
+    let mut alice = server.raw();
+    alice.send(format!("AUTH,{token}\n").as_bytes());
+    assert_eq!(alice.line(), "OK alice\n");
+    let mut idle = server.raw();
+    idle.send(b"FEATURES\n");
+    idle.list_reply();
+    // one in the middle of dropping an upload's body: in a request, but
+    // with nothing to lose
+    let mut uploading = server.raw();
+    uploading.send(b"WRITE,x.bin,1000000\n0123456789");
+    // newcomers take the slots of those without a token, not alice's,
+    // although she has been idle longest
+    let mut first = server.raw();
+    first.send(b"FEATURES\n");
+    first.list_reply();
+    let notice = idle.line();
+    assert!(notice.starts_with("ERROR: idle for "), "{notice:?}");
+    let mut second = server.raw();
+    second.send(b"FEATURES\n");
+    second.list_reply();
+    uploading.read_to_close();
+    assert_eq!(alice.list_names(), Vec::<String>::new());
+    assert!(!server.root().join("x.bin").exists());
+}
