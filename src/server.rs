@@ -784,16 +784,24 @@ impl Connection<'_> {
         let request = match protocol::parse_request(line) {
             Ok(request) => request,
             Err(bad) => {
-                let refused = format!("{} -> refused: {}", protocol::printable(line), bad.message);
+                // a mistyped `AUTH` must not put its token in the log (the
+                // reason quotes the line too)
+                let (shown, refused) = if crate::auth::holds_token(&String::from_utf8_lossy(line)) {
+                    let shown = "a line holding a token".to_string();
+                    let refused = format!("{shown} -> refused (not logged)");
+                    (shown, refused)
+                } else {
+                    let shown = protocol::printable(line);
+                    let refused = format!("{shown} -> refused: {}", bad.message);
+                    (shown, refused)
+                };
                 return Ok(match bad.then {
                     AfterError::Continue => {
                         self.log(&refused);
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
-                    AfterError::SkipBody(size) => {
-                        self.refuse_upload(&protocol::printable(line), size, &bad.message)?
-                    }
+                    AfterError::SkipBody(size) => self.refuse_upload(&shown, size, &bad.message)?,
                     AfterError::Close => {
                         self.log(&refused);
                         self.close_with_error(&bad.message);

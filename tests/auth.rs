@@ -318,8 +318,13 @@ fn legacy_mode_and_tokens_are_refused_together() {
 /// `ioe serve --listen 0.0.0.0:0 ARGS…`: the run when it exits at once,
 /// or the running server and the first line it printed.
 fn serve_on_any_address(d: &Dirs, args: &[&str]) -> Result<(Child, String), Run> {
+    serve_on(d, "0.0.0.0:0", args)
+}
+
+/// `ioe serve --listen LISTEN ARGS…`, as [`serve_on_any_address`].
+fn serve_on(d: &Dirs, listen: &str, args: &[&str]) -> Result<(Child, String), Run> {
     let root = d.root.to_str().unwrap();
-    let mut all = vec!["serve", "--root", root, "--listen", "0.0.0.0:0", "--quiet"];
+    let mut all = vec!["serve", "--root", root, "--listen", listen, "--quiet"];
     all.extend_from_slice(args);
     let mut child = spawn_ioe(&d.work, &all);
     let stdout = child.0.stdout.take().unwrap();
@@ -666,17 +671,57 @@ fn clients_without_a_token_cannot_push_out_an_authenticated_one() {
     // with nothing to lose
     let mut uploading = server.raw();
     uploading.send(b"WRITE,x.bin,1000000\n0123456789");
-    // newcomers take the slots of those without a token, not alice's,
-    // although she has been idle longest
-    let mut first = server.raw();
-    first.send(b"FEATURES\n");
-    first.list_reply();
-    let notice = idle.line();
+    // (the server marks a connection idle just after its reply goes out)
+    std::thread::sleep(Duration::from_millis(50));
+    // newcomers take the slots of those without a token (in either order),
+    // not alice's, although she has been idle longest
+    let mut newcomers = Vec::new();
+    for _ in 0..2 {
+        let mut newcomer = server.raw();
+        newcomer.send(b"FEATURES\n");
+        newcomer.list_reply();
+        newcomers.push(newcomer);
+    }
+    let notice = String::from_utf8(idle.read_to_close()).unwrap();
     assert!(notice.starts_with("ERROR: idle for "), "{notice:?}");
-    let mut second = server.raw();
-    second.send(b"FEATURES\n");
-    second.list_reply();
     uploading.read_to_close();
     assert_eq!(alice.list_names(), Vec::<String>::new());
     assert!(!server.root().join("x.bin").exists());
+}
+
+#[test]
+fn every_form_of_a_loopback_address_is_loopback_and_no_other() {
+    let d = Dirs::new();
+    for listen in ["[::]:0", "0.0.0.0:0"] {
+        let Err(run) = serve_on(&d, listen, &[]) else {
+            panic!("the server started unprotected on {listen}");
+        };
+        assert!(run.stderr.contains("not a loopback address"), "{run:?}");
+    }
+    // an IPv4-mapped IPv6 address of 127.0.0.1 takes only loopback clients
+    for listen in ["127.0.0.1:0", "[::1]:0", "[::ffff:127.0.0.1]:0"] {
+        let (child, line) = serve_on(&d, listen, &[])
+            .unwrap_or_else(|run| panic!("refused to serve on {listen}: {run:?}"));
+        assert!(line.starts_with("ioe: serving "), "{line}");
+        drop(child);
+    }
+}
+
+#[test]
+fn a_mistyped_auth_line_does_not_put_its_token_in_the_log() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let mut raw = Raw::connect(server.addr());
+    for typo in [format!("AUTH {token}\n"), format!("auth,{token}\n")] {
+        raw.send(typo.as_bytes());
+        assert!(raw.line().starts_with("ERROR: "));
+    }
+    raw.send(b"BYE\n");
+    assert_eq!(raw.line(), "OK bye\n");
+    server.wait_for_log(&["BYE"]);
+    let log = server.log();
+    let refused = log.matches("a line holding a token -> refused (not logged)");
+    assert_eq!(refused.count(), 2, "{log}");
+    assert!(!log.contains(&token[4..20]), "{log}");
 }
