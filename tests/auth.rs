@@ -725,3 +725,34 @@ fn a_mistyped_auth_line_does_not_put_its_token_in_the_log() {
     assert_eq!(refused.count(), 2, "{log}");
     assert!(!log.contains(&token[4..20]), "{log}");
 }
+
+#[test]
+fn a_sub_folder_swapped_for_a_link_or_recreated_while_served_stays_the_one_opened() {
+    let d = Dirs::new();
+    let token = d.mint("photos", &["--folder", "photos"]);
+    put(&d.root, "photos/a.jpg", b"jpeg");
+    put(&d.root, "private/secret.txt", b"secret");
+    let server = d.serve(&[]);
+    let (mut raw, reply) = authenticated(&server, &token);
+    assert_eq!(reply, "OK photos\n");
+    // swapped for a link to another folder: the session keeps its folder
+    fs::rename(d.root.join("photos"), d.root.join("moved")).unwrap();
+    symlink("private", d.root.join("photos")).unwrap();
+    assert_eq!(raw.list_names(), ["a.jpg"]);
+    raw.send(b"READ,secret.txt\n");
+    assert!(raw.line().starts_with("ERROR: no such file"));
+    // deleted and made again: nothing of the new one is reachable
+    fs::remove_file(d.root.join("photos")).unwrap();
+    fs::remove_dir_all(d.root.join("moved")).unwrap();
+    put(&d.root, "photos/new.txt", b"new");
+    assert_eq!(raw.list_names(), Vec::<String>::new());
+    let refused = raw.upload("up.txt", b"up");
+    assert!(refused.starts_with("ERROR: "), "{refused}");
+    raw.send(b"READ,new.txt\n");
+    assert!(raw.line().starts_with("ERROR: no such file"));
+    assert!(!d.root.join("photos/up.txt").exists());
+    assert!(!d.root.join("up.txt").exists());
+    // a new session gets the folder there now
+    let (mut raw, _) = authenticated(&server, &token);
+    assert_eq!(raw.list_names(), ["new.txt"]);
+}
