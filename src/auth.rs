@@ -148,7 +148,15 @@ fn parse_line(line: &str) -> Result<Line, String> {
         other => return Err(format!("access `{other}` is neither `ro` nor `rw`; {FORM}")),
     };
     let digest = parse_digest(digest).ok_or_else(|| {
-        format!("`{digest}` is not a digest; {FORM} (the file never holds the token itself)")
+        if holds_token(digest) {
+            // never repeat a token pasted here: the message goes to the log
+            format!(
+                "the third field is a token, not its digest; {FORM} (the file never \
+                 holds the token itself: mint tokens with `ioe token new`)"
+            )
+        } else {
+            format!("`{digest}` is not a digest; {FORM} (the file never holds the token itself)")
+        }
     })?;
     let folder = match rest.trim() {
         "" => None,
@@ -703,10 +711,15 @@ mod tests {
                 format!("a rw {}\n", digest.to_uppercase()),
                 "is not a digest",
             ),
+            (
+                "a rw ioe_0123456789abcdef0123456789abcdef\n".to_string(),
+                "t:1: the third field is a token, not its digest",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(Path::new("t"), &text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("0123456789abcdef"), "{err}");
         }
     }
 
