@@ -31,6 +31,8 @@ const MAX_LABEL: usize = 64;
 /// Longest token a client sends or a token file line may hold: far more
 /// than a minted one, far less than a request line.
 pub const MAX_TOKEN: usize = 512;
+/// Largest token file: a line per token is under 1200 bytes.
+const MAX_FILE: u64 = 4 << 20;
 /// The first line of a new token file.
 const HEADER: &str = "# ioe token file: label, access (ro or rw), sha256 digest of the token, \
                       optional sub-folder\n";
@@ -111,6 +113,16 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Line>, String> {
         }
         lines.push(line);
     }
+    if !text.is_empty() && !text.ends_with('\n') {
+        // a file caught while being written: its last line may be cut short
+        // of a sub-folder, which would grant more than it says
+        return Err(format!(
+            "{}:{}: the last line does not end with a newline; the file may be in the \
+             middle of being written (if not, end it with a newline)",
+            path.display(),
+            text.lines().count()
+        ));
+    }
     Ok(lines)
 }
 
@@ -136,7 +148,15 @@ fn parse_line(line: &str) -> Result<Line, String> {
         other => return Err(format!("access `{other}` is neither `ro` nor `rw`; {FORM}")),
     };
     let digest = parse_digest(digest).ok_or_else(|| {
-        format!("`{digest}` is not a digest; {FORM} (the file never holds the token itself)")
+        if holds_token(digest) {
+            // never repeat a token pasted here: the message goes to the log
+            format!(
+                "the third field is a token, not its digest; {FORM} (the file never \
+                 holds the token itself: mint tokens with `ioe token new`)"
+            )
+        } else {
+            format!("`{digest}` is not a digest; {FORM} (the file never holds the token itself)")
+        }
     })?;
     let folder = match rest.trim() {
         "" => None,
@@ -334,14 +354,40 @@ impl TokenFile {
     }
 }
 
-/// The file's stamp and text.
+/// The file's stamp and text. It must be a regular file (opened without
+/// waiting, so a FIFO cannot hang the server) of at most [`MAX_FILE`]
+/// bytes that other users cannot write (they could grant themselves a
+/// token).
 fn read(path: &Path) -> Result<(Stamp, String), String> {
-    let cannot = |e: io::Error| format!("cannot read the token file `{}`: {e}", path.display());
-    let mut file = File::open(path).map_err(cannot)?;
-    let stamp = Stamp::of(&file.metadata().map_err(cannot)?);
+    let shown = path.display();
+    let cannot = |e: io::Error| format!("cannot read the token file `{shown}`: {e}");
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("the token file `{shown}` is not a regular file"));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(format!(
+            "the token file `{shown}` is writable by other users (mode {:o}): anyone on \
+             this machine could add a token; `chmod o-w {shown}`",
+            meta.mode() & 0o777
+        ));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!(
+            "the token file `{shown}` is {} bytes, over the 4 MiB a token file may be",
+            meta.len()
+        ));
+    }
     let mut text = String::new();
-    file.read_to_string(&mut text).map_err(cannot)?;
-    Ok((stamp, text))
+    file.take(MAX_FILE)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    Ok((Stamp::of(&meta), text))
 }
 
 /// A new token: [`TOKEN_PREFIX`] and [`TOKEN_BYTES`] random bytes from the
@@ -467,17 +513,17 @@ pub fn revoke(path: &Path, label: &str) -> Result<(), String> {
                 || trimmed.split_whitespace().next() != Some(label)
         })
         .collect();
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
     let cannot = |e: io::Error| format!("cannot write the token file `{}`: {e}", path.display());
+    // through a link, the file it points to is the one replaced (a server
+    // may have been given either name)
+    let target = fs::canonicalize(path).map_err(cannot)?;
+    let dir = target.parent().unwrap_or(Path::new("/"));
     // NamedTempFile is made with mode 0600
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(cannot)?;
     temp.write_all(kept.as_bytes())
         .and_then(|()| temp.as_file().sync_all())
         .map_err(cannot)?;
-    temp.persist(path).map_err(|e| cannot(e.error))?;
+    temp.persist(&target).map_err(|e| cannot(e.error))?;
     Ok(())
 }
 
@@ -605,6 +651,7 @@ impl fmt::Display for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn grant(label: &str, access: Access, folder: Option<&str>) -> Grant {
         Grant {
@@ -664,10 +711,15 @@ mod tests {
                 format!("a rw {}\n", digest.to_uppercase()),
                 "is not a digest",
             ),
+            (
+                "a rw ioe_0123456789abcdef0123456789abcdef\n".to_string(),
+                "t:1: the third field is a token, not its digest",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(Path::new("t"), &text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("0123456789abcdef"), "{err}");
         }
     }
 
@@ -718,6 +770,82 @@ mod tests {
         assert!(matches!(reload, Some(Reload::Failed(_))));
         // the same failure is not reported on every attempt
         assert_eq!(file.check(two.as_bytes()).1, None);
+    }
+
+    #[test]
+    fn a_last_line_without_its_newline_is_refused_not_read_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let alice = digest_text("ioe_alice");
+        fs::write(&path, format!("alice rw {alice}\n")).unwrap();
+        let file = TokenFile::load(&path).unwrap();
+        // caught while being written: `bob`'s line cut before its folder
+        // would grant him the whole root
+        let bob = digest_text("ioe_bob");
+        fs::write(&path, format!("alice rw {alice}\nbob ro {bob}")).unwrap();
+        let (check, reload) = file.check(b"ioe_bob");
+        let expected = "tokens:2: the last line does not end with a newline";
+        assert!(
+            matches!(check, Check::Broken(ref why) if why.contains(expected)),
+            "{check:?}"
+        );
+        assert!(matches!(reload, Some(Reload::Failed(_))));
+        let err = TokenFile::load(&path).unwrap_err();
+        assert!(err.contains(expected), "{err}");
+        // and `ioe token new` does not glue its line onto the cut one
+        let err = add(&path, &grant("carol", Access::ReadWrite, None)).unwrap_err();
+        assert!(err.contains(expected), "{err}");
+        fs::write(&path, format!("alice rw {alice}\nbob ro {bob} photos\n")).unwrap();
+        assert_eq!(
+            file.check(b"ioe_bob").0,
+            Check::Granted(grant("bob", Access::ReadOnly, Some("photos")))
+        );
+    }
+
+    #[test]
+    fn revoking_through_a_link_changes_the_file_it_points_to() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("real")).unwrap();
+        let real = dir.path().join("real/tokens");
+        let link = dir.path().join("tokens");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        add(&link, &grant("one", Access::ReadWrite, None)).unwrap();
+        add(&link, &grant("two", Access::ReadWrite, None)).unwrap();
+        revoke(&link, "one").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        let labels: Vec<String> = list(&real).unwrap().into_iter().map(|g| g.label).collect();
+        assert_eq!(labels, ["two"]);
+        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_token_file_others_may_write_or_that_is_no_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        add(&path, &grant("one", Access::ReadWrite, None)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = TokenFile::load(&path).unwrap_err();
+        assert!(
+            err.contains("is writable by other users (mode 666)") && err.contains("chmod o-w"),
+            "{err}"
+        );
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // opened without waiting for a writer, and refused
+        let err = TokenFile::load(&fifo).unwrap_err();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let huge = dir.path().join("huge");
+        let file = File::create(&huge).unwrap();
+        file.set_len(MAX_FILE + 1).unwrap();
+        let err = TokenFile::load(&huge).unwrap_err();
+        assert!(err.contains("over the 4 MiB"), "{err}");
     }
 
     #[test]

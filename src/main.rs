@@ -498,7 +498,8 @@ fn refuse_unprotected(
     allowed: bool,
 ) -> Result<()> {
     let bound = server.local_addr()?;
-    if allowed || bound.ip().is_loopback() || (tls && auth) {
+    // `::ffff:127.0.0.1` takes only loopback clients too
+    if allowed || bound.ip().to_canonical().is_loopback() || (tls && auth) {
         return Ok(());
     }
     let missing = match (tls, auth) {

@@ -163,6 +163,9 @@ struct Live {
     idle_since: Instant,
     /// Its slot went to a new client after it had been idle this long.
     evicted: Option<Duration>,
+    /// It presented a good token, or the server takes none. One that has
+    /// not is evicted first, even in a request (see [`evict_idlest`]).
+    authenticated: bool,
 }
 
 impl Shared {
@@ -191,6 +194,13 @@ impl Shared {
         if let Some(live) = self.live().get_mut(&id) {
             live.busy = false;
             live.idle_since = Instant::now();
+        }
+    }
+
+    /// Marks connection `id` as authenticated.
+    fn authenticated(&self, id: u64) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.authenticated = true;
         }
     }
 
@@ -395,6 +405,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 busy: false,
                 idle_since: Instant::now(),
                 evicted: None,
+                authenticated: shared.config.auth.is_none(),
             },
         );
     }
@@ -491,11 +502,14 @@ struct Evicted {
 /// Marks the connection idle longest (not in a request, not evicted
 /// already) as evicted and shuts its reading side, so its thread wakes up,
 /// tells its client and ends; `None` when every connection is in a request.
+/// Connections that have not authenticated go first, in a request or not
+/// (before `AUTH` a request touches no file): clients without a token
+/// cannot push out those with one while any of their own is left.
 fn evict_idlest(live: &mut HashMap<u64, Live>) -> Option<Evicted> {
     let victim = live
         .values_mut()
-        .filter(|l| !l.busy && l.evicted.is_none())
-        .min_by_key(|l| l.idle_since)?;
+        .filter(|l| (!l.busy || !l.authenticated) && l.evicted.is_none())
+        .min_by_key(|l| (l.authenticated, l.idle_since))?;
     let idle = victim.idle_since.elapsed();
     victim.evicted = Some(idle);
     let _ = victim.closer.shutdown(Shutdown::Read);
@@ -770,16 +784,24 @@ impl Connection<'_> {
         let request = match protocol::parse_request(line) {
             Ok(request) => request,
             Err(bad) => {
-                let refused = format!("{} -> refused: {}", protocol::printable(line), bad.message);
+                // a mistyped `AUTH` must not put its token in the log (the
+                // reason quotes the line too)
+                let (shown, refused) = if crate::auth::holds_token(&String::from_utf8_lossy(line)) {
+                    let shown = "a line holding a token".to_string();
+                    let refused = format!("{shown} -> refused (not logged)");
+                    (shown, refused)
+                } else {
+                    let shown = protocol::printable(line);
+                    let refused = format!("{shown} -> refused: {}", bad.message);
+                    (shown, refused)
+                };
                 return Ok(match bad.then {
                     AfterError::Continue => {
                         self.log(&refused);
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
-                    AfterError::SkipBody(size) => {
-                        self.refuse_upload(&protocol::printable(line), size, &bad.message)?
-                    }
+                    AfterError::SkipBody(size) => self.refuse_upload(&shown, size, &bad.message)?,
                     AfterError::Close => {
                         self.log(&refused);
                         self.close_with_error(&bad.message);
@@ -1011,6 +1033,10 @@ impl Connection<'_> {
     fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
         self.log(&format!("{request} -> refused: {message}"));
         let mut pace = self.pace();
+        if let Some(by) = self.auth_by {
+            // before AUTH, dropping a body never outlasts the deadline
+            pace = pace.until(by);
+        }
         match self.conn.read_body_paced(size, &mut pace, |_| Ok(())) {
             Ok(_) => {
                 self.reply_error(message)?;
@@ -1028,6 +1054,10 @@ impl Connection<'_> {
                     Some(Slow::TooSlow(too_slow)) => {
                         format!("the upload's body came in too slowly ({too_slow})")
                     }
+                    Some(Slow::Late) => format!(
+                        "no authentication came within {} s",
+                        self.shared.config.auth_time.as_secs_f64()
+                    ),
                     _ => format!(
                         "the upload's body stopped arriving for {} s",
                         self.shared.config.idle_timeout.as_secs()

@@ -318,8 +318,13 @@ fn legacy_mode_and_tokens_are_refused_together() {
 /// `ioe serve --listen 0.0.0.0:0 ARGS…`: the run when it exits at once,
 /// or the running server and the first line it printed.
 fn serve_on_any_address(d: &Dirs, args: &[&str]) -> Result<(Child, String), Run> {
+    serve_on(d, "0.0.0.0:0", args)
+}
+
+/// `ioe serve --listen LISTEN ARGS…`, as [`serve_on_any_address`].
+fn serve_on(d: &Dirs, listen: &str, args: &[&str]) -> Result<(Child, String), Run> {
     let root = d.root.to_str().unwrap();
-    let mut all = vec!["serve", "--root", root, "--listen", "0.0.0.0:0", "--quiet"];
+    let mut all = vec!["serve", "--root", root, "--listen", listen, "--quiet"];
     all.extend_from_slice(args);
     let mut child = spawn_ioe(&d.work, &all);
     let stdout = child.0.stdout.take().unwrap();
@@ -618,4 +623,136 @@ fn repl_connect_takes_the_token_from_ioe_token() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("authentication required"), "{run:?}");
     assert!(run.stderr.contains("IOE_TOKEN"), "{run:?}");
+}
+
+/// A server on `127.0.0.1:0` taking the tokens of `d` (one with at most
+/// `max_connections`).
+fn server_with_tokens(d: &Dirs, max_connections: usize) -> TestServer {
+    let tokens = ioe::auth::TokenFile::load(&d.tokens()).unwrap();
+    TestServer::start_with(|config| {
+        config.auth = Some(Arc::new(tokens));
+        config.max_connections = max_connections;
+    })
+}
+
+#[test]
+fn an_upload_before_auth_is_discarded_only_until_the_auth_deadline() {
+    let d = Dirs::new();
+    d.mint("alice", &[]);
+    let tokens = ioe::auth::TokenFile::load(&d.tokens()).unwrap();
+    let server = TestServer::start_with(|config| {
+        config.auth = Some(Arc::new(tokens));
+        config.auth_time = Duration::from_millis(300);
+    });
+    let mut raw = server.raw();
+    // a body announced and never finished: dropping it must not keep the
+    // connection (and its slot, busy in a request) past the deadline
+    raw.send(b"WRITE,x.bin,1000000\n0123456789");
+    assert_eq!(
+        String::from_utf8(raw.read_to_close()).unwrap(),
+        "ERROR: authentication required; closing, since no authentication came within 0.3 s\n"
+    );
+    assert!(!server.root().join("x.bin").exists());
+    common::assert_no_temp_files(server.root());
+}
+
+#[test]
+fn clients_without_a_token_cannot_push_out_an_authenticated_one() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = server_with_tokens(&d, 3);
+    let mut alice = server.raw();
+    alice.send(format!("AUTH,{token}\n").as_bytes());
+    assert_eq!(alice.line(), "OK alice\n");
+    let mut idle = server.raw();
+    idle.send(b"FEATURES\n");
+    idle.list_reply();
+    // one in the middle of dropping an upload's body: in a request, but
+    // with nothing to lose
+    let mut uploading = server.raw();
+    uploading.send(b"WRITE,x.bin,1000000\n0123456789");
+    // (the server marks a connection idle just after its reply goes out)
+    std::thread::sleep(Duration::from_millis(50));
+    // newcomers take the slots of those without a token (in either order),
+    // not alice's, although she has been idle longest
+    let mut newcomers = Vec::new();
+    for _ in 0..2 {
+        let mut newcomer = server.raw();
+        newcomer.send(b"FEATURES\n");
+        newcomer.list_reply();
+        newcomers.push(newcomer);
+    }
+    let notice = String::from_utf8(idle.read_to_close()).unwrap();
+    assert!(notice.starts_with("ERROR: idle for "), "{notice:?}");
+    uploading.read_to_close();
+    assert_eq!(alice.list_names(), Vec::<String>::new());
+    assert!(!server.root().join("x.bin").exists());
+}
+
+#[test]
+fn every_form_of_a_loopback_address_is_loopback_and_no_other() {
+    let d = Dirs::new();
+    for listen in ["[::]:0", "0.0.0.0:0"] {
+        let Err(run) = serve_on(&d, listen, &[]) else {
+            panic!("the server started unprotected on {listen}");
+        };
+        assert!(run.stderr.contains("not a loopback address"), "{run:?}");
+    }
+    // an IPv4-mapped IPv6 address of 127.0.0.1 takes only loopback clients
+    for listen in ["127.0.0.1:0", "[::1]:0", "[::ffff:127.0.0.1]:0"] {
+        let (child, line) = serve_on(&d, listen, &[])
+            .unwrap_or_else(|run| panic!("refused to serve on {listen}: {run:?}"));
+        assert!(line.starts_with("ioe: serving "), "{line}");
+        drop(child);
+    }
+}
+
+#[test]
+fn a_mistyped_auth_line_does_not_put_its_token_in_the_log() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let mut raw = Raw::connect(server.addr());
+    for typo in [format!("AUTH {token}\n"), format!("auth,{token}\n")] {
+        raw.send(typo.as_bytes());
+        assert!(raw.line().starts_with("ERROR: "));
+    }
+    raw.send(b"BYE\n");
+    assert_eq!(raw.line(), "OK bye\n");
+    server.wait_for_log(&["BYE"]);
+    let log = server.log();
+    let refused = log.matches("a line holding a token -> refused (not logged)");
+    assert_eq!(refused.count(), 2, "{log}");
+    assert!(!log.contains(&token[4..20]), "{log}");
+}
+
+#[test]
+fn a_sub_folder_swapped_for_a_link_or_recreated_while_served_stays_the_one_opened() {
+    let d = Dirs::new();
+    let token = d.mint("photos", &["--folder", "photos"]);
+    put(&d.root, "photos/a.jpg", b"jpeg");
+    put(&d.root, "private/secret.txt", b"secret");
+    let server = d.serve(&[]);
+    let (mut raw, reply) = authenticated(&server, &token);
+    assert_eq!(reply, "OK photos\n");
+    // swapped for a link to another folder: the session keeps its folder
+    fs::rename(d.root.join("photos"), d.root.join("moved")).unwrap();
+    symlink("private", d.root.join("photos")).unwrap();
+    assert_eq!(raw.list_names(), ["a.jpg"]);
+    raw.send(b"READ,secret.txt\n");
+    assert!(raw.line().starts_with("ERROR: no such file"));
+    // deleted and made again: nothing of the new one is reachable
+    fs::remove_file(d.root.join("photos")).unwrap();
+    fs::remove_dir_all(d.root.join("moved")).unwrap();
+    put(&d.root, "photos/new.txt", b"new");
+    assert_eq!(raw.list_names(), Vec::<String>::new());
+    let refused = raw.upload("up.txt", b"up");
+    assert!(refused.starts_with("ERROR: "), "{refused}");
+    raw.send(b"READ,new.txt\n");
+    assert!(raw.line().starts_with("ERROR: no such file"));
+    assert!(!d.root.join("photos/up.txt").exists());
+    assert!(!d.root.join("up.txt").exists());
+    // a new session gets the folder there now
+    let (mut raw, _) = authenticated(&server, &token);
+    assert_eq!(raw.list_names(), ["new.txt"]);
 }

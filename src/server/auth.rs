@@ -95,6 +95,7 @@ impl Connection<'_> {
         }
         self.read_only |= grant.access == Access::ReadOnly;
         self.label = Some(grant.label.clone());
+        self.shared.authenticated(self.id);
         self.auth_by = None;
         self.log(&format!("AUTH -> OK ({})", grant.describe()));
         self.conn
