@@ -14,6 +14,7 @@
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
+//! - [`events`]: what a job did, as JSON lines (`--events FILE`);
 //! - [`tls`]: certificates, fingerprints and the client's pinned trust;
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
@@ -22,6 +23,7 @@ pub mod cancel;
 pub mod conn;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod partial;
 pub mod progress;
 pub mod protocol;

@@ -53,6 +53,10 @@ struct ReplArgs {
     /// then that of the last failing line, so still non-zero).
     #[arg(long)]
     keep_going: bool,
+    /// Append what the session does to FILE, one JSON object per line
+    /// (see docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +72,10 @@ struct RunArgs {
     /// Never draw progress bars (by default: only when stderr is a terminal).
     #[arg(long, group = "bars")]
     no_progress: bool,
+    /// Append what the job does to FILE, one JSON object per line (see
+    /// docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
     /// The script file (`-` reads it from stdin), then the script's
     /// arguments (ARGS). Options for `ioe run` go before the script.
     #[arg(
@@ -191,6 +199,15 @@ fn args_after_code_are_the_scripts(mut args: Vec<OsString>) -> Vec<OsString> {
                 i += 1;
                 continue;
             }
+            // its FILE is a word of its own, whatever it looks like
+            "--events" => {
+                i += 2;
+                continue;
+            }
+            _ if word.starts_with("--events=") => {
+                i += 1;
+                continue;
+            }
             "-e" | "--eval" => {}
             // `-eCODE`, `--eval=CODE`: the code as a word of its own (clap
             // would take `-eCODE` for the script, whose place takes words
@@ -252,6 +269,7 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         args: words.collect(),
         progress,
+        events: args.events,
     }))
 }
 
@@ -262,6 +280,7 @@ fn repl(args: ReplArgs) -> ExitCode {
         no_history: args.no_history,
         progress,
         keep_going: args.keep_going,
+        events: args.events,
     }))
 }
 
