@@ -133,6 +133,11 @@ struct ServeArgs {
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// How log lines look: `text` (timestamp, peer, request -> outcome)
+    /// or `json` (one object per line; see docs/events.md).
+    #[arg(long, value_name = "FORMAT", default_value = "text",
+          value_parser = ioe::server::LogFormat::parse)]
+    log_format: ioe::server::LogFormat,
     /// Speak TLS: with --tls-cert/--tls-key, or else a self-signed
     /// certificate made on first start in $XDG_STATE_HOME/ioe (or
     /// ~/.local/state/ioe) and reused after. Its fingerprint is printed.
@@ -309,6 +314,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         rate_window: Duration::from_secs(args.rate_window),
         legacy: args.legacy,
         quiet: args.quiet,
+        log_format: args.log_format,
         grace: Duration::from_secs(args.grace),
         tls: identity
             .as_ref()

@@ -7,6 +7,10 @@
 //! transfers finish within a grace period.
 
 mod extensions;
+mod log;
+
+pub use log::LogFormat;
+use log::Outcome;
 
 use crate::conn::{BodyError, Closer, Conn, Line, is_timeout};
 use crate::digest::{Algorithm, DigestCache, FileStamp};
@@ -89,6 +93,8 @@ pub struct Config {
     pub legacy: bool,
     /// No log line per request.
     pub quiet: bool,
+    /// How log lines look (`--log-format`).
+    pub log_format: LogFormat,
     /// On shutdown, how long transfers in flight may go on.
     pub grace: Duration,
     /// Speak TLS with this configuration (`--tls`); plain TCP when `None`.
@@ -107,6 +113,7 @@ impl Default for Config {
             rate_window: DEFAULT_RATE_WINDOW,
             legacy: false,
             quiet: false,
+            log_format: LogFormat::Text,
             grace: Duration::from_secs(5),
             tls: None,
         }
@@ -189,7 +196,15 @@ impl Shared {
     /// reader went away) is skipped: serving matters more than logging.
     fn log(&self, args: std::fmt::Arguments<'_>) {
         if !self.config.quiet {
-            let _ = writeln!(io::stderr().lock(), "{args}");
+            let line = log::message(self.config.log_format, None, &args.to_string());
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        }
+    }
+
+    /// A line already formatted (see [`log`]), unless quiet.
+    fn log_line(&self, line: impl FnOnce(LogFormat) -> String) {
+        if !self.config.quiet {
+            let _ = writeln!(io::stderr().lock(), "{}", line(self.config.log_format));
         }
     }
 }
@@ -395,10 +410,11 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 conn,
                 peer,
                 id,
+                request_started: Instant::now(),
             };
             if let Err(e) = connection.serve() {
                 let why = connection.failure(&e);
-                thread_shared.log(format_args!("{} connection lost: {why}", connection.peer));
+                connection.log(&format!("connection lost: {why}"));
             }
         });
     if let Err(e) = spawned {
@@ -625,6 +641,8 @@ struct Connection<'a> {
     peer: String,
     /// Its key in the live set.
     id: u64,
+    /// When the request being served arrived (for the log's duration).
+    request_started: Instant,
 }
 
 impl Connection<'_> {
@@ -651,6 +669,7 @@ impl Connection<'_> {
                         self.say_evicted(idle);
                         return Ok(());
                     }
+                    self.request_started = Instant::now();
                     let flow = self.handle(&line, terminated);
                     self.shared.end_request(self.id);
                     flow?
@@ -725,10 +744,11 @@ impl Connection<'_> {
         let request = match protocol::parse_request(line) {
             Ok(request) => request,
             Err(bad) => {
-                let refused = format!("{} -> refused: {}", protocol::printable(line), bad.message);
+                let shown = protocol::printable(line);
+                let refused = format!("refused: {}", bad.message);
                 return Ok(match bad.then {
                     AfterError::Continue => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
@@ -736,7 +756,7 @@ impl Connection<'_> {
                         self.refuse_upload(&protocol::printable(line), size, &bad.message)?
                     }
                     AfterError::Close => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.close_with_error(&bad.message);
                         Flow::Close
                     }
@@ -748,7 +768,13 @@ impl Connection<'_> {
             Request::Read(name) => self.read(&name, terminated),
             Request::Write { name, size } => self.write(&name, size),
             Request::Bye => {
-                self.log("BYE");
+                self.logged(
+                    "BYE",
+                    Outcome::Ok {
+                        text: "OK bye",
+                        bytes: 0,
+                    },
+                );
                 self.conn.write_all(b"OK bye\n")?;
                 Ok(Flow::Close)
             }
@@ -767,14 +793,24 @@ impl Connection<'_> {
                 let mut pace = self.pace();
                 if let Err(e) = self.conn.write_all_paced(reply.as_bytes(), &mut pace) {
                     let why = self.failure(&e);
-                    self.log(&format!("LIST {shown} -> not finished: {why}; closing"));
+                    self.log_error(
+                        &format!("LIST {shown}"),
+                        &format!("not finished: {why}; closing"),
+                    );
                     return Ok(Flow::Close);
                 }
                 self.restore_write_timeout()?;
-                self.log(&format!("LIST {shown} -> {} entries", entries.len()));
+                let text = format!("{} entries", entries.len());
+                self.logged(
+                    &format!("LIST {shown}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: 0,
+                    },
+                );
             }
             Err(e) => {
-                self.log(&format!("LIST {shown} -> {e}"));
+                self.log_error(&format!("LIST {shown}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -785,7 +821,7 @@ impl Connection<'_> {
         let (file, size) = match self.shared.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => {
-                self.log(&format!("READ {name} -> {e}"));
+                self.log_error(&format!("READ {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
                 return Ok(Flow::Continue);
             }
@@ -857,18 +893,24 @@ impl Connection<'_> {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
-                self.log(&format!("{request} -> not finished: {why}; closing"));
+                self.log_error(request, &format!("not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
         if sent < size {
-            self.log(&format!(
-                "{request} -> file shrank to {sent} of {size} bytes; closing"
-            ));
+            let why = format!("file shrank to {sent} of {size} bytes; closing");
+            self.log_error(request, &why);
             return Ok(Flow::Close);
         }
         self.restore_write_timeout()?;
-        self.log(&format!("{request} -> {size} bytes"));
+        let text = format!("{size} bytes");
+        self.logged(
+            request,
+            Outcome::Ok {
+                text: &text,
+                bytes: size,
+            },
+        );
         Ok(Flow::Continue)
     }
 
@@ -901,10 +943,8 @@ impl Connection<'_> {
                 let temp = self.shared.root.path().join(upload.temp_name());
                 drop(upload);
                 let message = format!("cannot store `{name}`: {e}");
-                self.log(&format!(
-                    "WRITE {name} -> {message} (writing {})",
-                    temp.display()
-                ));
+                let why = format!("{message} (writing {})", temp.display());
+                self.log_error(&format!("WRITE {name}"), &why);
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }
@@ -917,11 +957,18 @@ impl Connection<'_> {
         }
         match upload.commit() {
             Ok(()) => {
-                self.log(&format!("WRITE {name} -> {size} bytes"));
+                let text = format!("{size} bytes");
+                self.logged(
+                    &format!("WRITE {name}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: size,
+                    },
+                );
                 self.conn.write_all(format!("OK {size}\n").as_bytes())?;
             }
             Err(e) => {
-                self.log(&format!("WRITE {name} -> {e}"));
+                self.log_error(&format!("WRITE {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -933,16 +980,20 @@ impl Connection<'_> {
     /// connection is then closed.
     fn upload_stopped(&mut self, name: &str, e: &BodyError) {
         if self.cut_off() {
-            self.log(&format!(
-                "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
-            ));
+            self.log_error(
+                &format!("WRITE {name}"),
+                "cut off: the server is shutting down; nothing was kept",
+            );
             self.close_with_error(&format!(
                 "upload of `{name}` cut off: the server is shutting down; \
                  nothing was stored; closing"
             ));
             return;
         }
-        self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+        self.log_error(
+            &format!("WRITE {name}"),
+            &format!("aborted: {e}; nothing was kept"),
+        );
         let BodyError::Io(e) = e else { return };
         if let Some(Slow::TooSlow(too_slow)) = Slow::of(e) {
             self.close_with_error(&format!(
@@ -960,7 +1011,7 @@ impl Connection<'_> {
     /// Refuses an upload after reading and discarding its body; `request`
     /// says in the log what was refused.
     fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
-        self.log(&format!("{request} -> refused: {message}"));
+        self.log_error(request, &format!("refused: {message}"));
         let mut pace = self.pace();
         match self.conn.read_body_paced(size, &mut pace, |_| Ok(())) {
             Ok(_) => {
@@ -1180,7 +1231,20 @@ impl Connection<'_> {
     }
 
     fn log(&self, what: &str) {
-        self.shared.log(format_args!("{} {what}", self.peer));
+        self.shared
+            .log_line(|format| log::message(format, Some(&self.peer), what));
+    }
+
+    /// Logs `request` with how it ended, its bytes and its duration.
+    fn logged(&self, request: &str, outcome: Outcome<'_>) {
+        let took = self.request_started.elapsed();
+        self.shared
+            .log_line(|format| log::request(format, &self.peer, request, &outcome, took));
+    }
+
+    /// Logs `request` as refused or failed: `why`.
+    fn log_error(&self, request: &str, why: &str) {
+        self.logged(request, Outcome::Error(why));
     }
 }
 

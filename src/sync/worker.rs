@@ -225,7 +225,9 @@ impl Shared<'_> {
 
     /// The `retry` event of a job tried again after waiting `delay`.
     fn retrying(&self, job: &Job, delay: Duration) {
-        let Some(error) = &job.record.lost_by else { return };
+        let Some(error) = &job.record.lost_by else {
+            return;
+        };
         events::emit(self.options.events.as_ref(), || Event::Retry {
             sync: match self.direction {
                 Direction::Push => "push",
