@@ -449,6 +449,14 @@ impl ServeProcess {
         self.addr
     }
 
+    /// Everything the server logged on stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The most memory the process has held so far (`VmHWM`), in bytes.
     pub fn peak_memory(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
