@@ -539,3 +539,26 @@ fn a_tls_connect_names_the_certificate_it_was_shown() {
     assert_eq!(connect[0]["tls"], true);
     assert_eq!(connect[0]["fingerprint"], fingerprint.as_str());
 }
+
+#[test]
+fn words_after_the_code_go_to_the_script_even_after_events() {
+    let work = TempDir::new().unwrap();
+    for events in [
+        ["--events", "ev.ndjson"].as_slice(),
+        ["--events=ev.ndjson"].as_slice(),
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(events);
+        args.extend_from_slice(&["-e", "print(ARGS)", "--events", "x", "--help"]);
+        let run = run_ioe(work.path(), &args, "");
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert_eq!(run.stdout, "[\"--events\", \"x\", \"--help\"]\n");
+    }
+    let events = events(&work.path().join("ev.ndjson"));
+    assert_eq!(events.len(), 4);
+    assert_eq!(
+        events[0]["args"],
+        serde_json::json!(["--events", "x", "--help"])
+    );
+    assert!(!work.path().join("x").exists());
+}
