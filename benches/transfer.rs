@@ -1766,8 +1766,10 @@ fn measure_events(plan: &Plan) -> Result<()> {
         lines == expected,
         "events: {lines} lines written, {expected} expected"
     );
-    for round in 0..plan.rounds {
-        eprintln!("bench: events, round {} of {}", round + 1, plan.rounds);
+    // the pairs differ by little, the machine's noise by much: more rounds
+    let rounds = plan.rounds * EVENT_ROUNDS;
+    for round in 0..rounds {
+        eprintln!("bench: events, round {} of {rounds}", round + 1);
         fs::remove_file(&events)?;
         let (off, on) = if round % 2 == 0 {
             let off = bench.event_round(None, &format!("e{round}off"))?;
@@ -1784,8 +1786,8 @@ fn measure_events(plan: &Plan) -> Result<()> {
         }
     }
     println!(
-        "\n{} run: `--events` off and on, {} rounds; median [min–max]\n",
-        plan.name, plan.rounds
+        "\n{} run: `--events` off and on, {rounds} rounds; median [min–max]\n",
+        plan.name
     );
     println!("| what | off (ms) | on (ms) | on ÷ off | min–max |");
     println!("| --- | ---: | ---: | ---: | ---: |");
@@ -1800,7 +1802,55 @@ fn measure_events(plan: &Plan) -> Result<()> {
             ratio.max
         );
     }
+    // the cost itself, free of the transfers' noise
+    let per_event = event_cost(&bench.dir.path().join("cost.ndjson"))?;
+    let per_file = stats(&rows[2].off).median * 1000.0 / plan.small_count as f64;
+    println!(
+        "\nwriting one `transfer` event: {per_event:.2} µs (median of {EVENT_COST_REPEATS} × \
+         {EVENT_COST_EVENTS} in this process); a {} download took {per_file:.1} µs without \
+         events: {:.2} % of it",
+        size_label(plan.small_size),
+        100.0 * per_event / per_file
+    );
     Ok(())
+}
+
+/// The `events` rows run this many times the plan's rounds.
+const EVENT_ROUNDS: usize = 3;
+/// Events written per timing of [`event_cost`], and timings.
+const EVENT_COST_EVENTS: u32 = 20_000;
+const EVENT_COST_REPEATS: usize = 5;
+
+/// The median time, in µs, that [`ioe::events::Events::emit`] takes for
+/// a small file's `transfer` event, written to `path` (removed after).
+fn event_cost(path: &Path) -> Result<f64> {
+    use ioe::events::{Event, Events, Op};
+    let events = Events::open(path);
+    let event = Event::Transfer {
+        op: Op::Read,
+        remote: "small/f1234".into(),
+        local: "got/r1/f1234".into(),
+        bytes: 4096,
+        size: 4096,
+        seconds: 0.000078,
+        resumed_from: 0,
+        digest: None,
+    };
+    let mut micros = Vec::new();
+    for _ in 0..EVENT_COST_REPEATS {
+        let start = Instant::now();
+        for _ in 0..EVENT_COST_EVENTS {
+            events.emit(&event);
+        }
+        micros.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(EVENT_COST_EVENTS));
+    }
+    let written = fs::read_to_string(path)?.lines().count();
+    ensure!(
+        written == EVENT_COST_REPEATS * EVENT_COST_EVENTS as usize,
+        "event cost: {written} lines written"
+    );
+    fs::remove_file(path)?;
+    Ok(stats(&micros).median)
 }
 
 impl Bench<'_> {
