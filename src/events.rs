@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -183,6 +184,8 @@ pub struct Events {
     /// The file as given, for the one warning.
     name: String,
     started: Instant,
+    /// Set by [`job_end`](Events::job_end), which writes only once.
+    ended: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -212,6 +215,7 @@ impl Events {
         Arc::new(Events {
             name,
             started: Instant::now(),
+            ended: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 target,
                 totals: Totals::default(),
@@ -264,8 +268,13 @@ impl Events {
         });
     }
 
-    /// The `job_end` event with exit `status` and the totals so far.
+    /// The `job_end` event with exit `status` and the totals so far; only
+    /// the first call writes it (a second Ctrl-C may end the process while
+    /// the job ends on its own).
     pub fn job_end(&self, status: u8) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let (files, bytes, errors) = {
             let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             let t = &inner.totals;

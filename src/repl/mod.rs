@@ -101,7 +101,7 @@ pub fn run(options: Options) -> u8 {
 fn run_with(options: &Options, events: Option<Arc<Events>>) -> u8 {
     let cancel = CancelToken::new();
     let busy = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
+    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy), events.clone()) {
         say_err!("ioe: warning: Ctrl-C and SIGTERM cannot stop transfers: {e}");
     }
     let host = Host::new(HostOptions {
@@ -129,8 +129,13 @@ fn run_with(options: &Options, events: Option<Arc<Events>>) -> u8 {
 /// 128 + the signal's number. At the prompt the terminal is in raw mode, so
 /// Ctrl-C arrives as a key (clearing the line), not as a signal; a signal
 /// that ends the program there first restores the terminal's settings from
-/// before line editing, so the shell is not left in raw mode.
-fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::Result<()> {
+/// before line editing, so the shell is not left in raw mode, and writes
+/// the `job_end` event.
+fn install_interrupt_handler(
+    cancel: CancelToken,
+    busy: Arc<AtomicBool>,
+    events: Option<Arc<Events>>,
+) -> io::Result<()> {
     let terminal = rustix::termios::tcgetattr(io::stdin()).ok();
     on_signals(move |signal| {
         if busy.load(Ordering::SeqCst) {
@@ -140,6 +145,9 @@ fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::
         if let Some(settings) = &terminal {
             let now = rustix::termios::OptionalActions::Now;
             let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
+        }
+        if let Some(events) = &events {
+            events.job_end(signal.exit_status());
         }
         std::process::exit(i32::from(signal.exit_status()));
     })

@@ -72,9 +72,13 @@ fn run_with(options: RunOptions, events: Option<Arc<Events>>) -> u8 {
     };
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
+    let handler_events = events.clone();
     let installed = on_signals(move |signal| {
         if handler_token.is_cancelled() {
             // the second signal: the user does not want to wait
+            if let Some(events) = &handler_events {
+                events.job_end(signal.exit_status());
+            }
             std::process::exit(i32::from(signal.exit_status()));
         }
         handler_token.cancel_by(signal);
