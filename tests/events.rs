@@ -562,3 +562,32 @@ fn words_after_the_code_go_to_the_script_even_after_events() {
     );
     assert!(!work.path().join("x").exists());
 }
+
+#[test]
+fn a_resumed_read_says_where_it_started_and_counts_only_the_bytes_that_moved() {
+    let server = TestServer::start();
+    let body = common::pseudo_random(7, 3 * 1024 * 1024);
+    let remote = put(server.root(), "r.bin", &body);
+    common::set_mtime(&remote, 1_300_000_000);
+    let work = TempDir::new().unwrap();
+    let kept = 1024 * 1024;
+    let part =
+        ioe::session::part_path(&work.path().join("r.bin"), body.len() as u64, 1_300_000_000);
+    fs::write(&part, &body[..kept]).unwrap();
+    let code = format!(
+        "connect(\"{}\");\nread(\"r.bin\", \"r.bin\", #{{resume: true}});\n",
+        server.addr()
+    );
+    let run = run_job(work.path(), &code, &[]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(fs::read(work.path().join("r.bin")).unwrap(), body);
+    let events = events(&work.path().join("events.ndjson"));
+    let read = of_type(&events, "transfer")[0];
+    assert_eq!(u64_of(&read["resumed_from"]), kept as u64, "{read}");
+    assert_eq!(u64_of(&read["bytes"]), (body.len() - kept) as u64);
+    assert_eq!(u64_of(&read["size"]), body.len() as u64);
+    assert_eq!(
+        u64_of(&events.last().unwrap()["bytes"]),
+        (body.len() - kept) as u64
+    );
+}
