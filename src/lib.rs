@@ -15,6 +15,7 @@
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
+//! - [`events`]: what a job did, as JSON lines (`--events FILE`);
 //! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
 //!   known hosts, certificate authorities);
 //! - [`known_hosts`]: the file of servers trusted by fingerprint;
@@ -27,6 +28,7 @@ pub mod cancel;
 pub mod conn;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod known_hosts;
 pub mod partial;
 pub mod progress;

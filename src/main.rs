@@ -114,6 +114,10 @@ struct ReplArgs {
     /// then that of the last failing line, so still non-zero).
     #[arg(long)]
     keep_going: bool,
+    /// Append what the session does to FILE, one JSON object per line
+    /// (see docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -129,6 +133,10 @@ struct RunArgs {
     /// Never draw progress bars (by default: only when stderr is a terminal).
     #[arg(long, group = "bars")]
     no_progress: bool,
+    /// Append what the job does to FILE, one JSON object per line (see
+    /// docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
     /// The script file (`-` reads it from stdin), then the script's
     /// arguments (ARGS). Options for `ioe run` go before the script.
     #[arg(
@@ -186,6 +194,11 @@ struct ServeArgs {
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// How log lines look: `text` (timestamp, peer, request -> outcome)
+    /// or `json` (one object per line; see docs/events.md).
+    #[arg(long, value_name = "FORMAT", default_value = "text",
+          value_parser = ioe::server::LogFormat::parse)]
+    log_format: ioe::server::LogFormat,
     /// Speak TLS: with --tls-cert/--tls-key, or else a self-signed
     /// certificate made on first start in $XDG_STATE_HOME/ioe (or
     /// ~/.local/state/ioe) and reused after. Its fingerprint is printed.
@@ -262,6 +275,15 @@ fn args_after_code_are_the_scripts(mut args: Vec<OsString>) -> Vec<OsString> {
                 i += 1;
                 continue;
             }
+            // its FILE is a word of its own, whatever it looks like
+            "--events" => {
+                i += 2;
+                continue;
+            }
+            _ if word.starts_with("--events=") => {
+                i += 1;
+                continue;
+            }
             "-e" | "--eval" => {}
             // `-eCODE`, `--eval=CODE`: the code as a word of its own (clap
             // would take `-eCODE` for the script, whose place takes words
@@ -323,6 +345,7 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         args: words.collect(),
         progress,
+        events: args.events,
     }))
 }
 
@@ -333,6 +356,7 @@ fn repl(args: ReplArgs) -> ExitCode {
         no_history: args.no_history,
         progress,
         keep_going: args.keep_going,
+        events: args.events,
     }))
 }
 
@@ -426,6 +450,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         rate_window: Duration::from_secs(args.rate_window),
         legacy: args.legacy,
         quiet: args.quiet,
+        log_format: args.log_format,
         grace: Duration::from_secs(args.grace),
         tls: identity
             .as_ref()

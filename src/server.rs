@@ -8,6 +8,10 @@
 
 mod auth;
 mod extensions;
+mod log;
+
+pub use log::LogFormat;
+use log::Outcome;
 
 use crate::auth::TokenFile;
 use crate::conn::{BodyError, Closer, Conn, Line, is_timeout};
@@ -95,6 +99,8 @@ pub struct Config {
     pub legacy: bool,
     /// No log line per request.
     pub quiet: bool,
+    /// How log lines look (`--log-format`).
+    pub log_format: LogFormat,
     /// On shutdown, how long transfers in flight may go on.
     pub grace: Duration,
     /// Speak TLS with this configuration (`--tls`); plain TCP when `None`.
@@ -119,6 +125,7 @@ impl Default for Config {
             rate_window: DEFAULT_RATE_WINDOW,
             legacy: false,
             quiet: false,
+            log_format: LogFormat::Text,
             grace: Duration::from_secs(5),
             tls: None,
             auth: None,
@@ -213,7 +220,15 @@ impl Shared {
     /// reader went away) is skipped: serving matters more than logging.
     fn log(&self, args: std::fmt::Arguments<'_>) {
         if !self.config.quiet {
-            let _ = writeln!(io::stderr().lock(), "{args}");
+            let line = log::message(self.config.log_format, None, &args.to_string());
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        }
+    }
+
+    /// A line already formatted (see [`log`]), unless quiet.
+    fn log_line(&self, line: impl FnOnce(LogFormat) -> String) {
+        if !self.config.quiet {
+            let _ = writeln!(io::stderr().lock(), "{}", line(self.config.log_format));
         }
     }
 }
@@ -438,10 +453,11 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                     .auth
                     .as_ref()
                     .map(|_| accepted.checked_add(config.auth_time).unwrap_or(accepted)),
+                request_started: Instant::now(),
             };
             if let Err(e) = connection.serve() {
                 let why = connection.failure(&e);
-                thread_shared.log(format_args!("{} connection lost: {why}", connection.peer));
+                connection.log(&format!("connection lost: {why}"));
             }
         });
     if let Err(e) = spawned {
@@ -681,6 +697,8 @@ struct Connection<'a> {
     /// While a token is required and none was accepted yet: when the
     /// connection is closed if still without one.
     auth_by: Option<Instant>,
+    /// When the request being served arrived (for the log's duration).
+    request_started: Instant,
 }
 
 impl Connection<'_> {
@@ -707,6 +725,7 @@ impl Connection<'_> {
                         self.say_evicted(idle);
                         return Ok(());
                     }
+                    self.request_started = Instant::now();
                     let flow = self.handle(&line, terminated);
                     self.shared.end_request(self.id);
                     flow?
@@ -788,22 +807,22 @@ impl Connection<'_> {
                 // reason quotes the line too)
                 let (shown, refused) = if crate::auth::holds_token(&String::from_utf8_lossy(line)) {
                     let shown = "a line holding a token".to_string();
-                    let refused = format!("{shown} -> refused (not logged)");
+                    let refused = "refused (not logged)".to_string();
                     (shown, refused)
                 } else {
                     let shown = protocol::printable(line);
-                    let refused = format!("{shown} -> refused: {}", bad.message);
+                    let refused = format!("refused: {}", bad.message);
                     (shown, refused)
                 };
                 return Ok(match bad.then {
                     AfterError::Continue => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
                     AfterError::SkipBody(size) => self.refuse_upload(&shown, size, &bad.message)?,
                     AfterError::Close => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.close_with_error(&bad.message);
                         Flow::Close
                     }
@@ -818,7 +837,13 @@ impl Connection<'_> {
             Request::Read(name) => self.read(&name, terminated),
             Request::Write { name, size } => self.write(&name, size),
             Request::Bye => {
-                self.log("BYE");
+                self.logged(
+                    "BYE",
+                    Outcome::Ok {
+                        text: "OK bye",
+                        bytes: 0,
+                    },
+                );
                 self.conn.write_all(b"OK bye\n")?;
                 Ok(Flow::Close)
             }
@@ -838,14 +863,24 @@ impl Connection<'_> {
                 let mut pace = self.pace();
                 if let Err(e) = self.conn.write_all_paced(reply.as_bytes(), &mut pace) {
                     let why = self.failure(&e);
-                    self.log(&format!("LIST {shown} -> not finished: {why}; closing"));
+                    self.log_error(
+                        &format!("LIST {shown}"),
+                        &format!("not finished: {why}; closing"),
+                    );
                     return Ok(Flow::Close);
                 }
                 self.restore_write_timeout()?;
-                self.log(&format!("LIST {shown} -> {} entries", entries.len()));
+                let text = format!("{} entries", entries.len());
+                self.logged(
+                    &format!("LIST {shown}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: 0,
+                    },
+                );
             }
             Err(e) => {
-                self.log(&format!("LIST {shown} -> {e}"));
+                self.log_error(&format!("LIST {shown}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -856,7 +891,7 @@ impl Connection<'_> {
         let (file, size) = match self.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => {
-                self.log(&format!("READ {name} -> {e}"));
+                self.log_error(&format!("READ {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
                 return Ok(Flow::Continue);
             }
@@ -928,18 +963,24 @@ impl Connection<'_> {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
-                self.log(&format!("{request} -> not finished: {why}; closing"));
+                self.log_error(request, &format!("not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
         if sent < size {
-            self.log(&format!(
-                "{request} -> file shrank to {sent} of {size} bytes; closing"
-            ));
+            let why = format!("file shrank to {sent} of {size} bytes; closing");
+            self.log_error(request, &why);
             return Ok(Flow::Close);
         }
         self.restore_write_timeout()?;
-        self.log(&format!("{request} -> {size} bytes"));
+        let text = format!("{size} bytes");
+        self.logged(
+            request,
+            Outcome::Ok {
+                text: &text,
+                bytes: size,
+            },
+        );
         Ok(Flow::Continue)
     }
 
@@ -972,10 +1013,8 @@ impl Connection<'_> {
                 let temp = self.root.path().join(upload.temp_name());
                 drop(upload);
                 let message = format!("cannot store `{name}`: {e}");
-                self.log(&format!(
-                    "WRITE {name} -> {message} (writing {})",
-                    temp.display()
-                ));
+                let why = format!("{message} (writing {})", temp.display());
+                self.log_error(&format!("WRITE {name}"), &why);
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }
@@ -988,11 +1027,18 @@ impl Connection<'_> {
         }
         match upload.commit() {
             Ok(()) => {
-                self.log(&format!("WRITE {name} -> {size} bytes"));
+                let text = format!("{size} bytes");
+                self.logged(
+                    &format!("WRITE {name}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: size,
+                    },
+                );
                 self.conn.write_all(format!("OK {size}\n").as_bytes())?;
             }
             Err(e) => {
-                self.log(&format!("WRITE {name} -> {e}"));
+                self.log_error(&format!("WRITE {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -1004,16 +1050,20 @@ impl Connection<'_> {
     /// connection is then closed.
     fn upload_stopped(&mut self, name: &str, e: &BodyError) {
         if self.cut_off() {
-            self.log(&format!(
-                "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
-            ));
+            self.log_error(
+                &format!("WRITE {name}"),
+                "cut off: the server is shutting down; nothing was kept",
+            );
             self.close_with_error(&format!(
                 "upload of `{name}` cut off: the server is shutting down; \
                  nothing was stored; closing"
             ));
             return;
         }
-        self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+        self.log_error(
+            &format!("WRITE {name}"),
+            &format!("aborted: {e}; nothing was kept"),
+        );
         let BodyError::Io(e) = e else { return };
         if let Some(Slow::TooSlow(too_slow)) = Slow::of(e) {
             self.close_with_error(&format!(
@@ -1031,7 +1081,7 @@ impl Connection<'_> {
     /// Refuses an upload after reading and discarding its body; `request`
     /// says in the log what was refused.
     fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
-        self.log(&format!("{request} -> refused: {message}"));
+        self.log_error(request, &format!("refused: {message}"));
         let mut pace = self.pace();
         if let Some(by) = self.auth_by {
             // before AUTH, dropping a body never outlasts the deadline
@@ -1261,12 +1311,28 @@ impl Connection<'_> {
     /// Logs one line for this connection: its peer, its token's label
     /// once authenticated, and `what`.
     fn log(&self, what: &str) {
-        match &self.label {
-            Some(label) => self
-                .shared
-                .log(format_args!("{} [{label}] {what}", self.peer)),
-            None => self.shared.log(format_args!("{} {what}", self.peer)),
+        self.shared
+            .log_line(|format| log::message(format, Some(self.who()), what));
+    }
+
+    /// The peer and, once it authenticated, its token's label.
+    fn who(&self) -> log::Who<'_> {
+        log::Who {
+            peer: &self.peer,
+            identity: self.label.as_deref(),
         }
+    }
+
+    /// Logs `request` with how it ended, its bytes and its duration.
+    fn logged(&self, request: &str, outcome: Outcome<'_>) {
+        let took = self.request_started.elapsed();
+        self.shared
+            .log_line(|format| log::request(format, self.who(), request, &outcome, took));
+    }
+
+    /// Logs `request` as refused or failed: `why`.
+    fn log_error(&self, request: &str, why: &str) {
+        self.logged(request, Outcome::Error(why));
     }
 }
 

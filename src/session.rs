@@ -360,6 +360,13 @@ impl Session {
         }
     }
 
+    /// The fingerprint (`SHA256:…`) of the certificate the server showed,
+    /// over TLS while connected.
+    pub fn server_fingerprint(&self) -> Option<String> {
+        let der = self.conn.as_ref()?.peer_certificate()?;
+        Some(crate::tls::fingerprint(&der))
+    }
+
     /// Makes transfers fail promptly when `token` is cancelled.
     pub fn set_cancel(&mut self, token: CancelToken) {
         self.cancel = token;

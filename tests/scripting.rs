@@ -1295,7 +1295,7 @@ fn unreadable_scripts_and_bad_command_lines_exit_2() {
     assert_eq!(
         run.stderr,
         "ioe: `--progres` is not an option of `ioe run` (it takes -e CODE, \
-         --progress and --no-progress, before the script) nor a script file\n"
+         --events FILE, --progress and --no-progress, before the script) nor a script file\n"
     );
     let run = run_ioe(work.path(), &["run"], "");
     assert_eq!(run.code, Some(2));

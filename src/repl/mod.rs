@@ -20,6 +20,7 @@ pub mod table;
 
 use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::error::{Error, ErrorKind};
+use crate::events::Events;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind, Features};
 use crate::script::push_pull;
@@ -78,20 +79,36 @@ pub struct Options {
     pub progress: ProgressMode,
     /// In batch mode, go on after a failing line (`--keep-going`).
     pub keep_going: bool,
+    /// Where to append the session's events (`--events`; `-` is stdout).
+    pub events: Option<std::path::PathBuf>,
 }
 
 /// Runs the REPL on stdin — interactively when it is a terminal, as a
 /// batch otherwise — and returns the process exit status.
 pub fn run(options: Options) -> u8 {
+    let events = options.events.as_deref().map(Events::open);
+    if let Some(events) = &events {
+        events.job_start("repl", None, &[]);
+    }
+    let status = run_with(&options, events.clone());
+    if let Some(events) = &events {
+        events.job_end(status);
+    }
+    status
+}
+
+/// [`run`] once the events log is open.
+fn run_with(options: &Options, events: Option<Arc<Events>>) -> u8 {
     let cancel = CancelToken::new();
     let busy = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
+    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy), events.clone()) {
         say_err!("ioe: warning: Ctrl-C and SIGTERM cannot stop transfers: {e}");
     }
     let host = Host::new(HostOptions {
         args: Vec::new(),
         progress: options.progress.enabled(),
         cancel: cancel.clone(),
+        events,
     });
     let mut repl = Repl {
         host: Rc::new(RefCell::new(host)),
@@ -100,9 +117,9 @@ pub fn run(options: Options) -> u8 {
         progress: options.progress.enabled(),
     };
     if io::stdin().is_terminal() {
-        repl.interactive(&options)
+        repl.interactive(options)
     } else {
-        repl.batch(&options)
+        repl.batch(options)
     }
 }
 
@@ -112,8 +129,13 @@ pub fn run(options: Options) -> u8 {
 /// 128 + the signal's number. At the prompt the terminal is in raw mode, so
 /// Ctrl-C arrives as a key (clearing the line), not as a signal; a signal
 /// that ends the program there first restores the terminal's settings from
-/// before line editing, so the shell is not left in raw mode.
-fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::Result<()> {
+/// before line editing, so the shell is not left in raw mode, and writes
+/// the `job_end` event.
+fn install_interrupt_handler(
+    cancel: CancelToken,
+    busy: Arc<AtomicBool>,
+    events: Option<Arc<Events>>,
+) -> io::Result<()> {
     let terminal = rustix::termios::tcgetattr(io::stdin()).ok();
     on_signals(move |signal| {
         if busy.load(Ordering::SeqCst) {
@@ -123,6 +145,9 @@ fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::
         if let Some(settings) = &terminal {
             let now = rustix::termios::OptionalActions::Now;
             let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
+        }
+        if let Some(events) = &events {
+            events.job_end(signal.exit_status());
         }
         std::process::exit(i32::from(signal.exit_status()));
     })
@@ -523,15 +548,12 @@ impl Repl {
         };
         let op = format!("{verb} `{from}` to `{to}`");
         let progress = self.progress;
+        let options = SyncOptions {
+            events: self.host.borrow().events(),
+            ..SyncOptions::default()
+        };
         let report = self.on_session(&op, |s| {
-            push_pull::run(
-                s,
-                direction,
-                Path::new(local),
-                remote,
-                SyncOptions::default(),
-                progress,
-            )
+            push_pull::run(s, direction, Path::new(local), remote, options, progress)
         })?;
         say!("{}", push_pull::summary(direction, false, &report));
         for left_out in push_pull::left_out(&report) {
@@ -595,7 +617,12 @@ impl Repl {
                 "not connected; connect to a server first",
             )),
         };
-        result.map_err(|e| self.client_failure(&e))
+        result.map_err(|e| {
+            if let Some(events) = self.host.borrow().events() {
+                events.client_error(e.kind, e.to_string(), None);
+            }
+            self.client_failure(&e)
+        })
     }
 
     /// A client error as a failed line: `error[kind]: message` (status 1),

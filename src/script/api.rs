@@ -11,15 +11,19 @@ use crate::addr::{connect_addr, join_host_port};
 use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
+use crate::events::{self, Event, Events, Op};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::{ConnectOptions, Session, TlsOptions, TransferOptions, split_scheme};
+use crate::session::{
+    ConnectOptions, Session, TlsOptions, TransferOptions, Transferred, split_scheme,
+};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long an embedded server lets transfers finish when the script ends.
 const EMBEDDED_GRACE: Duration = Duration::from_secs(1);
@@ -27,9 +31,9 @@ const EMBEDDED_GRACE: Duration = Duration::from_secs(1);
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// A session as scripts hold it (`Session` in Rhai); clones share one
-/// connection.
+/// connection. Its transfers go to the `--events` log, if any.
 #[derive(Clone)]
-pub struct ScriptSession(Rc<RefCell<Session>>);
+pub struct ScriptSession(Rc<RefCell<Session>>, Option<Arc<Events>>);
 
 impl ScriptSession {
     /// The `host:port` the session was opened with.
@@ -67,6 +71,23 @@ impl ScriptSession {
     pub fn describe(&self) -> String {
         let state = if self.is_open() { "open" } else { "closed" };
         format!("Session({}, {state})", self.addr())
+    }
+
+    /// The `transfer` event of a file that arrived whole.
+    fn transferred(&self, op: Op, remote: &str, local: &str, done: &Transferred, at: Instant) {
+        events::emit(self.1.as_ref(), || Event::Transfer {
+            op,
+            remote: remote.to_string(),
+            local: local.to_string(),
+            bytes: done.moved,
+            size: done.size,
+            seconds: events::secs(at.elapsed()),
+            resumed_from: done.resumed_from,
+            digest: done
+                .digest
+                .as_ref()
+                .map(|(algorithm, hex)| format!("{}:{hex}", algorithm.name())),
+        });
     }
 }
 
@@ -476,9 +497,15 @@ fn connect(
         }
         result => result.map_err(from_client)?,
     };
+    events::emit(state.borrow().events.as_ref(), || Event::Connect {
+        address: session.addr().to_string(),
+        tls: session.tls().is_some(),
+        fingerprint: session.server_fingerprint(),
+        identity: session.identity().map(str::to_string),
+    });
     let mut st = state.borrow_mut();
     session.set_progress(st.progress);
-    let session = ScriptSession(Rc::new(RefCell::new(session)));
+    let session = ScriptSession(Rc::new(RefCell::new(session)), st.events.clone());
     st.current = Some(session.clone());
     Ok(session)
 }
@@ -598,17 +625,21 @@ fn transfer_options(
 
 fn read(s: &ScriptSession, remote: &str, local: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("read `{remote}`"), options, READ_OPTIONS)?;
+    let started = Instant::now();
     let done = s
         .with(|s| s.read_with(remote, Path::new(local), &options))
         .map_err(from_client)?;
+    s.transferred(Op::Read, remote, local, &done, started);
     Ok(to_int(done.size))
 }
 
 fn write(s: &ScriptSession, local: &str, remote: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("write `{remote}`"), options, WRITE_OPTIONS)?;
+    let started = Instant::now();
     let done = s
         .with(|s| s.write_with(Path::new(local), remote, &options))
         .map_err(from_client)?;
+    s.transferred(Op::Write, remote, local, &done, started);
     Ok(to_int(done.size))
 }
 
@@ -616,9 +647,13 @@ fn write(s: &ScriptSession, local: &str, remote: &str, options: Option<Map>) -> 
 /// not a valid name, say how to give one.
 fn write_as_given(s: &ScriptSession, local: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("write `{local}`"), options, WRITE_OPTIONS)?;
+    let started = Instant::now();
     let result = s.with(|s| s.write_with(Path::new(local), local, &options));
     match result {
-        Ok(done) => Ok(to_int(done.size)),
+        Ok(done) => {
+            s.transferred(Op::Write, local, local, &done, started);
+            Ok(to_int(done.size))
+        }
         Err(mut e) if e.kind == ErrorKind::BadName => {
             e.cause
                 .push_str("; give the remote name as well: write(local, remote)");

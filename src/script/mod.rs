@@ -33,6 +33,7 @@ pub use report::{
 pub use run::{RunOptions, ScriptSource, run};
 
 use crate::cancel::CancelToken;
+use crate::events::Events;
 use crate::server::RunningServer;
 use rhai::{AST, Array, Dynamic, Engine, RhaiNativeFunc, Scope};
 use std::any::Any;
@@ -40,6 +41,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
+use std::sync::Arc;
 use tempfile::TempDir;
 
 /// Limits set explicitly so that debug and release builds behave alike
@@ -70,6 +72,8 @@ pub(crate) struct State {
     /// Asks the user whether to trust a TLS server met for the first time
     /// (the REPL at a terminal); scripts never ask.
     trust_prompt: Option<TrustPrompt>,
+    /// The `--events` log, if any.
+    events: Option<Arc<Events>>,
 }
 
 /// Asks whether to trust the TLS server at `addr` (`host:port`), met for
@@ -122,6 +126,8 @@ pub struct HostOptions {
     pub progress: bool,
     /// Cancels the transfer in flight and stops the script (Ctrl-C).
     pub cancel: CancelToken,
+    /// Where connects, transfers and errors are written (`--events`).
+    pub events: Option<Arc<Events>>,
 }
 
 /// One scripting session: an `Engine` with the `ioe` API, one `Scope`, and
@@ -149,6 +155,7 @@ impl Host {
             cancel: options.cancel.clone(),
             progress: options.progress,
             trust_prompt: None,
+            events: options.events.clone(),
         }));
         let mut engine = configured_engine(options.cancel.clone());
         let (names, properties) = register_api(&mut engine, &state);
@@ -185,7 +192,8 @@ impl Host {
         let ast = self
             .engine
             .compile_with_scope(&self.scope, source)
-            .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))?;
+            .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))
+            .inspect_err(|stop| self.report_event(stop))?;
         for function in ast.iter_functions() {
             self.fn_sources
                 .insert(function.name.to_string(), name.to_string());
@@ -196,7 +204,22 @@ impl Host {
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.functions);
         self.functions.clear_statements();
-        result.map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
+        result
+            .map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
+            .inspect_err(|stop| self.report_event(stop))
+    }
+
+    /// The `--events` log, if any.
+    pub fn events(&self) -> Option<Arc<Events>> {
+        self.state.borrow().events.clone()
+    }
+
+    /// An `error` event for a failure (not for `exit(…)`).
+    fn report_event(&self, stop: &Stop) {
+        if let Stop::Failed(report) = stop {
+            let events = self.state.borrow().events.clone();
+            crate::events::emit(events.as_ref(), || report.event());
+        }
     }
 
     /// Lets `connect` ask, with `prompt`, whether to trust a TLS server met
@@ -446,6 +469,7 @@ mod tests {
             cancel: CancelToken::new(),
             progress: false,
             trust_prompt: None,
+            events: None,
         }));
         let mut engine = configured_engine(CancelToken::new());
         let (registered, properties) = register_api(&mut engine, &state);

@@ -3,7 +3,7 @@
 //! `docs/protocol.md`). None has a body, so every refusal is a plain
 //! `ERROR:` and the session goes on.
 
-use super::{Connection, Flow};
+use super::{Connection, Flow, Outcome};
 use crate::digest::{self, Algorithm, FileStamp};
 use crate::protocol::{Extension, Features};
 use crate::root::{FsError, Root, WalkError};
@@ -85,11 +85,17 @@ impl Connection<'_> {
         match result {
             Ok(reply) => {
                 let first = reply.lines().next().unwrap_or_default();
-                self.log(&format!("{request} -> {first}"));
+                self.logged(
+                    request,
+                    Outcome::Ok {
+                        text: first,
+                        bytes: 0,
+                    },
+                );
                 self.conn.write_all(reply.as_bytes())?;
             }
             Err(refusal) => {
-                self.log(&format!("{request} -> {refusal}"));
+                self.log_error(request, &refusal);
                 self.reply_error(&refusal)?;
             }
         }
@@ -208,7 +214,7 @@ impl Connection<'_> {
             Err(WalkError::Fs(e)) => format!("ERROR: {e}\n"),
             Err(WalkError::Send(e)) => {
                 let why = self.failure(&e);
-                self.log(&format!("{request} -> not finished: {why}; closing"));
+                self.log_error(&request, &format!("not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
@@ -216,11 +222,12 @@ impl Connection<'_> {
         let mut pace = self.pace();
         if let Err(e) = self.conn.write_all_paced(&piece, &mut pace) {
             let why = self.failure(&e);
-            self.log(&format!("{request} -> not finished: {why}; closing"));
+            self.log_error(&request, &format!("not finished: {why}; closing"));
             return Ok(Flow::Close);
         }
         self.restore_write_timeout()?;
-        self.log(&format!("{request} -> {}", end.trim_end()));
+        let text = end.trim_end();
+        self.logged(&request, Outcome::Ok { text, bytes: 0 });
         Ok(Flow::Continue)
     }
 }
