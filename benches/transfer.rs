@@ -1,4 +1,4 @@
-//! `cargo bench --bench transfer [-- [--quick] [transfers|extensions|scripts|tls]]`:
+//! `cargo bench --bench transfer [-- [--quick] [transfers|extensions|scripts|tls|events]]`:
 //! how fast `ioe` moves files on this machine, against a plain socket copy;
 //! what `HASH`, verified and resumed downloads cost, against reading the
 //! file once and a plain download; and how fast its scripts build big
@@ -25,6 +25,10 @@
 //! the script itself.
 //! The `tls` rows (module `tls_rows`) measure TLS against plain TCP in
 //! the same run.
+//! The `events` rows (not run unless named) time the script-level
+//! transfers of the `transfers` rows with `ioe run --events FILE` and
+//! without, in turns, and report the ratio of each pair (see the end of
+//! this file).
 //! `--quick` uses small sizes and finishes in seconds; CI runs it to check
 //! that the benchmark works, never how fast it is.
 
@@ -168,7 +172,7 @@ print(`us ${(t.elapsed * 1000000.0).to_int()}`);
 ";
 
 /// The names of the groups of rows, as given on the command line.
-const GROUPS: [&str; 4] = ["transfers", "extensions", "scripts", "tls"];
+const GROUPS: [&str; 5] = ["transfers", "extensions", "scripts", "tls", "events"];
 
 /// How much of the file the part file of the resumed download holds.
 const CUT: f64 = 0.9;
@@ -220,6 +224,8 @@ struct Groups {
     extensions: bool,
     scripts: bool,
     tls: bool,
+    /// Only when named: it repeats the transfer rows twice over.
+    events: bool,
 }
 
 fn main() -> ExitCode {
@@ -249,6 +255,7 @@ fn main() -> ExitCode {
         extensions: wanted("extensions"),
         scripts: wanted("scripts"),
         tls: wanted("tls"),
+        events: named.contains(&"events"),
     };
     match run(plan, &groups) {
         Ok(()) => ExitCode::SUCCESS,
@@ -292,6 +299,9 @@ fn run(plan: &Plan, groups: &Groups) -> Result<()> {
     }
     if groups.scripts {
         measure_scripts(plan, &mut results)?;
+    }
+    if groups.events {
+        measure_events(plan)?;
     }
     eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
     // the JSON line of medians is the last line of the output
@@ -1719,5 +1729,207 @@ fn size_label(bytes: u64) -> String {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{} KiB", bytes / KIB)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The `events` rows: what `ioe run --events FILE` costs the transfers.
+
+/// Each row's times with `--events` off and on, and on ÷ off per round.
+#[derive(Default)]
+struct EventTimes {
+    off: Vec<f64>,
+    on: Vec<f64>,
+    ratio: Vec<f64>,
+}
+
+impl EventTimes {
+    fn add(&mut self, off: Duration, on: Duration) {
+        let (off, on) = (off.as_secs_f64(), on.as_secs_f64());
+        self.off.push(off * 1000.0);
+        self.on.push(on * 1000.0);
+        self.ratio.push(on / off);
+    }
+}
+
+/// The script-level transfers of the `transfers` rows (the big file down
+/// and up, the small files down and up over one session), each run with
+/// `--events` off and on back to back, which of the two goes first
+/// alternating by round; prints each row's median times and the median of
+/// the per-round ratios (on ÷ off: 1.00 costs nothing).
+fn measure_events(plan: &Plan) -> Result<()> {
+    let bench = Bench::set_up(plan, true)?;
+    let events = bench.dir.path().join("events.ndjson");
+    let labels = [
+        format!("download {} (`ioe run`)", size_label(plan.big)),
+        format!("upload {} (`ioe run`)", size_label(plan.big)),
+        format!(
+            "download {} × {}",
+            plan.small_count,
+            size_label(plan.small_size)
+        ),
+        format!(
+            "upload {} × {}",
+            plan.small_count,
+            size_label(plan.small_size)
+        ),
+    ];
+    let mut rows: [EventTimes; 4] = Default::default();
+    // untimed: warms caches, and checks that events are written
+    bench.event_round(Some(&events), "ew")?;
+    let lines = fs::read_to_string(&events)?.lines().count();
+    // per job: its start, connect and end; one line per file
+    let expected = 3 * 3 + 2 + 2 * plan.small_count;
+    ensure!(
+        lines == expected,
+        "events: {lines} lines written, {expected} expected"
+    );
+    // the pairs differ by little, the machine's noise by much: more rounds
+    let rounds = plan.rounds * EVENT_ROUNDS;
+    for round in 0..rounds {
+        eprintln!("bench: events, round {} of {rounds}", round + 1);
+        fs::remove_file(&events)?;
+        let (off, on) = if round % 2 == 0 {
+            let off = bench.event_round(None, &format!("e{round}off"))?;
+            (
+                off,
+                bench.event_round(Some(&events), &format!("e{round}on"))?,
+            )
+        } else {
+            let on = bench.event_round(Some(&events), &format!("e{round}on"))?;
+            (bench.event_round(None, &format!("e{round}off"))?, on)
+        };
+        for (row, (off, on)) in rows.iter_mut().zip(off.into_iter().zip(on)) {
+            row.add(off, on);
+        }
+    }
+    println!(
+        "\n{} run: `--events` off and on, {rounds} rounds; median [min–max]\n",
+        plan.name
+    );
+    println!("| what | off (ms) | on (ms) | on ÷ off | min–max |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (label, row) in labels.iter().zip(&rows) {
+        let ratio = stats(&row.ratio);
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.3} | {:.3}–{:.3} |",
+            stats(&row.off).median,
+            stats(&row.on).median,
+            ratio.median,
+            ratio.min,
+            ratio.max
+        );
+    }
+    // the cost itself, free of the transfers' noise
+    let per_event = event_cost(&bench.dir.path().join("cost.ndjson"))?;
+    let per_file = stats(&rows[2].off).median * 1000.0 / plan.small_count as f64;
+    println!(
+        "\nwriting one `transfer` event: {per_event:.2} µs (median of {EVENT_COST_REPEATS} × \
+         {EVENT_COST_EVENTS} in this process); a {} download took {per_file:.1} µs without \
+         events: {:.2} % of it",
+        size_label(plan.small_size),
+        100.0 * per_event / per_file
+    );
+    Ok(())
+}
+
+/// The `events` rows run this many times the plan's rounds.
+const EVENT_ROUNDS: usize = 3;
+/// Events written per timing of [`event_cost`], and timings.
+const EVENT_COST_EVENTS: u32 = 20_000;
+const EVENT_COST_REPEATS: usize = 5;
+
+/// The median time, in µs, that [`ioe::events::Events::emit`] takes for
+/// a small file's `transfer` event, written to `path` (removed after).
+fn event_cost(path: &Path) -> Result<f64> {
+    use ioe::events::{Event, Events, Op};
+    let events = Events::open(path);
+    let event = Event::Transfer {
+        op: Op::Read,
+        remote: "small/f1234".into(),
+        local: "got/r1/f1234".into(),
+        bytes: 4096,
+        size: 4096,
+        seconds: 0.000078,
+        resumed_from: 0,
+        digest: None,
+    };
+    let mut micros = Vec::new();
+    for _ in 0..EVENT_COST_REPEATS {
+        let start = Instant::now();
+        for _ in 0..EVENT_COST_EVENTS {
+            events.emit(&event);
+        }
+        micros.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(EVENT_COST_EVENTS));
+    }
+    let written = fs::read_to_string(path)?.lines().count();
+    ensure!(
+        written == EVENT_COST_REPEATS * EVENT_COST_EVENTS as usize,
+        "event cost: {written} lines written"
+    );
+    fs::remove_file(path)?;
+    Ok(stats(&micros).median)
+}
+
+impl Bench<'_> {
+    /// One pass of the transfers with `--events events` (or none): the
+    /// big file down and up (the process's time), then the small files
+    /// down and up (the script's own timing of each phase), byte-checked.
+    fn event_round(&self, events: Option<&Path>, round: &str) -> Result<[Duration; 4]> {
+        let plan = self.plan;
+        let big = self.root.join("big.bin");
+        let local = self.client.join("big.bin");
+        let down = self.run_events(
+            events,
+            "down.rhai",
+            &[&self.server.addr, "big.bin", &local.to_string_lossy()],
+        )?;
+        check_same(&big, &local)?;
+        fs::remove_file(&local)?;
+        let up = self.run_events(
+            events,
+            "up.rhai",
+            &[&self.server.addr, &big.to_string_lossy(), "up/big.bin"],
+        )?;
+        check_same(&big, &self.root.join("up/big.bin"))?;
+        fs::remove_file(self.root.join("up/big.bin"))?;
+        let run_name = self.dir.path().file_name().unwrap_or_default();
+        let round = format!("{round}{}", run_name.to_string_lossy());
+        let count = plan.small_count.to_string();
+        let small = self.run_events(events, "small.rhai", &[&self.server.addr, &count, &round])?;
+        let phase = |label: &str| -> Result<Duration> {
+            let micros = small
+                .stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(label)?.trim().parse::<u64>().ok())
+                .with_context(|| format!("no `{label}` line in {:?}", small.stdout))?;
+            Ok(Duration::from_micros(micros.max(1)))
+        };
+        for i in 0..plan.small_count {
+            let original = self.root.join(format!("small/f{i}"));
+            check_same(&original, &self.client.join(format!("got/{round}/f{i}")))?;
+            check_same(&original, &self.root.join(format!("up/{round}/f{i}")))?;
+        }
+        Ok([down.wall, up.wall, phase("down_us ")?, phase("up_us ")?])
+    }
+
+    /// `ioe run [--events FILE] SCRIPT ARGS...` in the client folder.
+    fn run_events(&self, events: Option<&Path>, script: &str, args: &[&str]) -> Result<Run> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command.arg("run");
+        if let Some(events) = events {
+            command.arg("--events").arg(events);
+        }
+        command
+            .arg(self.scripts.join(script))
+            .args(args)
+            .current_dir(&self.client)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let what = format!("ioe run {script} {}", args.join(" "));
+        let (run, status) = run_measured(command).with_context(|| what.clone())?;
+        ensure!(status.success, "`{what}` failed ({})", status.describe());
+        Ok(run)
     }
 }

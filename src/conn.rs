@@ -215,6 +215,11 @@ where
         }
     }
 
+    /// The rustls state from `&self` (see [`Conn::peer_certificate`]).
+    fn locked(&self) -> std::sync::MutexGuard<'_, TlsInner<C>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Sends what rustls still holds (a write that timed out leaves its
     /// records there). Only writes: rustls' own `flush` may go on to read
     /// (and wait out the read timeout) when the socket takes nothing.
@@ -268,7 +273,7 @@ where
     /// See [`Stream::pending`]: takes what the socket holds into rustls
     /// without waiting and answers from the plaintext that results.
     fn pending(&self) -> Pending {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.locked();
         // bounded: each round takes at most one read's worth from the socket
         for _ in 0..64 {
             let state = match inner.conn.process_new_packets() {
@@ -551,6 +556,18 @@ impl Conn {
                 ..self
             },
         ))
+    }
+
+    /// The DER certificate the peer showed (its first), over TLS.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let first = |certs: Option<&[rustls::pki_types::CertificateDer<'_>]>| {
+            certs.and_then(|c| c.first()).map(|c| c.to_vec())
+        };
+        match &self.stream {
+            Stream::Plain(_) => None,
+            Stream::TlsServer(tls) => first(tls.locked().conn.peer_certificates()),
+            Stream::TlsClient(tls) => first(tls.locked().conn.peer_certificates()),
+        }
     }
 
     /// A handle that shuts this connection down from another thread.

@@ -86,7 +86,8 @@ impl Hasher {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(text, "{b:02x}");

@@ -78,6 +78,18 @@ pub struct Error {
     pub op: String,
     /// What happened, e.g. `server said: no such file or folder`.
     pub cause: String,
+    /// Set when connecting failed only because a TLS server was met for
+    /// the first time: a caller that can ask the user may trust it
+    /// ([`crate::known_hosts::add`]) and connect again.
+    pub first_contact: Option<Box<FirstContact>>,
+}
+
+/// A TLS server that no authority vouches for and the known-hosts file
+/// does not name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstContact {
+    /// Its certificate's fingerprint, `SHA256:…`.
+    pub fingerprint: String,
 }
 
 impl Error {
@@ -87,6 +99,7 @@ impl Error {
             kind,
             op: op.into(),
             cause: cause.into(),
+            first_contact: None,
         }
     }
 }

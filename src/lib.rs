@@ -2,6 +2,7 @@
 //! protocol. The layers, bottom up:
 //!
 //! - [`addr`]: `host[:port]` as typed → `host:port` (port 7070 by default);
+//! - [`auth`]: the server's token file, minting tokens, the client's [`auth::Token`];
 //! - [`protocol`]: requests, replies, names and limits on byte slices;
 //! - [`rate`]: the minimum rate and stall limit of the server's transfers;
 //! - [`conn`]: every byte of a connection: a stream (plain TCP or TLS) with one
@@ -14,14 +15,21 @@
 //!   typed [`Error`]s, [`cancel`]lation and [`progress`] bars;
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
-//! - [`tls`]: certificates, fingerprints and the client's pinned trust;
+//! - [`events`]: what a job did, as JSON lines (`--events FILE`);
+//! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
+//!   known hosts, certificate authorities);
+//! - [`known_hosts`]: the file of servers trusted by fingerprint;
+//! - [`servers`]: named servers (`servers.toml`) for `connect("backup")`;
 //! - [`units`]: sizes such as `10M` ↔ byte counts (`--max-size`, scripts).
 
 pub mod addr;
+pub mod auth;
 pub mod cancel;
 pub mod conn;
 pub mod digest;
 pub mod error;
+pub mod events;
+pub mod known_hosts;
 pub mod partial;
 pub mod progress;
 pub mod protocol;
@@ -30,6 +38,7 @@ pub mod repl;
 pub mod root;
 pub mod script;
 pub mod server;
+pub mod servers;
 pub mod session;
 pub mod sync;
 pub mod tls;

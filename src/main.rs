@@ -31,14 +31,75 @@ enum Command {
     /// Prompt for IOE/1 commands and Rhai code (see docs/repl.md); piped
     /// input runs as a batch.
     Repl(ReplArgs),
+    /// Trust a TLS server's certificate by its fingerprint (a line of the
+    /// known-hosts file), or forget a server with --forget.
+    Trust(TrustArgs),
+    /// Mint, revoke or list the tokens of a token file (`serve --auth`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// Remove the server's line instead (after its certificate was changed
+    /// on purpose).
+    #[arg(long)]
+    forget: bool,
+    /// The server: tls://host:port or host[:port] (port 7070 if none), or
+    /// a name from the servers file.
+    #[arg(value_name = "SERVER")]
+    server: String,
+    /// Its fingerprint, `SHA256:…` as `ioe serve --tls` prints it.
+    #[arg(
+        value_name = "FINGERPRINT",
+        required_unless_present = "forget",
+        conflicts_with = "forget"
+    )]
+    fingerprint: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token: add its line (label, access, digest, folder) to the
+    /// file, created with mode 0600 if missing, and print the token once.
+    New {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+        /// Its name in the file and in the server's log: letters, digits,
+        /// `.`, `_` or `-`.
+        #[arg(long, value_name = "NAME")]
+        label: String,
+        /// Refuse this token's uploads and other changes.
+        #[arg(long)]
+        read_only: bool,
+        /// Make this sub-folder of the served root the token's root.
+        #[arg(long, value_name = "SUB")]
+        folder: Option<String>,
+    },
+    /// Remove a token's line: servers refuse it from their next `AUTH` on.
+    Revoke {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+        /// The label of the token to remove.
+        label: String,
+    },
+    /// List the labels, access and folders of a token file (never secrets).
+    List {
+        /// The token file.
+        #[arg(long, value_name = "FILE")]
+        auth: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Default)]
 #[command(group = clap::ArgGroup::new("bars").multiple(false))]
 struct ReplArgs {
-    /// Connect to this server before the first line (port 7070 if none
-    /// is given).
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = ioe::addr::connect_addr)]
+    /// Connect to this server before the first line: HOST[:PORT] (port
+    /// 7070 if none is given), tls://HOST[:PORT] for TLS, or a name from
+    /// the servers file.
+    #[arg(long, value_name = "SERVER", value_parser = ioe::repl::forms::connect_target)]
     connect: Option<String>,
     /// Keep no history file.
     #[arg(long)]
@@ -53,6 +114,10 @@ struct ReplArgs {
     /// then that of the last failing line, so still non-zero).
     #[arg(long)]
     keep_going: bool,
+    /// Append what the session does to FILE, one JSON object per line
+    /// (see docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +133,10 @@ struct RunArgs {
     /// Never draw progress bars (by default: only when stderr is a terminal).
     #[arg(long, group = "bars")]
     no_progress: bool,
+    /// Append what the job does to FILE, one JSON object per line (see
+    /// docs/events.md); `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
     /// The script file (`-` reads it from stdin), then the script's
     /// arguments (ARGS). Options for `ioe run` go before the script.
     #[arg(
@@ -125,6 +194,11 @@ struct ServeArgs {
     /// No log line per request on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// How log lines look: `text` (timestamp, peer, request -> outcome)
+    /// or `json` (one object per line; see docs/events.md).
+    #[arg(long, value_name = "FORMAT", default_value = "text",
+          value_parser = ioe::server::LogFormat::parse)]
+    log_format: ioe::server::LogFormat,
     /// Speak TLS: with --tls-cert/--tls-key, or else a self-signed
     /// certificate made on first start in $XDG_STATE_HOME/ioe (or
     /// ~/.local/state/ioe) and reused after. Its fingerprint is printed.
@@ -136,6 +210,14 @@ struct ServeArgs {
     /// The certificate's private key (PEM) for --tls.
     #[arg(long, value_name = "FILE", requires = "tls", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Require a token from this file (made with `ioe token new`); it is
+    /// read again when it changes, so revoking needs no restart.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Serve on a non-loopback address without --tls and --auth anyway
+    /// (only on a network you trust).
+    #[arg(long)]
+    allow_unprotected: bool,
 }
 
 /// Parses a count or a number of seconds that must not be 0.
@@ -156,6 +238,8 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Run(args)) => Ok(run(args)),
         Some(Command::Repl(args)) => Ok(repl(args)),
+        Some(Command::Trust(args)) => trust(args),
+        Some(Command::Token(command)) => token(command),
         None if std::io::stdin().is_terminal() => Ok(repl(ReplArgs::default())),
         None => {
             complain(format_args!(
@@ -188,6 +272,15 @@ fn args_after_code_are_the_scripts(mut args: Vec<OsString>) -> Vec<OsString> {
     while let Some(word) = args.get(i).and_then(|w| w.to_str()) {
         match word {
             "--progress" | "--no-progress" => {
+                i += 1;
+                continue;
+            }
+            // its FILE is a word of its own, whatever it looks like
+            "--events" => {
+                i += 2;
+                continue;
+            }
+            _ if word.starts_with("--events=") => {
                 i += 1;
                 continue;
             }
@@ -252,6 +345,7 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         args: words.collect(),
         progress,
+        events: args.events,
     }))
 }
 
@@ -262,12 +356,71 @@ fn repl(args: ReplArgs) -> ExitCode {
         no_history: args.no_history,
         progress,
         keep_going: args.keep_going,
+        events: args.events,
     }))
+}
+
+/// `ioe trust SERVER FINGERPRINT` and `ioe trust --forget SERVER`: edits
+/// the known-hosts file and says what it did.
+fn trust(args: TrustArgs) -> Result<ExitCode> {
+    use ioe::known_hosts::{self, Added};
+    let named = match ioe::servers::path() {
+        Some(file) if ioe::servers::could_be_name(&args.server) => {
+            ioe::servers::find(&file, &args.server)?
+        }
+        _ => None,
+    };
+    let addr = match named {
+        Some(named) => named.addr,
+        None => {
+            let (text, _) = ioe::session::split_scheme(&args.server);
+            ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?
+        }
+    };
+    let addr = known_hosts::key(&addr);
+    let file = known_hosts::path()?;
+    let said = match args.fingerprint {
+        Some(fingerprint) => match known_hosts::add(&file, &addr, &fingerprint)? {
+            Added::New(known) => format!(
+                "ioe: trusted {addr} {fingerprint} (added as line {} of {})",
+                known.line,
+                file.display()
+            ),
+            Added::Already(known) => format!(
+                "ioe: {addr} {fingerprint} is trusted already (line {} of {})",
+                known.line,
+                file.display()
+            ),
+        },
+        None => {
+            let gone = known_hosts::forget(&file, &addr)?;
+            if gone.is_empty() {
+                anyhow::bail!(
+                    "{addr} is not in the known-hosts file `{}`: nothing to forget",
+                    file.display()
+                );
+            }
+            let fingerprints: Vec<&str> = gone.iter().map(|k| k.fingerprint.as_str()).collect();
+            format!(
+                "ioe: forgot {addr} {} (removed from {})",
+                fingerprints.join(" "),
+                file.display()
+            )
+        }
+    };
+    writeln!(std::io::stdout(), "{said}").context("cannot print on stdout")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves `args.root` on `args.listen` (already `host:port`) until a
 /// signal, which lets requests in flight finish within `--grace`.
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if args.auth.is_some() && args.legacy {
+        anyhow::bail!(
+            "--legacy and --auth cannot go together: the original design's clients \
+             cannot send a token; drop one of them"
+        );
+    }
     if args.tls && args.legacy {
         anyhow::bail!(
             "--legacy and --tls cannot go together: the original design's clients \
@@ -280,6 +433,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let auth = match &args.auth {
+        Some(path) => Some(Arc::new(
+            ioe::auth::TokenFile::load(path).map_err(|why| anyhow::anyhow!("--auth: {why}"))?,
+        )),
+        None => None,
+    };
+    let tokens = auth.clone();
     let config = Config {
         root: args.root,
         read_only: args.read_only,
@@ -290,10 +450,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         rate_window: Duration::from_secs(args.rate_window),
         legacy: args.legacy,
         quiet: args.quiet,
+        log_format: args.log_format,
         grace: Duration::from_secs(args.grace),
         tls: identity
             .as_ref()
             .map(|identity| Arc::clone(&identity.config)),
+        auth,
+        ..Config::default()
     };
     let root = config.root.clone();
     let server = Server::bind(args.listen.as_str(), config).map_err(|e| {
@@ -309,6 +472,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             args.listen
         ))
     })?;
+    refuse_unprotected(
+        &server,
+        &args.listen,
+        args.tls,
+        args.auth.is_some(),
+        args.allow_unprotected,
+    )?;
     let handle = server.shutdown_handle()?;
     ioe::cancel::on_signals(move |_| handle.shutdown())
         .context("cannot install the signal handler")?;
@@ -329,6 +499,92 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         )
         .context("cannot print the certificate's fingerprint on stdout")?;
     }
+    if let Some(tokens) = &tokens {
+        let count = tokens.len();
+        let plural = if count == 1 { "" } else { "s" };
+        writeln!(
+            std::io::stdout(),
+            "ioe: {count} token{plural} from {}, read again when it changes",
+            tokens.path().display()
+        )
+        .context("cannot print the token file on stdout")?;
+    }
     server.run()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to serve on a non-loopback address without both TLS and
+/// tokens, unless `--allow-unprotected` says to.
+fn refuse_unprotected(
+    server: &Server,
+    listen: &str,
+    tls: bool,
+    auth: bool,
+    allowed: bool,
+) -> Result<()> {
+    let bound = server.local_addr()?;
+    // `::ffff:127.0.0.1` takes only loopback clients too
+    if allowed || bound.ip().to_canonical().is_loopback() || (tls && auth) {
+        return Ok(());
+    }
+    let missing = match (tls, auth) {
+        (false, false) => "--tls and --auth FILE",
+        (false, true) => "--tls (tokens would travel in clear text)",
+        _ => "--auth FILE (anyone who reaches it could use the folder)",
+    };
+    anyhow::bail!(
+        "refusing to serve on {listen}, which is not a loopback address, without {missing}: \
+         other machines could read and change the folder. Add --tls and --auth FILE \
+         (`ioe token new --auth FILE --label NAME` mints a token), listen on 127.0.0.1, \
+         or pass --allow-unprotected to serve anyway on a network you trust"
+    )
+}
+
+/// `ioe token new|revoke|list`.
+fn token(command: TokenCommand) -> Result<ExitCode> {
+    match command {
+        TokenCommand::New {
+            auth,
+            label,
+            read_only,
+            folder,
+        } => {
+            let access = if read_only {
+                ioe::auth::Access::ReadOnly
+            } else {
+                ioe::auth::Access::ReadWrite
+            };
+            let grant = ioe::auth::Grant {
+                label,
+                access,
+                folder,
+            };
+            let token = ioe::auth::add(&auth, &grant).map_err(anyhow::Error::msg)?;
+            writeln!(std::io::stdout(), "{token}").context("cannot print the token")?;
+            complain(format_args!(
+                "ioe: token `{}` ({}) added to {}; it is shown only this once. A client \
+                 uses it with IOE_TOKEN=<token> in its environment, or \
+                 connect(\"tls://host\", #{{token: \"<token>\"}})",
+                grant.label,
+                grant.describe(),
+                auth.display()
+            ));
+        }
+        TokenCommand::Revoke { auth, label } => {
+            ioe::auth::revoke(&auth, &label).map_err(anyhow::Error::msg)?;
+            complain(format_args!(
+                "ioe: token `{label}` removed from {}; servers refuse it from their next AUTH on",
+                auth.display()
+            ));
+        }
+        TokenCommand::List { auth } => {
+            let mut out = std::io::stdout().lock();
+            for grant in ioe::auth::list(&auth).map_err(anyhow::Error::msg)? {
+                let folder = grant.folder.as_deref().unwrap_or("");
+                writeln!(out, "{}\t{}\t{folder}", grant.label, grant.access.as_str())
+                    .context("cannot print the list")?;
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

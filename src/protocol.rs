@@ -2,6 +2,7 @@
 //! limits. Nothing here touches a socket, so every rule is unit-testable.
 //! `docs/protocol.md` is the prose version of this module.
 
+use crate::auth::Token;
 use std::fmt;
 
 /// Longest request line, LF included.
@@ -25,6 +26,10 @@ pub fn is_reserved(file_name: &[u8]) -> bool {
 /// Start of the server's reply when a file does not exist; the client maps it
 /// to [`crate::ErrorKind::NotFound`].
 pub const NOT_FOUND: &str = "no such file or folder";
+/// The refusal of a request before `AUTH` succeeded (after `ERROR: `).
+pub const AUTH_REQUIRED: &str = "authentication required";
+/// The refusal of a wrong token (after `ERROR: `); the server then closes.
+pub const AUTH_FAILED: &str = "authentication failed; closing";
 /// How the server marks an `ERROR:` after which it closes the connection:
 /// the message ends with it, or with it, a comma and a reason naming no file.
 pub const CLOSING: &str = "; closing";
@@ -96,6 +101,9 @@ pub enum Extension {
         /// The file.
         name: String,
     },
+    /// `AUTH,<token>`: authenticate this session (the token's `Debug`
+    /// hides it, so a logged request never shows it).
+    Auth(Token),
 }
 
 impl Extension {
@@ -115,6 +123,7 @@ impl Extension {
                 length,
                 name,
             } => format!("READAT,{offset},{length},{name}\n"),
+            Extension::Auth(token) => format!("AUTH,{}\n", token.secret()),
         }
     }
 }
@@ -205,6 +214,10 @@ fn parse_extension(word: &[u8], rest: Option<&[u8]>) -> Result<Extension, String
     match (word, rest) {
         (b"FEATURES", None) => Ok(Extension::Features),
         (b"FEATURES", Some(_)) => Err("FEATURES takes no fields".into()),
+        // any bytes: never refused here, so a token is never logged as
+        // part of a refused line; a malformed one simply matches nothing
+        (b"AUTH", Some(token)) => Ok(Extension::Auth(Token::received(token))),
+        (b"AUTH", None) => Err(usage("a token: AUTH,<token>")),
         (b"WALK", None) => Ok(Extension::Walk(None)),
         (b"WALK", Some(dir)) => Ok(Extension::Walk(Some(checked_name(dir)?))),
         (b"STAT", Some(name)) => Ok(Extension::Stat(checked_name(name)?)),
@@ -801,6 +814,7 @@ mod tests {
                 length: 0,
                 name: "r,1,2".into(),
             }),
+            Request::Extension(Extension::Auth(Token::new("ioe_01ab", "t").unwrap())),
         ] {
             let line = request.to_line();
             assert_eq!(

@@ -100,6 +100,8 @@ pub enum Slow {
     Stalled(Duration),
     /// A window's average fell below the floor.
     TooSlow(TooSlow),
+    /// The transfer's own time limit ([`Pace::until`]) passed.
+    Late,
 }
 
 impl fmt::Display for Slow {
@@ -107,6 +109,7 @@ impl fmt::Display for Slow {
         match self {
             Slow::Stalled(stall) => write!(f, "nothing moved for {} s", stall.as_secs()),
             Slow::TooSlow(too_slow) => write!(f, "too slow: {too_slow}"),
+            Slow::Late => write!(f, "its time ran out"),
         }
     }
 }
@@ -133,6 +136,7 @@ pub struct Pace {
     floor: Option<RateFloor>,
     stall: Duration,
     last_progress: Instant,
+    deadline: Option<Instant>,
 }
 
 impl Pace {
@@ -142,11 +146,23 @@ impl Pace {
             floor,
             stall,
             last_progress: now,
+            deadline: None,
+        }
+    }
+
+    /// The same, ending the transfer at `deadline` however fast it goes.
+    pub fn until(self, deadline: Instant) -> Pace {
+        Pace {
+            deadline: Some(deadline),
+            ..self
         }
     }
 
     /// Counts `bytes` moved at `now` (0 after a socket timeout).
     pub fn record(&mut self, bytes: u64, now: Instant) -> Result<(), Slow> {
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            return Err(Slow::Late);
+        }
         if bytes > 0 {
             self.last_progress = now;
         }
@@ -169,6 +185,10 @@ impl Pace {
             Some(floor) => stall_left.min(floor.left(now)),
             None => stall_left,
         };
+        let left = match self.deadline {
+            Some(deadline) => left.min(deadline.saturating_duration_since(now)),
+            None => left,
+        };
         left.max(MIN_TIMEOUT)
     }
 }
@@ -181,6 +201,17 @@ mod tests {
 
     fn floor(rate: u64, window_secs: u64, start: Instant) -> RateFloor {
         RateFloor::new(rate, Duration::from_secs(window_secs), start).unwrap()
+    }
+
+    #[test]
+    fn a_pace_until_a_deadline_ends_there_however_steady_the_bytes() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(None, 60 * S, t0).until(t0 + 5 * S);
+        assert_eq!(pace.timeout(t0 + S), 4 * S);
+        for second in 1..5 {
+            pace.record(1, t0 + second * S).unwrap();
+        }
+        assert_eq!(pace.record(1, t0 + 5 * S), Err(Slow::Late));
     }
 
     #[test]

@@ -147,6 +147,27 @@ impl Root {
         Ok(Root { beneath, path })
     }
 
+    /// The folder `name` under this root as a root of its own (a token's
+    /// sub-folder): it is opened as any name is, following links only while
+    /// they stay inside, and everything through the new root is then
+    /// confined to it (`..` and links cannot leave it).
+    pub fn sub(&self, name: &str) -> Result<Root, FsError> {
+        let fd = self.open(name, OFlags::PATH | OFlags::DIRECTORY)?;
+        // where it really is, to tell whether an absolute link points inside
+        let path = rfs::readlinkat(
+            rustix::fs::CWD,
+            format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd)),
+            Vec::new(),
+        )
+        .ok()
+        .and_then(|target| target.into_string().ok())
+        .map_or_else(|| self.path.join(name), PathBuf::from);
+        Ok(Root {
+            beneath: Beneath::from_fd(fd, path.clone()),
+            path,
+        })
+    }
+
     /// The root's canonical path (for the server's log, never for replies).
     pub fn path(&self) -> &Path {
         &self.path

@@ -6,8 +6,14 @@
 //! unterminated requests in legacy mode; a graceful stop that lets
 //! transfers finish within a grace period.
 
+mod auth;
 mod extensions;
+mod log;
 
+pub use log::LogFormat;
+use log::Outcome;
+
+use crate::auth::TokenFile;
 use crate::conn::{BodyError, Closer, Conn, Line, is_timeout};
 use crate::digest::{Algorithm, DigestCache, FileStamp};
 use crate::protocol::{
@@ -15,6 +21,7 @@ use crate::protocol::{
 };
 use crate::rate::{Pace, RateFloor, Slow};
 use crate::root::Root;
+use auth::allowed_before_auth;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
@@ -41,6 +48,9 @@ const MAX_REFUSING: usize = 16;
 /// How long a TLS client has to send its first byte and complete the
 /// handshake, on the connection's own thread.
 pub const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(5);
+/// The default [`Config::auth_time`]: how long after connecting a client
+/// of a server with `--auth` has to authenticate.
+pub const AUTH_TIME: Duration = Duration::from_secs(5);
 /// What a plain-text client of a TLS server is told, in plain text.
 pub const TLS_REQUIRED: &str = "ERROR: this server requires TLS; closing\n";
 /// A temporary file unchanged for this long, or for twice the idle timeout
@@ -89,10 +99,18 @@ pub struct Config {
     pub legacy: bool,
     /// No log line per request.
     pub quiet: bool,
+    /// How log lines look (`--log-format`).
+    pub log_format: LogFormat,
     /// On shutdown, how long transfers in flight may go on.
     pub grace: Duration,
     /// Speak TLS with this configuration (`--tls`); plain TCP when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Require a token of this file (`--auth`) before any request but
+    /// `FEATURES`, `AUTH` and `BYE`.
+    pub auth: Option<Arc<TokenFile>>,
+    /// With [`auth`](Config::auth): a connection that has not
+    /// authenticated this long after it was accepted is closed.
+    pub auth_time: Duration,
 }
 
 impl Default for Config {
@@ -107,8 +125,11 @@ impl Default for Config {
             rate_window: DEFAULT_RATE_WINDOW,
             legacy: false,
             quiet: false,
+            log_format: LogFormat::Text,
             grace: Duration::from_secs(5),
             tls: None,
+            auth: None,
+            auth_time: AUTH_TIME,
         }
     }
 }
@@ -123,7 +144,7 @@ pub struct Server {
 /// share.
 struct Shared {
     config: Config,
-    root: Root,
+    root: Arc<Root>,
     stopping: AtomicBool,
     /// Set by a second shutdown request: the grace period ends at once.
     hurry: AtomicBool,
@@ -149,6 +170,9 @@ struct Live {
     idle_since: Instant,
     /// Its slot went to a new client after it had been idle this long.
     evicted: Option<Duration>,
+    /// It presented a good token, or the server takes none. One that has
+    /// not is evicted first, even in a request (see [`evict_idlest`]).
+    authenticated: bool,
 }
 
 impl Shared {
@@ -180,6 +204,13 @@ impl Shared {
         }
     }
 
+    /// Marks connection `id` as authenticated.
+    fn authenticated(&self, id: u64) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.authenticated = true;
+        }
+    }
+
     /// How long connection `id` had been idle when its slot was given away.
     fn evicted(&self, id: u64) -> Option<Duration> {
         self.live().get(&id).and_then(|live| live.evicted)
@@ -189,7 +220,15 @@ impl Shared {
     /// reader went away) is skipped: serving matters more than logging.
     fn log(&self, args: std::fmt::Arguments<'_>) {
         if !self.config.quiet {
-            let _ = writeln!(io::stderr().lock(), "{args}");
+            let line = log::message(self.config.log_format, None, &args.to_string());
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        }
+    }
+
+    /// A line already formatted (see [`log`]), unless quiet.
+    fn log_line(&self, line: impl FnOnce(LogFormat) -> String) {
+        if !self.config.quiet {
+            let _ = writeln!(io::stderr().lock(), "{}", line(self.config.log_format));
         }
     }
 }
@@ -221,8 +260,17 @@ impl Server {
     }
 
     /// Serves on an already bound listener (tests bind `127.0.0.1:0` first).
+    /// Legacy mode with a token file is refused: the original design's
+    /// clients cannot authenticate.
     pub fn new(listener: TcpListener, config: Config) -> io::Result<Server> {
-        let root = Root::new(&config.root)?;
+        if config.legacy && config.auth.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "legacy mode and a token file cannot go together: the original design's \
+                 clients cannot authenticate",
+            ));
+        }
+        let root = Arc::new(Root::new(&config.root)?);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -372,6 +420,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 busy: false,
                 idle_since: Instant::now(),
                 evicted: None,
+                authenticated: shared.config.auth.is_none(),
             },
         );
     }
@@ -383,6 +432,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 shared: &thread_shared,
                 id,
             };
+            let accepted = Instant::now();
             let conn = match &thread_shared.config.tls {
                 Some(tls) => match start_tls(&thread_shared, conn, tls, &peer) {
                     Some(conn) => conn,
@@ -390,15 +440,24 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 },
                 None => conn,
             };
+            let config = &thread_shared.config;
             let mut connection = Connection {
                 shared: &thread_shared,
                 conn,
                 peer,
                 id,
+                root: Arc::clone(&thread_shared.root),
+                read_only: config.read_only,
+                label: None,
+                auth_by: config
+                    .auth
+                    .as_ref()
+                    .map(|_| accepted.checked_add(config.auth_time).unwrap_or(accepted)),
+                request_started: Instant::now(),
             };
             if let Err(e) = connection.serve() {
                 let why = connection.failure(&e);
-                thread_shared.log(format_args!("{} connection lost: {why}", connection.peer));
+                connection.log(&format!("connection lost: {why}"));
             }
         });
     if let Err(e) = spawned {
@@ -459,11 +518,14 @@ struct Evicted {
 /// Marks the connection idle longest (not in a request, not evicted
 /// already) as evicted and shuts its reading side, so its thread wakes up,
 /// tells its client and ends; `None` when every connection is in a request.
+/// Connections that have not authenticated go first, in a request or not
+/// (before `AUTH` a request touches no file): clients without a token
+/// cannot push out those with one while any of their own is left.
 fn evict_idlest(live: &mut HashMap<u64, Live>) -> Option<Evicted> {
     let victim = live
         .values_mut()
-        .filter(|l| !l.busy && l.evicted.is_none())
-        .min_by_key(|l| l.idle_since)?;
+        .filter(|l| (!l.busy || !l.authenticated) && l.evicted.is_none())
+        .min_by_key(|l| (l.authenticated, l.idle_since))?;
     let idle = victim.idle_since.elapsed();
     victim.evicted = Some(idle);
     let _ = victim.closer.shutdown(Shutdown::Read);
@@ -625,6 +687,18 @@ struct Connection<'a> {
     peer: String,
     /// Its key in the live set.
     id: u64,
+    /// The folder this session sees: the server's root, or the sub-folder
+    /// its token grants.
+    root: Arc<Root>,
+    /// Refuse every change (`--read-only`, or a read-only token).
+    read_only: bool,
+    /// The label of the token it authenticated with, shown in its log lines.
+    label: Option<String>,
+    /// While a token is required and none was accepted yet: when the
+    /// connection is closed if still without one.
+    auth_by: Option<Instant>,
+    /// When the request being served arrived (for the log's duration).
+    request_started: Instant,
 }
 
 impl Connection<'_> {
@@ -651,6 +725,7 @@ impl Connection<'_> {
                         self.say_evicted(idle);
                         return Ok(());
                     }
+                    self.request_started = Instant::now();
                     let flow = self.handle(&line, terminated);
                     self.shared.end_request(self.id);
                     flow?
@@ -673,9 +748,9 @@ impl Connection<'_> {
     /// idle timeout.
     fn read_request(&mut self) -> io::Result<Incoming> {
         let idle_timeout = self.shared.config.idle_timeout;
-        let line = self
-            .conn
-            .read_line_by(MAX_LINE, deadline_after(idle_timeout));
+        let deadline = deadline_after(idle_timeout);
+        let deadline = self.auth_by.map_or(deadline, |by| by.min(deadline));
+        let line = self.conn.read_line_by(MAX_LINE, deadline);
         self.conn.set_read_timeout(Some(idle_timeout))?;
         Ok(match line {
             Ok(Line::Complete(line)) => Incoming::Line {
@@ -705,6 +780,9 @@ impl Connection<'_> {
                     "request line longer than {MAX_LINE} bytes; closing"
                 ));
             }
+            End::IdleTimeout if self.auth_by.is_some_and(|by| Instant::now() >= by) => {
+                self.say_no_auth();
+            }
             End::IdleTimeout if self.conn.buffered().is_empty() => {
                 self.log("idle timeout");
                 let _ = self
@@ -725,40 +803,58 @@ impl Connection<'_> {
         let request = match protocol::parse_request(line) {
             Ok(request) => request,
             Err(bad) => {
-                let refused = format!("{} -> refused: {}", protocol::printable(line), bad.message);
+                // a mistyped `AUTH` must not put its token in the log (the
+                // reason quotes the line too)
+                let (shown, refused) = if crate::auth::holds_token(&String::from_utf8_lossy(line)) {
+                    let shown = "a line holding a token".to_string();
+                    let refused = "refused (not logged)".to_string();
+                    (shown, refused)
+                } else {
+                    let shown = protocol::printable(line);
+                    let refused = format!("refused: {}", bad.message);
+                    (shown, refused)
+                };
                 return Ok(match bad.then {
                     AfterError::Continue => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.reply_error(&bad.message)?;
                         Flow::Continue
                     }
-                    AfterError::SkipBody(size) => {
-                        self.refuse_upload(&protocol::printable(line), size, &bad.message)?
-                    }
+                    AfterError::SkipBody(size) => self.refuse_upload(&shown, size, &bad.message)?,
                     AfterError::Close => {
-                        self.log(&refused);
+                        self.log_error(&shown, &refused);
                         self.close_with_error(&bad.message);
                         Flow::Close
                     }
                 });
             }
         };
+        if self.auth_by.is_some() && !allowed_before_auth(&request) {
+            return self.refuse_unauthenticated(&request);
+        }
         match request {
             Request::List(dir) => self.list(dir.as_deref()),
             Request::Read(name) => self.read(&name, terminated),
             Request::Write { name, size } => self.write(&name, size),
             Request::Bye => {
-                self.log("BYE");
+                self.logged(
+                    "BYE",
+                    Outcome::Ok {
+                        text: "OK bye",
+                        bytes: 0,
+                    },
+                );
                 self.conn.write_all(b"OK bye\n")?;
                 Ok(Flow::Close)
             }
+            Request::Extension(Extension::Auth(token)) => self.authenticate(&token),
             Request::Extension(extension) => self.extension(extension),
         }
     }
 
     fn list(&mut self, dir: Option<&str>) -> io::Result<Flow> {
         let shown = dir.unwrap_or(".");
-        match self.shared.root.list(dir) {
+        match self.root.list(dir) {
             Ok(entries) => {
                 let mut reply = format!("OK {}\n", entries.len());
                 for entry in &entries {
@@ -767,14 +863,24 @@ impl Connection<'_> {
                 let mut pace = self.pace();
                 if let Err(e) = self.conn.write_all_paced(reply.as_bytes(), &mut pace) {
                     let why = self.failure(&e);
-                    self.log(&format!("LIST {shown} -> not finished: {why}; closing"));
+                    self.log_error(
+                        &format!("LIST {shown}"),
+                        &format!("not finished: {why}; closing"),
+                    );
                     return Ok(Flow::Close);
                 }
                 self.restore_write_timeout()?;
-                self.log(&format!("LIST {shown} -> {} entries", entries.len()));
+                let text = format!("{} entries", entries.len());
+                self.logged(
+                    &format!("LIST {shown}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: 0,
+                    },
+                );
             }
             Err(e) => {
-                self.log(&format!("LIST {shown} -> {e}"));
+                self.log_error(&format!("LIST {shown}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -782,10 +888,10 @@ impl Connection<'_> {
     }
 
     fn read(&mut self, name: &str, terminated: bool) -> io::Result<Flow> {
-        let (file, size) = match self.shared.root.open_file(name) {
+        let (file, size) = match self.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => {
-                self.log(&format!("READ {name} -> {e}"));
+                self.log_error(&format!("READ {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
                 return Ok(Flow::Continue);
             }
@@ -857,26 +963,32 @@ impl Connection<'_> {
             Ok(sent) => sent,
             Err(e) => {
                 let why = self.failure(&e);
-                self.log(&format!("{request} -> not finished: {why}; closing"));
+                self.log_error(request, &format!("not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
         if sent < size {
-            self.log(&format!(
-                "{request} -> file shrank to {sent} of {size} bytes; closing"
-            ));
+            let why = format!("file shrank to {sent} of {size} bytes; closing");
+            self.log_error(request, &why);
             return Ok(Flow::Close);
         }
         self.restore_write_timeout()?;
-        self.log(&format!("{request} -> {size} bytes"));
+        let text = format!("{size} bytes");
+        self.logged(
+            request,
+            Outcome::Ok {
+                text: &text,
+                bytes: size,
+            },
+        );
         Ok(Flow::Continue)
     }
 
     fn write(&mut self, name: &str, size: u64) -> io::Result<Flow> {
         let config = &self.shared.config;
         let request = format!("WRITE {name}");
-        if config.read_only {
-            return self.refuse_upload(&request, size, "server is read-only");
+        if self.read_only {
+            return self.refuse_upload(&request, size, self.read_only_reason());
         }
         if let Some(max) = config.max_size.filter(|&max| size > max) {
             return self.refuse_upload(
@@ -885,7 +997,7 @@ impl Connection<'_> {
                 &format!("`{name}` is {size} bytes, over the server's limit of {max}"),
             );
         }
-        let mut upload = match self.shared.root.create_upload(name) {
+        let mut upload = match self.root.create_upload(name) {
             Ok(upload) => upload,
             Err(e) => return self.refuse_upload(&request, size, &e.to_string()),
         };
@@ -898,13 +1010,11 @@ impl Connection<'_> {
             Ok(Err(e)) => {
                 // the reply names the file as the client did; the log says
                 // where on this machine it failed
-                let temp = self.shared.root.path().join(upload.temp_name());
+                let temp = self.root.path().join(upload.temp_name());
                 drop(upload);
                 let message = format!("cannot store `{name}`: {e}");
-                self.log(&format!(
-                    "WRITE {name} -> {message} (writing {})",
-                    temp.display()
-                ));
+                let why = format!("{message} (writing {})", temp.display());
+                self.log_error(&format!("WRITE {name}"), &why);
                 self.reply_error(&message)?;
                 return Ok(Flow::Continue);
             }
@@ -917,11 +1027,18 @@ impl Connection<'_> {
         }
         match upload.commit() {
             Ok(()) => {
-                self.log(&format!("WRITE {name} -> {size} bytes"));
+                let text = format!("{size} bytes");
+                self.logged(
+                    &format!("WRITE {name}"),
+                    Outcome::Ok {
+                        text: &text,
+                        bytes: size,
+                    },
+                );
                 self.conn.write_all(format!("OK {size}\n").as_bytes())?;
             }
             Err(e) => {
-                self.log(&format!("WRITE {name} -> {e}"));
+                self.log_error(&format!("WRITE {name}"), &e.to_string());
                 self.reply_error(&e.to_string())?;
             }
         }
@@ -933,16 +1050,20 @@ impl Connection<'_> {
     /// connection is then closed.
     fn upload_stopped(&mut self, name: &str, e: &BodyError) {
         if self.cut_off() {
-            self.log(&format!(
-                "WRITE {name} -> cut off: the server is shutting down; nothing was kept"
-            ));
+            self.log_error(
+                &format!("WRITE {name}"),
+                "cut off: the server is shutting down; nothing was kept",
+            );
             self.close_with_error(&format!(
                 "upload of `{name}` cut off: the server is shutting down; \
                  nothing was stored; closing"
             ));
             return;
         }
-        self.log(&format!("WRITE {name} -> aborted: {e}; nothing was kept"));
+        self.log_error(
+            &format!("WRITE {name}"),
+            &format!("aborted: {e}; nothing was kept"),
+        );
         let BodyError::Io(e) = e else { return };
         if let Some(Slow::TooSlow(too_slow)) = Slow::of(e) {
             self.close_with_error(&format!(
@@ -960,8 +1081,12 @@ impl Connection<'_> {
     /// Refuses an upload after reading and discarding its body; `request`
     /// says in the log what was refused.
     fn refuse_upload(&mut self, request: &str, size: u64, message: &str) -> io::Result<Flow> {
-        self.log(&format!("{request} -> refused: {message}"));
+        self.log_error(request, &format!("refused: {message}"));
         let mut pace = self.pace();
+        if let Some(by) = self.auth_by {
+            // before AUTH, dropping a body never outlasts the deadline
+            pace = pace.until(by);
+        }
         match self.conn.read_body_paced(size, &mut pace, |_| Ok(())) {
             Ok(_) => {
                 self.reply_error(message)?;
@@ -979,6 +1104,10 @@ impl Connection<'_> {
                     Some(Slow::TooSlow(too_slow)) => {
                         format!("the upload's body came in too slowly ({too_slow})")
                     }
+                    Some(Slow::Late) => format!(
+                        "no authentication came within {} s",
+                        self.shared.config.auth_time.as_secs_f64()
+                    ),
                     _ => format!(
                         "the upload's body stopped arriving for {} s",
                         self.shared.config.idle_timeout.as_secs()
@@ -1179,8 +1308,31 @@ impl Connection<'_> {
         }
     }
 
+    /// Logs one line for this connection: its peer, its token's label
+    /// once authenticated, and `what`.
     fn log(&self, what: &str) {
-        self.shared.log(format_args!("{} {what}", self.peer));
+        self.shared
+            .log_line(|format| log::message(format, Some(self.who()), what));
+    }
+
+    /// The peer and, once it authenticated, its token's label.
+    fn who(&self) -> log::Who<'_> {
+        log::Who {
+            peer: &self.peer,
+            identity: self.label.as_deref(),
+        }
+    }
+
+    /// Logs `request` with how it ended, its bytes and its duration.
+    fn logged(&self, request: &str, outcome: Outcome<'_>) {
+        let took = self.request_started.elapsed();
+        self.shared
+            .log_line(|format| log::request(format, self.who(), request, &outcome, took));
+    }
+
+    /// Logs `request` as refused or failed: `why`.
+    fn log_error(&self, request: &str, why: &str) {
+        self.logged(request, Outcome::Error(why));
     }
 }
 

@@ -17,12 +17,16 @@ pub use resume::part_path;
 pub(crate) use transfer::file_in_the_way;
 pub use transfer::{TransferOptions, Transferred};
 
+pub use crate::auth::Token;
 use crate::cancel::{CancelToken, InFlight};
 use crate::conn::{self, Conn, Line, Pending};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, Entry, Features, MAX_LINE, Request, Status};
+use crate::protocol::{
+    self, AUTH_FAILED, AUTH_REQUIRED, Entry, Extension, Features, MAX_LINE, Request, Status,
+};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -52,13 +56,39 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// The scheme that asks for TLS in an address: `tls://host:port`.
 pub const TLS_SCHEME: &str = "tls://";
 
-/// How a session speaks TLS, and whom it trusts.
+/// How a session speaks TLS, and whom it trusts (see [`crate::tls::Trust`]
+/// for the order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// The pinned fingerprint (`SHA256:…`, as `ioe serve --tls` prints
-    /// it): the one certificate accepted. Without one, every server is
-    /// refused, with its fingerprint in the message.
+    /// A pinned fingerprint (`SHA256:…`, as `ioe serve --tls` prints it):
+    /// then that one certificate alone is accepted.
     pub fingerprint: Option<String>,
+    /// A PEM file of certificate authorities to trust instead of the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a session connects: TLS (and whom it trusts) and the token it
+/// authenticates with. A session keeps it, so every new connection to the
+/// same server (the sync engine's workers, the REPL's Tab completion)
+/// speaks and authenticates the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// TLS, or plain TCP when `None`.
+    pub tls: Option<TlsOptions>,
+    /// Sent in `AUTH` right after connecting; refused in clear text to an
+    /// address that is not loopback.
+    pub token: Option<Token>,
+}
+
+impl ConnectOptions {
+    /// TLS with default trust when `tls` is true, no token.
+    pub fn with_tls(tls: bool) -> ConnectOptions {
+        ConnectOptions {
+            tls: tls.then(TlsOptions::default),
+            token: None,
+        }
+    }
 }
 
 /// An address as typed, split into `host:port` and whether it asks for
@@ -74,8 +104,10 @@ pub fn split_scheme(addr: &str) -> (&str, bool) {
 pub struct Session {
     conn: Option<Conn>,
     addr: String,
-    /// TLS, when the session speaks it: reconnects use it again.
-    tls: Option<TlsOptions>,
+    /// TLS and the token: reconnects use them again.
+    options: ConnectOptions,
+    /// What the server's `OK` to `AUTH` named (the token's label).
+    identity: Option<String>,
     cancel: CancelToken,
     progress: bool,
     io_timeout: Duration,
@@ -103,21 +135,43 @@ impl Session {
         io_timeout: Duration,
     ) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        let tls = tls.then(TlsOptions::default);
-        Session::connect_with(addr, tls.as_ref(), connect_timeout, io_timeout)
+        Session::connect_with(
+            addr,
+            &ConnectOptions::with_tls(tls),
+            connect_timeout,
+            io_timeout,
+        )
     }
 
     /// Like [`connect_within`](Self::connect_within) to `addr`
-    /// (`host:port`), over TLS when `tls` is given: the server's
-    /// certificate must be the one whose fingerprint is pinned, and the
-    /// handshake must be done within `connect_timeout`.
+    /// (`host:port`), over TLS when `options.tls` is given (the server's
+    /// certificate must be trusted, see [`crate::tls::Trust`]: a pinned
+    /// fingerprint, the known-hosts file, an authority; a server met for
+    /// the first time fails with [`Error::first_contact`] set; the
+    /// handshake must be done within `connect_timeout`), then sending
+    /// `options.token` in `AUTH` if there is one: a token goes in clear
+    /// text only to a loopback address. A server that takes no tokens
+    /// answers `AUTH` with an `ERROR:` that leaves the session open: the
+    /// session then goes on without an [`identity`](Self::identity).
     pub fn connect_with(
         addr: &str,
-        tls: Option<&TlsOptions>,
+        options: &ConnectOptions,
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Result<Session> {
+        let tls = options.tls.as_ref();
         let op = format!("connect to `{addr}`");
+        let trust = match tls {
+            Some(tls) => Some(
+                crate::tls::Trust::for_server(
+                    addr,
+                    tls.fingerprint.as_deref(),
+                    tls.ca_file.as_deref(),
+                )
+                .map_err(|e| Error::new(ErrorKind::ConnectFailed, &op, format!("{e:#}")))?,
+            ),
+            None => None,
+        };
         let candidates = addr.to_socket_addrs().map_err(|e| {
             Error::new(
                 ErrorKind::ConnectFailed,
@@ -127,11 +181,25 @@ impl Session {
         })?;
         let mut last = None;
         for candidate in candidates {
+            if let Some(token) = &options.token
+                && tls.is_none()
+                && !candidate.ip().is_loopback()
+            {
+                return Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    &op,
+                    format!(
+                        "refusing to send {token} in clear text to {candidate}, which is \
+                         not a loopback address; connect with tls://{addr} (a server \
+                         started with --tls)"
+                    ),
+                ));
+            }
             match TcpStream::connect_timeout(&candidate, connect_timeout) {
                 Ok(stream) => {
-                    let conn = match (Conn::new(stream), tls) {
-                        (Ok(conn), Some(tls)) => start_tls(conn, addr, tls, connect_timeout)
-                            .map_err(|cause| Error::new(ErrorKind::ConnectFailed, &op, cause))?,
+                    let conn = match (Conn::new(stream), &trust) {
+                        (Ok(conn), Some(trust)) => start_tls(conn, addr, trust, connect_timeout)
+                            .map_err(|refused| refused.error(&op))?,
                         (conn, _) => conn.map_err(|e| {
                             Error::new(ErrorKind::ConnectFailed, &op, e.to_string())
                         })?,
@@ -144,16 +212,19 @@ impl Session {
                     if let Err(e) = setup {
                         return Err(Error::new(ErrorKind::ConnectFailed, &op, e.to_string()));
                     }
-                    return Ok(Session {
+                    let mut session = Session {
                         conn: Some(conn),
                         addr: addr.to_string(),
-                        tls: tls.cloned(),
+                        options: options.clone(),
+                        identity: None,
                         cancel: CancelToken::new(),
                         progress: false,
                         io_timeout,
                         max_listing: MAX_LISTING,
                         features: None,
-                    });
+                    };
+                    session.authenticate(&op)?;
+                    return Ok(session);
                 }
                 Err(e) => last = Some(e),
             }
@@ -175,16 +246,14 @@ impl Session {
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
         let (addr, tls) = split_scheme(addr);
-        let tls = tls.then(TlsOptions::default);
-        Session::connect_cancellable_with(addr, tls, cancel)
+        Session::connect_cancellable_with(addr, ConnectOptions::with_tls(tls), cancel)
     }
 
     /// [`connect_cancellable`](Self::connect_cancellable) to `addr`
-    /// (`host:port`), over TLS when `tls` is given (see
-    /// [`connect_with`](Self::connect_with)).
+    /// (`host:port`) with `options` (see [`connect_with`](Self::connect_with)).
     pub fn connect_cancellable_with(
         addr: &str,
-        tls: Option<TlsOptions>,
+        options: ConnectOptions,
         cancel: &CancelToken,
     ) -> Result<Session> {
         let op = format!("connect to `{addr}`");
@@ -205,7 +274,7 @@ impl Session {
             .spawn(move || {
                 let _ = sender.send(Session::connect_with(
                     &target,
-                    tls.as_ref(),
+                    &options,
                     CONNECT_TIMEOUT,
                     IO_TIMEOUT,
                 ));
@@ -235,7 +304,67 @@ impl Session {
 
     /// The TLS options this session was opened with; `None` for plain TCP.
     pub fn tls(&self) -> Option<&TlsOptions> {
-        self.tls.as_ref()
+        self.options.tls.as_ref()
+    }
+
+    /// How this session connected (TLS, token): a new connection made with
+    /// them speaks and authenticates as this one did.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
+    /// Who the server says this session is: the label of the token it
+    /// accepted in `AUTH`; `None` without a token or when the server takes
+    /// none.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// Sends the token, if there is one, in `AUTH` and keeps the identity
+    /// the server names. A refused token closes the session (the server
+    /// closes the connection); a server that takes no tokens answers with
+    /// an `ERROR:` that leaves it open, and the session goes on.
+    fn authenticate(&mut self, op: &str) -> Result<()> {
+        let Some(token) = self.options.token.clone() else {
+            return Ok(());
+        };
+        let line = Request::Extension(Extension::Auth(token.clone())).to_line();
+        self.send(op, line.as_bytes())?;
+        match self.status(op)? {
+            Status::Ok(identity) => {
+                self.identity = Some(identity);
+                Ok(())
+            }
+            Status::Error(message) if message == AUTH_FAILED => {
+                self.conn = None;
+                Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    op,
+                    format!(
+                        "the server refused {token} and closed the connection; check that \
+                         it is the whole token `ioe token new` printed and that it was not \
+                         revoked (`ioe token list` on the server shows the labels)"
+                    ),
+                ))
+            }
+            Status::Error(message) if protocol::announces_close(&message) => {
+                self.conn = None;
+                Err(Error::new(
+                    ErrorKind::ConnectFailed,
+                    op,
+                    format!("server said: {message} (the session is now closed)"),
+                ))
+            }
+            Status::Error(_) => Ok(()),
+            Status::Size(_) => Err(self.broken(op, "a size where `OK <identity>` was expected")),
+        }
+    }
+
+    /// The fingerprint (`SHA256:…`) of the certificate the server showed,
+    /// over TLS while connected.
+    pub fn server_fingerprint(&self) -> Option<String> {
+        let der = self.conn.as_ref()?.peer_certificate()?;
+        Some(crate::tls::fingerprint(&der))
     }
 
     /// Makes transfers fail promptly when `token` is cancelled.
@@ -449,6 +578,20 @@ impl Session {
                 format!("server said: {message} (the session is now closed)"),
             );
         }
+        if message == AUTH_REQUIRED {
+            let addr = &self.addr;
+            return Error::new(
+                ErrorKind::Refused,
+                op,
+                format!(
+                    "server said: {message}: {addr} takes tokens and this session gave \
+                     none; connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or \
+                     set the {} environment variable (`ioe token new` on the server \
+                     mints a token)",
+                    crate::auth::TOKEN_ENV
+                ),
+            );
+        }
         let kind = if message.starts_with(protocol::NOT_FOUND) {
             ErrorKind::NotFound
         } else {
@@ -509,45 +652,65 @@ fn check_name(op: &str, name: &str) -> Result<()> {
     protocol::validate_name(name).map_err(|e| Error::new(ErrorKind::BadName, op, e.to_string()))
 }
 
+/// Why a TLS handshake failed: the cause a user reads, and the
+/// fingerprint of a server met for the first time.
+struct TlsRefused {
+    cause: String,
+    first_contact: Option<String>,
+}
+
+impl TlsRefused {
+    fn error(self, op: &str) -> Error {
+        let mut error = Error::new(ErrorKind::ConnectFailed, op, self.cause);
+        error.first_contact = self
+            .first_contact
+            .map(|fingerprint| Box::new(crate::error::FirstContact { fingerprint }));
+        error
+    }
+}
+
 /// Runs the TLS handshake of a new connection to `addr` within `limit`,
-/// trusting only the pinned fingerprint; the error is the cause a user
-/// reads: the fingerprint to pin, or both fingerprints when they differ.
+/// trusting what `trust` trusts; the error says why the server was
+/// refused and how to go on.
 fn start_tls(
     conn: Conn,
     addr: &str,
-    tls: &TlsOptions,
+    trust: &crate::tls::Trust,
     limit: Duration,
-) -> std::result::Result<Conn, String> {
+) -> std::result::Result<Conn, TlsRefused> {
+    let plain = |cause: String| TlsRefused {
+        cause,
+        first_contact: None,
+    };
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    let name = crate::tls::server_name(host).map_err(|e| e.to_string())?;
-    let (config, seen) = crate::tls::client_config(tls.fingerprint.clone());
+    let name = crate::tls::server_name(host).map_err(|e| plain(e.to_string()))?;
+    let (config, seen) = crate::tls::trusting_config(trust.clone());
     let deadline = Instant::now()
         .checked_add(limit)
         .unwrap_or_else(Instant::now);
     match conn.connect_tls(config, name, deadline) {
         Ok(conn) => Ok(conn),
         Err(e) => {
-            let shown = seen
+            let refusal = seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            Err(match (shown, &tls.fingerprint) {
-                (Some(shown), None) => format!(
-                    "the server's certificate is not trusted yet; its fingerprint is {shown}. \
-                     If that is the fingerprint `ioe serve --tls` printed, trust it with \
-                     connect(\"{addr}\", #{{tls: true, fingerprint: \"{shown}\"}})"
-                ),
-                (Some(shown), Some(pinned)) if &shown != pinned => format!(
-                    "the server's certificate does not match the pinned fingerprint: \
-                     expected {pinned}, the server showed {shown}. If the server's \
-                     certificate was changed on purpose, pin the new fingerprint"
-                ),
-                _ if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => format!(
-                    "the TLS handshake did not complete within {} s",
-                    limit.as_secs()
-                ),
-                _ => format!("TLS handshake failed: {e} (is the server started with `--tls`?)"),
-            })
+                .take();
+            match refusal {
+                Some(refusal) => Err(TlsRefused {
+                    cause: refusal.message(addr, trust.known_file.as_deref()),
+                    first_contact: matches!(refusal, crate::tls::Refusal::Unknown { .. })
+                        .then(|| refusal.shown().to_string()),
+                }),
+                None if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => {
+                    Err(plain(format!(
+                        "the TLS handshake did not complete within {} s",
+                        limit.as_secs()
+                    )))
+                }
+                None => Err(plain(format!(
+                    "TLS handshake failed: {e} (is the server started with `--tls`?)"
+                ))),
+            }
         }
     }
 }

@@ -1,25 +1,30 @@
 //! TLS identities and trust: the server's certificate (PEM files given, or
 //! a self-signed one made once and kept in the user's state folder), the
-//! OpenSSH-style fingerprint of a certificate, and the client's trust in
-//! this first slice: a pinned fingerprint, and nothing else. The bytes of a
-//! TLS connection are [`crate::conn`]'s.
+//! OpenSSH-style fingerprint of a certificate, and the client's trust: a
+//! pinned fingerprint, else a known-hosts line ([`crate::known_hosts`]) or
+//! a certificate authority (the system's or a CA file) vouching for the
+//! host name, and the message that says why a server was refused. The
+//! bytes of a TLS connection are [`crate::conn`]'s.
 
+use crate::known_hosts::Known;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
 };
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// File name of the self-signed certificate in the state folder.
 pub const CERT_FILE: &str = "server-cert.pem";
@@ -141,17 +146,239 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-/// What a client saw of the server's certificate during a handshake.
-pub type Seen = Arc<Mutex<Option<String>>>;
+/// Whom a client trusts for one server, in this order: the `pinned`
+/// fingerprint alone when one is given; else a line of the known-hosts file
+/// with the certificate's fingerprint, or a certificate that chains to the
+/// `authorities` and is for the host name; else nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// A fingerprint given for this connection: exactly that certificate.
+    pub pinned: Option<String>,
+    /// The known-hosts lines for the server.
+    pub known: Vec<Known>,
+    /// The known-hosts file they come from, for messages (`None` when
+    /// there is none: no state folder).
+    pub known_file: Option<PathBuf>,
+    /// The certificate authorities.
+    pub authorities: Authorities,
+}
+
+/// The certificate authorities a client trusts.
+#[derive(Debug, Clone, Default)]
+pub enum Authorities {
+    /// The system's, loaded once per process when first needed (a server
+    /// accepted through the known-hosts file never loads them).
+    #[default]
+    System,
+    /// Those of a CA file.
+    File(Arc<WebPkiServerVerifier>),
+}
+
+impl Trust {
+    /// The trust for `addr` (`host:port`): `pinned` alone when given; else
+    /// the known-hosts lines for it and the authorities of `ca_file` (PEM)
+    /// or else the system's (`SSL_CERT_FILE` and `SSL_CERT_DIR` replace
+    /// them). A known-hosts file that cannot be read or holds a bad line,
+    /// and a CA file without a usable certificate, are errors.
+    pub fn for_server(addr: &str, pinned: Option<&str>, ca_file: Option<&Path>) -> Result<Trust> {
+        if let Some(pinned) = pinned {
+            return Ok(Trust {
+                pinned: Some(pinned.to_string()),
+                ..Trust::default()
+            });
+        }
+        let known_file = crate::known_hosts::path().ok();
+        let known = match &known_file {
+            Some(file) => crate::known_hosts::lookup(file, addr)?,
+            None => Vec::new(),
+        };
+        let authorities = match ca_file {
+            Some(file) => Authorities::File(ca_file_verifier(file)?),
+            None => Authorities::System,
+        };
+        Ok(Trust {
+            pinned: None,
+            known,
+            known_file,
+            authorities,
+        })
+    }
+}
+
+/// The system's trust roots as a verifier, loaded once per process; the
+/// error says why there are none.
+fn system_verifier() -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
+    static SYSTEM: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, String>> =
+        OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(loaded.certs);
+            if roots.is_empty() {
+                let why = match loaded.errors.first() {
+                    Some(e) => e.to_string(),
+                    None => "none found".to_string(),
+                };
+                return Err(format!("no system certificate authorities ({why})"));
+            }
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| format!("the system certificate authorities are unusable: {e}"))
+        })
+        .clone()
+}
+
+/// A verifier trusting the certificates of the PEM file `file`.
+fn ca_file_verifier(file: &Path) -> Result<Arc<WebPkiServerVerifier>> {
+    let certs = CertificateDer::pem_file_iter(file)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read the CA file `{}`", file.display()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        bail!(
+            "the CA file `{}` holds no usable PEM certificate",
+            file.display()
+        );
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .with_context(|| format!("the CA file `{}` cannot be used", file.display()))
+}
+
+/// Why a client refused a server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No authority vouches for it and the known-hosts file has no line
+    /// for the server: first contact.
+    Unknown {
+        /// The certificate's fingerprint.
+        shown: String,
+        /// Why the authorities did not vouch for it, when that is worth
+        /// telling (an expired certificate, no system authorities).
+        note: Option<String>,
+    },
+    /// The known-hosts file trusts another certificate for the server.
+    Changed {
+        /// The certificate's fingerprint.
+        shown: String,
+        /// The line that trusts another one.
+        known: Known,
+    },
+    /// The connection pinned another fingerprint.
+    NotPinned {
+        /// The certificate's fingerprint.
+        shown: String,
+        /// The pinned one.
+        pinned: String,
+    },
+    /// An authority vouches for the certificate, but for other names.
+    OtherName {
+        /// The certificate's fingerprint.
+        shown: String,
+        /// The names it is for.
+        names: Vec<String>,
+    },
+}
+
+impl Refusal {
+    /// The fingerprint the server showed.
+    pub fn shown(&self) -> &str {
+        match self {
+            Refusal::Unknown { shown, .. }
+            | Refusal::Changed { shown, .. }
+            | Refusal::NotPinned { shown, .. }
+            | Refusal::OtherName { shown, .. } => shown,
+        }
+    }
+
+    /// What a user reads about the refusal of server `addr` (`host:port`),
+    /// with the one command that goes on; `known_file` is the known-hosts
+    /// file.
+    pub fn message(&self, addr: &str, known_file: Option<&Path>) -> String {
+        let trust = format!("ioe trust tls://{addr} {}", self.shown());
+        let file = known_file.map_or_else(
+            || "file (none: no state folder)".to_string(),
+            |f| format!("file `{}`", f.display()),
+        );
+        match self {
+            Refusal::Unknown { shown, note } => {
+                let note = note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                format!(
+                    "the server's certificate is not trusted: no certificate authority \
+                     vouches for it{note} and the known-hosts {file} has no line for {addr}. \
+                     Its fingerprint is {shown}; if that is the fingerprint `ioe serve --tls` \
+                     printed on the server, trust it with: {trust}"
+                )
+            }
+            Refusal::Changed { shown, known } => format!(
+                "the server's certificate has changed: the known-hosts file `{}` line {} \
+                 trusts {} for {addr}, but the server showed {shown}. Someone may be \
+                 posing as the server; if its certificate was changed on purpose, clear \
+                 the old one with `ioe trust --forget {addr}`, then: {trust}",
+                known.file.display(),
+                known.line,
+                known.fingerprint
+            ),
+            Refusal::NotPinned { shown, pinned } => format!(
+                "the server's certificate does not match the pinned fingerprint: \
+                 expected {pinned}, the server showed {shown}. If the server's \
+                 certificate was changed on purpose, pin the new fingerprint"
+            ),
+            Refusal::OtherName { shown, names } => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                let port = addr.rsplit_once(':').map_or("", |(_, port)| port);
+                let example = names
+                    .iter()
+                    .find(|n| !n.starts_with('*'))
+                    .map(|n| format!(" (such as tls://{}:{port})", join_name(n)))
+                    .unwrap_or_default();
+                format!(
+                    "the server's certificate is signed by a trusted authority, but the \
+                     name `{host}` does not match it: it is for {}. Connect by a name it \
+                     is for{example}, or, if this is the server you mean, trust its \
+                     fingerprint {shown} with: {trust}",
+                    if names.is_empty() {
+                        "other names".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+        }
+    }
+}
+
+/// A certificate's name as a host in an address (IPv6 in brackets).
+fn join_name(name: &str) -> String {
+    if name.contains(':') {
+        format!("[{name}]")
+    } else {
+        name.to_string()
+    }
+}
+
+/// What a client's verifier refused, if it refused the certificate.
+pub type Seen = Arc<Mutex<Option<Refusal>>>;
 
 /// A client configuration that accepts exactly the certificate whose
-/// fingerprint is `pinned` (none: refuses every one), and records the
-/// fingerprint it was shown in the returned [`Seen`].
+/// fingerprint is `pinned` (none: refuses every one), recording a
+/// refusal in the returned [`Seen`].
 pub fn client_config(pinned: Option<String>) -> (Arc<ClientConfig>, Seen) {
+    trusting_config(Trust {
+        pinned,
+        ..Trust::default()
+    })
+}
+
+/// A client configuration that accepts what `trust` trusts, recording a
+/// refusal in the returned [`Seen`].
+pub fn trusting_config(trust: Trust) -> (Arc<ClientConfig>, Seen) {
     let seen = Seen::default();
     let provider = provider();
-    let verifier = Pinned {
-        pinned,
+    let verifier = Verifier {
+        trust,
         seen: Arc::clone(&seen),
         algorithms: provider.signature_verification_algorithms,
     };
@@ -171,33 +398,111 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
         .map_err(|_| anyhow::anyhow!("`{host}` is not a host name or address"))
 }
 
-/// Accepts the one certificate whose fingerprint is pinned; the
-/// handshake's signatures are still checked against it.
+/// Applies a [`Trust`] to the server's certificate; the handshake's
+/// signatures are still checked against it.
 #[derive(Debug)]
-struct Pinned {
-    pinned: Option<String>,
+struct Verifier {
+    trust: Trust,
     seen: Seen,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for Pinned {
+impl Verifier {
+    fn judge(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<(), Refusal> {
+        let shown = fingerprint(end_entity);
+        let trust = &self.trust;
+        if let Some(pinned) = &trust.pinned {
+            if *pinned == shown {
+                return Ok(());
+            }
+            return Err(Refusal::NotPinned {
+                shown,
+                pinned: pinned.clone(),
+            });
+        }
+        if trust.known.iter().any(|k| k.fingerprint == shown) {
+            return Ok(());
+        }
+        let (authority, note) = match &trust.authorities {
+            Authorities::File(verifier) => (Some(Arc::clone(verifier)), None),
+            Authorities::System => match system_verifier() {
+                Ok(verifier) => (Some(verifier), None),
+                Err(note) => (None, Some(note)),
+            },
+        };
+        let failure = match authority.map(|authority| {
+            authority.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        }) {
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        if let Some(known) = trust.known.first() {
+            return Err(Refusal::Changed {
+                shown,
+                known: known.clone(),
+            });
+        }
+        match failure {
+            Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            })) => Err(Refusal::OtherName {
+                shown,
+                names: presented.iter().map(|n| plain_name(n)).collect(),
+            }),
+            Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => {
+                Err(Refusal::OtherName {
+                    shown,
+                    names: Vec::new(),
+                })
+            }
+            Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) | None => {
+                Err(Refusal::Unknown { shown, note })
+            }
+            Some(other) => Err(Refusal::Unknown {
+                shown,
+                note: Some(format!("an authority's check said: {other}")),
+            }),
+        }
+    }
+}
+
+/// `localhost` of webpki's `DnsName("localhost")`, `127.0.0.1` of
+/// `IpAddress(127.0.0.1)`.
+fn plain_name(presented: &str) -> String {
+    let inner = ["DnsName(", "IpAddress("]
+        .iter()
+        .find_map(|prefix| presented.strip_prefix(prefix))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"').to_string()
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let shown = fingerprint(end_entity);
-        let matches = self.pinned.as_deref() == Some(shown.as_str());
-        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(shown);
-        if matches {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self.judge(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            Err(refusal) => {
+                *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
         }
     }
 
@@ -235,5 +540,13 @@ mod tests {
             fingerprint(b"abc"),
             "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0"
         );
+    }
+
+    #[test]
+    fn webpki_names_are_shown_plain() {
+        assert_eq!(plain_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+        assert_eq!(join_name("::1"), "[::1]");
     }
 }

@@ -640,6 +640,40 @@ fn tab_completion_over_tls_uses_the_sessions_pinned_fingerprint() {
 }
 
 #[test]
+fn tab_completion_on_a_server_with_tokens_authenticates_with_the_sessions_token() {
+    let keys = TempDir::new().unwrap();
+    let file = keys.path().join("tokens");
+    let grant = ioe::auth::Grant {
+        label: "tab".into(),
+        access: ioe::auth::Access::ReadOnly,
+        folder: None,
+    };
+    let token = ioe::auth::add(&file, &grant).unwrap();
+    let tokens = ioe::auth::TokenFile::load(&file).unwrap();
+    let server = TestServer::start_with(|config| config.auth = Some(std::sync::Arc::new(tokens)));
+    put(server.root(), "report-2026.pdf", b"pdf");
+    let folders = Folders::new();
+    let mut repl = folders.repl(&[]);
+    repl.prompt(None);
+    repl.line(&format!(
+        "connect(\"{}\", #{{token: \"{token}\"}}); ()",
+        server.addr()
+    ));
+    repl.prompt(Some(server.addr()));
+    // the side connection that lists for Tab sends the same token
+    repl.keys("READ,rep\t");
+    repl.expect("report-2026.pdf");
+    repl.line("");
+    repl.expect("received `report-2026.pdf` (3 bytes)");
+    repl.prompt(Some(server.addr()));
+    assert_eq!(repl.quit(), 0);
+    // the line with the token was kept out of the history file
+    let saved = fs::read_to_string(folders.state.path().join("ioe/history")).unwrap();
+    assert!(saved.contains("READ,report-2026.pdf"), "{saved}");
+    assert!(!saved.contains(&token[4..]), "{saved}");
+}
+
+#[test]
 fn a_folder_completed_with_tab_lists_and_so_does_the_root_by_name() {
     let server = TestServer::start();
     put(server.root(), "inbox/a.txt", b"a");

@@ -1047,8 +1047,9 @@ fn a_call_with_the_wrong_arguments_shows_how_to_call_it() {
             // ARGS are strings, so this is the likeliest slip
             "connect(\"127.0.0.1\", ARGS[0])",
             "error: Function not found: connect (string, string); \
-             call it as connect(host, port), connect(\"host:port\"), \
-             connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"}) or connect(server); \
+             call it as connect(host, port), connect(\"host:port\"), connect(\"name\"), \
+             connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"}) \
+             or connect(server); \
              port is a number (`parse_int(ARGS[1])` makes one of an argument)",
         ),
         (
@@ -1294,7 +1295,7 @@ fn unreadable_scripts_and_bad_command_lines_exit_2() {
     assert_eq!(
         run.stderr,
         "ioe: `--progres` is not an option of `ioe run` (it takes -e CODE, \
-         --progress and --no-progress, before the script) nor a script file\n"
+         --events FILE, --progress and --no-progress, before the script) nor a script file\n"
     );
     let run = run_ioe(work.path(), &["run"], "");
     assert_eq!(run.code, Some(2));

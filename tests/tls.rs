@@ -1,7 +1,8 @@
 //! `ioe serve --tls` as a child process, with a temporary state folder:
 //! another TLS implementation (`openssl s_client`) completes a `LIST`, a
 //! plain client is told to use TLS, scripts connect with a pinned
-//! fingerprint and are refused without one or with the wrong one, the
+//! fingerprint and are refused with the wrong one (trust without one:
+//! tests/trust.rs), the
 //! self-signed certificate is kept and reused, and given PEM files are
 //! served.
 
@@ -149,29 +150,6 @@ fn a_pinned_client_lists_reads_and_writes_byte_identical() {
     );
     assert_eq!(fs::read(d.root.join("stored.bin")).unwrap(), data);
     assert_eq!(fs::read(d.work.join("down.bin")).unwrap(), data);
-}
-
-#[test]
-fn first_contact_without_a_fingerprint_shows_it_and_how_to_trust_it() {
-    let d = dirs();
-    let (server, fingerprint) = serve_tls(&d.root, &d.state, &[]);
-    let addr = server.addr();
-    let (kind, message) = connect_error(&d.work, &format!("connect(\"tls://{addr}\")"));
-    assert_eq!(kind, "connect_failed");
-    assert!(
-        message.contains(&format!("its fingerprint is {fingerprint}")),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!(
-            "connect(\"{addr}\", #{{tls: true, fingerprint: \"{fingerprint}\"}})"
-        )),
-        "{message}"
-    );
-    // the option map without a fingerprint is refused the same way
-    let (kind, message) = connect_error(&d.work, &format!("connect(\"{addr}\", #{{tls: true}})"));
-    assert_eq!(kind, "connect_failed");
-    assert!(message.contains(&fingerprint), "{message}");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The `tls` group of the transfer benchmark: what TLS costs against plain
 //! TCP, both measured in the same run. Two `ioe serve` children serve the
-//! same folder, one plain and one `--tls` (with a certificate made here and
-//! pinned by its fingerprint). Rows, each TLS one over its plain twin:
+//! same folder, one plain and one `--tls --auth` (with a certificate made
+//! here and pinned by its fingerprint, and a token minted here), as a
+//! server off loopback must run. Rows, each TLS one over its plain twin:
 //! a 1 GiB download and upload by `ioe run` (wall time, and the CPU time
 //! of the receiving side, which bounds the rate on loopback); connect,
-//! handshake and one 4 KiB `READ` by a [`Session`] in this process; and a
+//! handshake, `AUTH` and one 4 KiB `READ` by a [`Session`] in this
+//! process; and a
 //! download through the capped [`Relay`] of the extension rows at
 //! 1 Gbit/s, where the link, not the cipher, sets the pace. Rounds
 //! interleave plain and TLS, who goes first alternating.
@@ -15,7 +17,8 @@ use super::{
 };
 use anyhow::{Context, Result, ensure};
 use ioe::Session;
-use ioe::session::{CONNECT_TIMEOUT, TlsOptions};
+use ioe::auth::{Access, Grant, Token};
+use ioe::session::{CONNECT_TIMEOUT, ConnectOptions, TlsOptions};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,7 +57,7 @@ pub(super) struct TlsTimes {
     down_cpu_tls: Vec<f64>,
     up_cpu_plain: Vec<f64>,
     up_cpu_tls: Vec<f64>,
-    /// Connect (and handshake) and one 4 KiB `READ` (ms).
+    /// Connect (and handshake and `AUTH`) and one 4 KiB `READ` (ms).
     first_read_plain: Vec<f64>,
     first_read_tls: Vec<f64>,
     /// `link.bin` through the first link of [`LINKS`] (ms).
@@ -72,13 +75,16 @@ struct Server {
 }
 
 impl Server {
-    fn start(root: &Path, tls: Option<(&Path, &Path)>) -> Result<Server> {
+    /// Starts it on `root`; with `tls` (certificate, key, token file)
+    /// it serves TLS and takes the tokens of the file.
+    fn start(root: &Path, tls: Option<(&Path, &Path, &Path)>) -> Result<Server> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
         command.args(["serve", "--quiet", "--listen", "127.0.0.1:0", "--root"]);
         command.arg(root);
-        if let Some((cert, key)) = tls {
+        if let Some((cert, key, tokens)) = tls {
             command.arg("--tls").arg("--tls-cert").arg(cert);
             command.arg("--tls-key").arg(key);
+            command.arg("--auth").arg(tokens);
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -138,6 +144,8 @@ struct TlsBench<'p> {
     plain: Server,
     tls: Server,
     fingerprint: String,
+    /// The token the TLS server takes.
+    token: String,
     root: PathBuf,
     client: PathBuf,
     scripts: PathBuf,
@@ -228,11 +236,19 @@ impl<'p> TlsBench<'p> {
         fs::write(&cert, made.cert.pem())?;
         fs::write(&key, made.key_pair.serialize_pem())?;
         let fingerprint = ioe::tls::server_identity(Some((&cert, &key)), dir.path())?.fingerprint;
+        let tokens = dir.path().join("tokens");
+        let grant = Grant {
+            label: "bench".into(),
+            access: Access::ReadWrite,
+            folder: None,
+        };
+        let token = ioe::auth::add(&tokens, &grant).map_err(anyhow::Error::msg)?;
         Ok(TlsBench {
             plan,
             plain: Server::start(&root, None)?,
-            tls: Server::start(&root, Some((&cert, &key)))?,
+            tls: Server::start(&root, Some((&cert, &key, &tokens)))?,
             fingerprint,
+            token,
             root,
             client,
             scripts,
@@ -285,6 +301,9 @@ impl<'p> TlsBench<'p> {
             .args(args);
         if tls {
             command.arg(&self.fingerprint);
+            command.env(ioe::auth::TOKEN_ENV, &self.token);
+        } else {
+            command.env_remove(ioe::auth::TOKEN_ENV);
         }
         command
             .current_dir(&self.client)
@@ -302,31 +321,45 @@ impl<'p> TlsBench<'p> {
         Ok(run)
     }
 
-    /// A session to `addr`, over TLS pinning the certificate when `tls`.
-    // set field by field: `TlsOptions` grows with the ways to trust a server
-    #[allow(clippy::field_reassign_with_default)]
+    /// A session to `addr`; with `tls`, over TLS pinning the certificate
+    /// and with the token.
     fn connect(&self, addr: &str, tls: bool) -> Result<Session> {
-        let mut pinned = TlsOptions::default();
-        pinned.fingerprint = Some(self.fingerprint.clone());
-        let tls = tls.then_some(&pinned);
+        let options = if tls {
+            ConnectOptions {
+                tls: Some(TlsOptions {
+                    fingerprint: Some(self.fingerprint.clone()),
+                    ..TlsOptions::default()
+                }),
+                token: Some(
+                    Token::new(&self.token, "the bench's token").map_err(anyhow::Error::msg)?,
+                ),
+            }
+        } else {
+            ConnectOptions::default()
+        };
         Ok(Session::connect_with(
             addr,
-            tls,
+            &options,
             CONNECT_TIMEOUT,
             STEP_LIMIT,
         )?)
     }
 
-    /// Connect (with the TLS handshake) and one `READ` of the 4 KiB file;
-    /// the `BYE` after is not timed.
+    /// Connect (with the TLS handshake and `AUTH`) and one `READ` of the
+    /// 4 KiB file; the `BYE` after is not timed.
     fn first_read(&self, tls: bool) -> Result<Duration> {
         let local = self.client.join("small.bin");
         let start = Instant::now();
         let mut session = self.connect(&self.server(tls).addr, tls)?;
         let moved = session.read("small.bin", &local)?;
         let elapsed = start.elapsed();
+        let identity = session.identity().map(str::to_string);
         session.bye()?;
         ensure!(moved == SMALL, "read {moved} bytes of small.bin");
+        ensure!(
+            identity.is_some() == tls,
+            "TLS: {tls}, but the server gave the identity {identity:?}"
+        );
         check_same(&self.root.join("small.bin"), &local)?;
         fs::remove_file(&local)?;
         Ok(elapsed)
@@ -426,7 +459,7 @@ impl TlsTimes {
             ),
         ));
         rows.extend(pair(
-            "connect, handshake and one 4 KiB `READ`".into(),
+            "connect (TLS: handshake, `AUTH`) and one 4 KiB `READ`".into(),
             "ms",
             true,
             (&self.first_read_plain, &self.first_read_tls),

@@ -698,7 +698,10 @@ mod tests {
     fn usage_hints_follow_command_words_typed_in_capitals() {
         assert_eq!(usage_hint("READ").as_deref(), Some(",name"));
         assert_eq!(usage_hint("READ,"), None);
-        assert_eq!(usage_hint("CONNECT").as_deref(), Some(",host[,port]"));
+        assert_eq!(
+            usage_hint("CONNECT").as_deref(),
+            Some(",[tls://]host[,port]")
+        );
         assert_eq!(usage_hint("read"), None);
         assert_eq!(usage_hint("READ,x"), None);
         assert_eq!(usage_hint("BYE"), None);

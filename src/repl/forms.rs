@@ -10,13 +10,17 @@
 
 use crate::addr::{AddrError, connect_addr, connect_host_port};
 use crate::script::remote_folder;
+use crate::servers::could_be_name;
+use crate::session::{TLS_SCHEME, split_scheme};
 use std::fmt;
 
 /// One parsed command form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Form {
-    /// `CONNECT,host,port`, `CONNECT,host:port` or `CONNECT,host` (port
-    /// 7070); holds `host:port`.
+    /// `CONNECT,host,port`, `CONNECT,host:port`, `CONNECT,host` (port
+    /// 7070), each also with `tls://` before the host, or `CONNECT,name`
+    /// (a server of the servers file); holds what `connect()` takes:
+    /// `[tls://]host:port`, or the text typed when it could be a name.
     Connect(String),
     /// `LIST` (the root, also `LIST,.`) or `LIST,dir` (also `LIST,dir/`).
     List(Option<String>),
@@ -65,7 +69,7 @@ pub enum Form {
 /// The command words, as shown by `help` and offered by Tab completion,
 /// each with the text that follows it in its usage line.
 pub const WORDS: [(&str, &str); 16] = [
-    ("CONNECT", ",host[,port]"),
+    ("CONNECT", ",[tls://]host[,port]"),
     ("LIST", "[,folder]"),
     ("READ", ",name"),
     ("WRITE", ",local-file"),
@@ -105,7 +109,7 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
     };
     let word = word.to_ascii_uppercase();
     let form = match word.as_str() {
-        "CONNECT" => connect(fields),
+        "CONNECT" => connect(fields).map(Form::Connect),
         // `LIST,docs/` (how Tab completes a folder) lists `docs`, and
         // `LIST,.` the root, as `list()` does
         "LIST" => Ok(Form::List(
@@ -141,23 +145,40 @@ pub fn parse(line: &str) -> Option<Result<Form, UsageError>> {
 }
 
 /// `CONNECT,host,port` or `CONNECT,host[:port]`, by the rule of
-/// [`crate::addr`] (the same as `connect()`): port 7070 when none is given.
-fn connect(fields: Option<&str>) -> Result<Form, UsageError> {
-    let usage = || UsageError("usage: CONNECT,host,port (or CONNECT,host:port)".to_string());
+/// [`crate::addr`] (the same as `connect()`): port 7070 when none is given;
+/// `tls://` before the host asks for TLS. A host alone that could be a
+/// server's name is kept as typed, for `connect()` to look up.
+fn connect(fields: Option<&str>) -> Result<String, UsageError> {
+    let usage = || {
+        UsageError(
+            "usage: CONNECT,host,port (or CONNECT,host:port, CONNECT,tls://host:port, \
+             CONNECT,name)"
+                .to_string(),
+        )
+    };
     let fields = fields.map(str::trim).filter(|f| !f.is_empty());
     let Some(fields) = fields else {
         return Err(usage());
     };
-    let addr = match fields.rsplit_once(',') {
+    let (rest, tls) = split_scheme(fields);
+    let addr = match rest.rsplit_once(',') {
         Some((host, _)) if host.contains(',') => return Err(usage()),
         Some((host, port)) => connect_host_port(host.trim(), port.trim()),
-        None => connect_addr(fields),
+        None if !tls && could_be_name(rest) => connect_addr(rest).map(|_| rest.to_string()),
+        None => connect_addr(rest),
     };
     match addr {
-        Ok(addr) => Ok(Form::Connect(addr)),
+        Ok(addr) if tls => Ok(format!("{TLS_SCHEME}{addr}")),
+        Ok(addr) => Ok(addr),
         Err(AddrError::NoHost) => Err(usage()),
         Err(e) => Err(UsageError(e.to_string())),
     }
+}
+
+/// What `ioe repl --connect SERVER` connects to, as `CONNECT,SERVER` reads
+/// it: `[tls://]host:port` or a server's name.
+pub fn connect_target(text: &str) -> Result<String, UsageError> {
+    connect(Some(text))
 }
 
 /// `SETTIME,seconds,name`: the time first, the name last (it may contain
@@ -270,12 +291,27 @@ mod tests {
             form("CONNECT,[::1]:7070"),
             Form::Connect("[::1]:7070".into())
         );
-        // a host alone means port 7070, as in connect("host")
-        assert_eq!(
-            form("CONNECT,localhost"),
-            Form::Connect("localhost:7070".into())
-        );
+        // a host alone means port 7070, as in connect("host"), which
+        // also looks it up as a server's name
+        assert_eq!(form("CONNECT,localhost"), Form::Connect("localhost".into()));
         assert_eq!(form("CONNECT, ::1 "), Form::Connect("[::1]:7070".into()));
+    }
+
+    #[test]
+    fn connect_takes_tls_in_every_spelling() {
+        for (line, target) in [
+            ("CONNECT,tls://127.0.0.1,7070", "tls://127.0.0.1:7070"),
+            ("CONNECT, tls://example.org:9 ", "tls://example.org:9"),
+            ("CONNECT,tls://backup", "tls://backup:7070"),
+            ("CONNECT,tls://::1,7070", "tls://[::1]:7070"),
+        ] {
+            assert_eq!(form(line), Form::Connect(target.into()), "{line}");
+        }
+        assert!(usage("CONNECT,tls://").starts_with("usage: CONNECT,host,port"));
+        assert_eq!(
+            usage("CONNECT,tls://h:0"),
+            "port `0` is not a number from 1 to 65535"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod table;
 
 use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::error::{Error, ErrorKind};
+use crate::events::Events;
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind, Features};
 use crate::script::push_pull;
@@ -78,20 +79,36 @@ pub struct Options {
     pub progress: ProgressMode,
     /// In batch mode, go on after a failing line (`--keep-going`).
     pub keep_going: bool,
+    /// Where to append the session's events (`--events`; `-` is stdout).
+    pub events: Option<std::path::PathBuf>,
 }
 
 /// Runs the REPL on stdin — interactively when it is a terminal, as a
 /// batch otherwise — and returns the process exit status.
 pub fn run(options: Options) -> u8 {
+    let events = options.events.as_deref().map(Events::open);
+    if let Some(events) = &events {
+        events.job_start("repl", None, &[]);
+    }
+    let status = run_with(&options, events.clone());
+    if let Some(events) = &events {
+        events.job_end(status);
+    }
+    status
+}
+
+/// [`run`] once the events log is open.
+fn run_with(options: &Options, events: Option<Arc<Events>>) -> u8 {
     let cancel = CancelToken::new();
     let busy = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy)) {
+    if let Err(e) = install_interrupt_handler(cancel.clone(), Arc::clone(&busy), events.clone()) {
         say_err!("ioe: warning: Ctrl-C and SIGTERM cannot stop transfers: {e}");
     }
     let host = Host::new(HostOptions {
         args: Vec::new(),
         progress: options.progress.enabled(),
         cancel: cancel.clone(),
+        events,
     });
     let mut repl = Repl {
         host: Rc::new(RefCell::new(host)),
@@ -100,9 +117,9 @@ pub fn run(options: Options) -> u8 {
         progress: options.progress.enabled(),
     };
     if io::stdin().is_terminal() {
-        repl.interactive(&options)
+        repl.interactive(options)
     } else {
-        repl.batch(&options)
+        repl.batch(options)
     }
 }
 
@@ -112,8 +129,13 @@ pub fn run(options: Options) -> u8 {
 /// 128 + the signal's number. At the prompt the terminal is in raw mode, so
 /// Ctrl-C arrives as a key (clearing the line), not as a signal; a signal
 /// that ends the program there first restores the terminal's settings from
-/// before line editing, so the shell is not left in raw mode.
-fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::Result<()> {
+/// before line editing, so the shell is not left in raw mode, and writes
+/// the `job_end` event.
+fn install_interrupt_handler(
+    cancel: CancelToken,
+    busy: Arc<AtomicBool>,
+    events: Option<Arc<Events>>,
+) -> io::Result<()> {
     let terminal = rustix::termios::tcgetattr(io::stdin()).ok();
     on_signals(move |signal| {
         if busy.load(Ordering::SeqCst) {
@@ -123,6 +145,9 @@ fn install_interrupt_handler(cancel: CancelToken, busy: Arc<AtomicBool>) -> io::
         if let Some(settings) = &terminal {
             let now = rustix::termios::OptionalActions::Now;
             let _ = rustix::termios::tcsetattr(io::stdin(), now, settings);
+        }
+        if let Some(events) = &events {
+            events.job_end(signal.exit_status());
         }
         std::process::exit(i32::from(signal.exit_status()));
     })
@@ -184,6 +209,9 @@ impl Repl {
             "ioe {} — IOE/1 commands and Rhai code. `help` lists them; Tab completes; Ctrl-D leaves.",
             env!("CARGO_PKG_VERSION")
         );
+        self.host
+            .borrow_mut()
+            .set_trust_prompt(Rc::new(ask_to_trust));
         if let Some(addr) = &options.connect {
             // a typo in --connect should not cost the session: say so and go on
             if let Err(failure) = self.run_form(Form::Connect(addr.clone())) {
@@ -400,9 +428,16 @@ impl Repl {
                 self.quit();
                 Ok(Next::Quit)
             }
-            Form::Connect(addr) => {
-                let _session = self.call(&format!("connect({})", rhai_string(&addr)))?;
-                say!("connected to {addr}");
+            Form::Connect(target) => {
+                let _session = self.call(&format!("connect({})", rhai_string(&target)))?;
+                let host = self.host.borrow();
+                let addr = host.current_addr().unwrap_or(target);
+                let tls = if host.current_options().is_some_and(|o| o.tls.is_some()) {
+                    " over TLS"
+                } else {
+                    ""
+                };
+                say!("connected to {addr}{tls}");
                 Ok(Next::Prompt)
             }
             Form::List(dir) => {
@@ -513,15 +548,12 @@ impl Repl {
         };
         let op = format!("{verb} `{from}` to `{to}`");
         let progress = self.progress;
+        let options = SyncOptions {
+            events: self.host.borrow().events(),
+            ..SyncOptions::default()
+        };
         let report = self.on_session(&op, |s| {
-            push_pull::run(
-                s,
-                direction,
-                Path::new(local),
-                remote,
-                SyncOptions::default(),
-                progress,
-            )
+            push_pull::run(s, direction, Path::new(local), remote, options, progress)
         })?;
         say!("{}", push_pull::summary(direction, false, &report));
         for left_out in push_pull::left_out(&report) {
@@ -585,7 +617,12 @@ impl Repl {
                 "not connected; connect to a server first",
             )),
         };
-        result.map_err(|e| self.client_failure(&e))
+        result.map_err(|e| {
+            if let Some(events) = self.host.borrow().events() {
+                events.client_error(e.kind, e.to_string(), None);
+            }
+            self.client_failure(&e)
+        })
     }
 
     /// A client error as a failed line: `error[kind]: message` (status 1),
@@ -705,12 +742,16 @@ fn open_history(editor: &mut Editor<ReplHelper, FileHistory>) -> Option<PathBuf>
 
 /// Keeps `line` for Up: in the history file while there is one that can
 /// be written (forgetting the file once it cannot), and for this run only
-/// otherwise.
+/// otherwise. A line holding a token (`connect(…, #{token: "ioe_…"})`) is
+/// not kept at all, so no secret lands in the history file.
 fn record(
     editor: &mut Editor<ReplHelper, FileHistory>,
     history_file: &mut Option<PathBuf>,
     line: &str,
 ) {
+    if crate::auth::holds_token(line) {
+        return;
+    }
     if let Some(path) = history_file
         && !remember(editor, path, line)
     {
@@ -745,16 +786,37 @@ fn remember(editor: &mut Editor<ReplHelper, FileHistory>, path: &PathBuf, line: 
     true
 }
 
+/// Asks on the terminal whether to trust the TLS server at `addr`, met for
+/// the first time, with a line editor of its own (Ctrl-C or Ctrl-D: no).
+/// Only the REPL at a terminal asks; piped input fails as a script does.
+fn ask_to_trust(addr: &str, fingerprint: &str, known_hosts: &Path) -> bool {
+    say!(
+        "The TLS server {addr} is not known: no certificate authority vouches for its \
+         certificate, and the known-hosts file {} has no line for it.",
+        known_hosts.display()
+    );
+    say!("Its fingerprint is {fingerprint}");
+    say!("Compare it with the one `ioe serve --tls` printed on the server.");
+    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+        return false;
+    };
+    let answer = editor.readline(&format!(
+        "Trust it (adds a line to {}) and connect? (y/N) ",
+        known_hosts.display()
+    ));
+    matches!(answer, Ok(text) if matches!(text.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
 /// Remote names for completion: a listing of `dir` over a short-lived
 /// connection of its own to the current session's server. A stalled server
 /// holds the prompt for at most [`LISTING_TIMEOUT`] (Ctrl-C cannot
 /// interrupt Tab), and a failed listing never closes the session itself,
 /// so its next command reports what really happened.
 fn remote_names(host: &Host, dir: Option<&str>) -> Vec<RemoteName> {
-    let (Some(addr), Some(tls)) = (host.current_addr(), host.current_tls()) else {
+    let (Some(addr), Some(options)) = (host.current_addr(), host.current_options()) else {
         return Vec::new();
     };
-    Session::connect_with(&addr, tls.as_ref(), LISTING_TIMEOUT, LISTING_TIMEOUT)
+    Session::connect_with(&addr, &options, LISTING_TIMEOUT, LISTING_TIMEOUT)
         .and_then(|mut lister| lister.list(dir))
         .unwrap_or_default()
         .into_iter()

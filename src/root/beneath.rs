@@ -45,6 +45,11 @@ impl Beneath {
         })
     }
 
+    /// A folder already open (`O_PATH`) whose canonical path is `path`.
+    pub(crate) fn from_fd(fd: OwnedFd, path: PathBuf) -> Beneath {
+        Beneath { fd, path }
+    }
+
     /// The handle of the folder itself.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

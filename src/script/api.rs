@@ -8,17 +8,22 @@
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
 use crate::addr::{connect_addr, join_host_port};
+use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
+use crate::events::{self, Event, Events, Op};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
-use crate::session::{Session, TlsOptions, TransferOptions, split_scheme};
+use crate::session::{
+    ConnectOptions, Session, TlsOptions, TransferOptions, Transferred, split_scheme,
+};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long an embedded server lets transfers finish when the script ends.
 const EMBEDDED_GRACE: Duration = Duration::from_secs(1);
@@ -26,9 +31,9 @@ const EMBEDDED_GRACE: Duration = Duration::from_secs(1);
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// A session as scripts hold it (`Session` in Rhai); clones share one
-/// connection.
+/// connection. Its transfers go to the `--events` log, if any.
 #[derive(Clone)]
-pub struct ScriptSession(Rc<RefCell<Session>>);
+pub struct ScriptSession(Rc<RefCell<Session>>, Option<Arc<Events>>);
 
 impl ScriptSession {
     /// The `host:port` the session was opened with.
@@ -36,9 +41,14 @@ impl ScriptSession {
         self.0.borrow().addr().to_string()
     }
 
-    /// The TLS options the session was opened with; `None` for plain TCP.
-    pub fn tls(&self) -> Option<TlsOptions> {
-        self.0.borrow().tls().cloned()
+    /// How the session connected (TLS, token), for a side connection.
+    pub fn options(&self) -> ConnectOptions {
+        self.0.borrow().options().clone()
+    }
+
+    /// The identity the server named for the session's token, if any.
+    pub fn identity(&self) -> Option<String> {
+        self.0.borrow().identity().map(str::to_string)
     }
 
     /// Whether the session can still send requests.
@@ -61,6 +71,23 @@ impl ScriptSession {
     pub fn describe(&self) -> String {
         let state = if self.is_open() { "open" } else { "closed" };
         format!("Session({}, {state})", self.addr())
+    }
+
+    /// The `transfer` event of a file that arrived whole.
+    fn transferred(&self, op: Op, remote: &str, local: &str, done: &Transferred, at: Instant) {
+        events::emit(self.1.as_ref(), || Event::Transfer {
+            op,
+            remote: remote.to_string(),
+            local: local.to_string(),
+            bytes: done.moved,
+            size: done.size,
+            seconds: events::secs(at.elapsed()),
+            resumed_from: done.resumed_from,
+            digest: done
+                .digest
+                .as_ref()
+                .map(|(algorithm, hex)| format!("{}:{hex}", algorithm.name())),
+        });
     }
 }
 
@@ -87,19 +114,12 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
         .register_type_with_name::<ServerHandle>("Server");
 
     let st = Rc::clone(state);
-    reg.func("connect", move |addr: &str| {
-        let (text, tls) = split_scheme(addr);
-        let addr = connect_addr(text)
-            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        connect(&st, &addr, tls.then(TlsOptions::default))
+    reg.func("connect", move |target: &str| {
+        connect_to(&st, target, Map::new())
     });
     let st = Rc::clone(state);
-    reg.func("connect", move |addr: &str, options: Map| {
-        let (text, scheme_tls) = split_scheme(addr);
-        let host_port = connect_addr(text)
-            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))?;
-        let tls = connect_options(addr, options, scheme_tls)?;
-        connect(&st, &host_port, tls)
+    reg.func("connect", move |target: &str, options: Map| {
+        connect_to(&st, target, options)
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
@@ -112,16 +132,24 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
                     format!("connect to `{host}`: port {port} is not between 1 and 65535"),
                 )
             })?;
-        connect(&st, &join_host_port(host, port), None)
+        let options = ConnectOptions {
+            tls: None,
+            token: env_token(host)?,
+        };
+        connect(&st, &join_host_port(host, port), options)
     });
     let st = Rc::clone(state);
+    // an embedded server takes no tokens
     reg.func("connect", move |server: ServerHandle| {
-        connect(&st, &server.addr, None)
+        connect(&st, &server.addr, ConnectOptions::default())
     });
 
     // methods on a session
     reg.getter("addr", |s: &mut ScriptSession| s.addr());
     reg.getter("is_open", |s: &mut ScriptSession| s.is_open());
+    reg.getter("identity", |s: &mut ScriptSession| {
+        s.identity().map_or(Dynamic::UNIT, Dynamic::from)
+    });
     reg.func("list", |s: &mut ScriptSession| list(s, None));
     reg.func("list", |s: &mut ScriptSession, dir: &str| {
         list(s, Some(dir))
@@ -293,15 +321,104 @@ fn register_extensions_on_current(reg: &mut Registry<'_>, state: &Rc<RefCell<Sta
 }
 
 /// The option keys `connect` takes.
-const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint"];
+const CONNECT_OPTIONS: &[&str] = &["tls", "fingerprint", "ca_file", "token", "token_file"];
 
-/// The TLS that `connect`'s options map asks for: `tls` (a bool, also true
-/// for a `tls://` address) and `fingerprint` (`SHA256:…`, which implies
-/// TLS). An unknown key or a value of the wrong type is `bad_argument`.
-fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Option<TlsOptions>> {
+/// The token in `IOE_TOKEN`, for a `connect` given none.
+fn env_token(addr: &str) -> Fallible<Option<Token>> {
+    Token::from_env().map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{addr}`: {e}")))
+}
+
+/// Takes `token` (the token itself) or `token_file` (a file holding it)
+/// out of `connect`'s options map; both at once, or a value of the wrong
+/// type, is `bad_argument`. The token never appears in a message.
+fn token_option(addr: &str, options: &mut Map) -> Fallible<Option<Token>> {
     let op = format!("connect to `{addr}`");
-    let mut tls = scheme_tls;
-    let mut fingerprint = None;
+    let text = |key: &str, value: Dynamic| {
+        value.into_string().map_err(|kind| {
+            throw(
+                BAD_ARGUMENT,
+                format!("{op}: option `{key}` takes a string, not a {kind}"),
+            )
+        })
+    };
+    let bad = |e: String| throw(BAD_ARGUMENT, format!("{op}: {e}"));
+    match (options.remove("token"), options.remove("token_file")) {
+        (Some(_), Some(_)) => Err(throw(
+            BAD_ARGUMENT,
+            format!("{op}: give `token` or `token_file`, not both"),
+        )),
+        (Some(value), None) => Token::new(&text("token", value)?, "the option `token`")
+            .map(Some)
+            .map_err(bad),
+        (None, Some(value)) => Token::from_file(Path::new(&text("token_file", value)?))
+            .map(Some)
+            .map_err(bad),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `connect(target, options)`: `target` is a server named in the servers
+/// file ([`crate::servers`]), or an address (`tls://` for TLS); the call's
+/// options win over the file's.
+fn connect_to(
+    state: &Rc<RefCell<State>>,
+    target: &str,
+    mut options: Map,
+) -> Fallible<ScriptSession> {
+    let op = format!("connect to `{target}`");
+    let (addr, named_tls, token_file) = match named_server(target)? {
+        Some(named) => {
+            let tls = named.tls.then(|| TlsOptions {
+                fingerprint: named.fingerprint.clone(),
+                ca_file: named.ca_file.clone(),
+            });
+            (named.addr, tls, named.token_file)
+        }
+        None => {
+            let (text, tls) = split_scheme(target);
+            let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
+            (addr, tls.then(TlsOptions::default), None)
+        }
+    };
+    let token = token_option(target, &mut options)?;
+    let tls = connect_options(target, options, named_tls)?;
+    let token = match (token, token_file) {
+        (Some(token), _) => Some(token),
+        (None, Some(file)) => {
+            Some(Token::from_file(&file).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?)
+        }
+        (None, None) => env_token(target)?,
+    };
+    connect(state, &addr, ConnectOptions { tls, token })
+}
+
+/// The server named `target` in the servers file, if `target` could be a
+/// name and the file names it; a broken file is `bad_argument`.
+fn named_server(target: &str) -> Fallible<Option<crate::servers::Named>> {
+    if !crate::servers::could_be_name(target) {
+        return Ok(None);
+    }
+    let Some(file) = crate::servers::path() else {
+        return Ok(None);
+    };
+    crate::servers::find(&file, target)
+        .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{target}`: {e:#}")))
+}
+
+/// The TLS that `connect`'s options map asks for, over `given` (what the
+/// address or the servers file asks for): `tls` (a bool), `fingerprint`
+/// (`SHA256:…`) and `ca_file` (a PEM file of authorities), which both need
+/// TLS. An unknown key or a value of the wrong type is `bad_argument`.
+fn connect_options(
+    addr: &str,
+    options: Map,
+    given: Option<TlsOptions>,
+) -> Fallible<Option<TlsOptions>> {
+    let op = format!("connect to `{addr}`");
+    let mut tls = given.is_some();
+    let given = given.unwrap_or_default();
+    let mut fingerprint = given.fingerprint;
+    let mut ca_file = given.ca_file;
     for (key, value) in options {
         match key.as_str() {
             "tls" => {
@@ -319,7 +436,7 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
                         format!("{op}: option `fingerprint` takes a string, not a {kind}"),
                     )
                 })?;
-                if !text.starts_with("SHA256:") {
+                if !crate::known_hosts::is_fingerprint(&text) {
                     return Err(throw(
                         BAD_ARGUMENT,
                         format!(
@@ -329,6 +446,15 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
                     ));
                 }
                 fingerprint = Some(text);
+            }
+            "ca_file" => {
+                let path = value.into_string().map_err(|kind| {
+                    throw(
+                        BAD_ARGUMENT,
+                        format!("{op}: option `ca_file` takes a file name, not a {kind}"),
+                    )
+                })?;
+                ca_file = Some(PathBuf::from(path));
             }
             _ => {
                 let keys: Vec<String> = CONNECT_OPTIONS.iter().map(|k| format!("`{k}`")).collect();
@@ -342,27 +468,78 @@ fn connect_options(addr: &str, options: Map, scheme_tls: bool) -> Fallible<Optio
             }
         }
     }
-    if fingerprint.is_some() && !tls {
-        return Err(throw(
-            BAD_ARGUMENT,
-            format!("{op}: a fingerprint needs TLS; add `tls: true`"),
-        ));
+    for (set, what) in [
+        (fingerprint.is_some(), "a fingerprint"),
+        (ca_file.is_some(), "a CA file"),
+    ] {
+        if set && !tls {
+            return Err(throw(
+                BAD_ARGUMENT,
+                format!("{op}: {what} needs TLS; add `tls: true` or write `tls://{addr}`"),
+            ));
+        }
     }
-    Ok(tls.then_some(TlsOptions { fingerprint }))
+    Ok(tls.then_some(TlsOptions {
+        fingerprint,
+        ca_file,
+    }))
 }
 
 fn connect(
     state: &Rc<RefCell<State>>,
     addr: &str,
-    tls: Option<TlsOptions>,
+    options: ConnectOptions,
 ) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
-    let mut session = Session::connect_cancellable_with(addr, tls, &cancel).map_err(from_client)?;
+    let mut session = match Session::connect_cancellable_with(addr, options.clone(), &cancel) {
+        Err(e) if e.first_contact.is_some() => {
+            trust_and_connect_again(state, addr, options, e).map_err(from_client)?
+        }
+        result => result.map_err(from_client)?,
+    };
+    events::emit(state.borrow().events.as_ref(), || Event::Connect {
+        address: session.addr().to_string(),
+        tls: session.tls().is_some(),
+        fingerprint: session.server_fingerprint(),
+        identity: session.identity().map(str::to_string),
+    });
     let mut st = state.borrow_mut();
     session.set_progress(st.progress);
-    let session = ScriptSession(Rc::new(RefCell::new(session)));
+    let session = ScriptSession(Rc::new(RefCell::new(session)), st.events.clone());
     st.current = Some(session.clone());
     Ok(session)
+}
+
+/// After a first contact with the TLS server at `addr`: when the host can
+/// ask (the REPL at a terminal) and the user says yes, records its
+/// fingerprint in the known-hosts file and connects again; otherwise the
+/// refusal stands.
+fn trust_and_connect_again(
+    state: &Rc<RefCell<State>>,
+    addr: &str,
+    options: ConnectOptions,
+    refused: Error,
+) -> Result<Session, Error> {
+    let prompt = state.borrow().trust_prompt.clone();
+    let (Some(prompt), Some(first), Ok(file)) = (
+        prompt,
+        refused.first_contact.as_deref(),
+        crate::known_hosts::path(),
+    ) else {
+        return Err(refused);
+    };
+    if !prompt(addr, &first.fingerprint, &file) {
+        return Err(refused);
+    }
+    crate::known_hosts::add(&file, addr, &first.fingerprint).map_err(|e| {
+        Error::new(
+            ErrorKind::LocalIo,
+            format!("connect to `{addr}`"),
+            format!("cannot record the server's fingerprint: {e:#}"),
+        )
+    })?;
+    let cancel = state.borrow().cancel.clone();
+    Session::connect_cancellable_with(addr, options, &cancel)
 }
 
 /// The current session, or a `not_connected` error for operation `op`.
@@ -448,17 +625,21 @@ fn transfer_options(
 
 fn read(s: &ScriptSession, remote: &str, local: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("read `{remote}`"), options, READ_OPTIONS)?;
+    let started = Instant::now();
     let done = s
         .with(|s| s.read_with(remote, Path::new(local), &options))
         .map_err(from_client)?;
+    s.transferred(Op::Read, remote, local, &done, started);
     Ok(to_int(done.size))
 }
 
 fn write(s: &ScriptSession, local: &str, remote: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("write `{remote}`"), options, WRITE_OPTIONS)?;
+    let started = Instant::now();
     let done = s
         .with(|s| s.write_with(Path::new(local), remote, &options))
         .map_err(from_client)?;
+    s.transferred(Op::Write, remote, local, &done, started);
     Ok(to_int(done.size))
 }
 
@@ -466,9 +647,13 @@ fn write(s: &ScriptSession, local: &str, remote: &str, options: Option<Map>) -> 
 /// not a valid name, say how to give one.
 fn write_as_given(s: &ScriptSession, local: &str, options: Option<Map>) -> Fallible<INT> {
     let options = transfer_options(&format!("write `{local}`"), options, WRITE_OPTIONS)?;
+    let started = Instant::now();
     let result = s.with(|s| s.write_with(Path::new(local), local, &options));
     match result {
-        Ok(done) => Ok(to_int(done.size)),
+        Ok(done) => {
+            s.transferred(Op::Write, local, local, &done, started);
+            Ok(to_int(done.size))
+        }
         Err(mut e) if e.kind == ErrorKind::BadName => {
             e.cause
                 .push_str("; give the remote name as well: write(local, remote)");

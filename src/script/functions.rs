@@ -111,11 +111,12 @@ pub const API: &[FunctionDoc] = &[
             &[
                 "connect(host, port)",
                 "connect(\"host:port\")",
-                "connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"})",
+                "connect(\"name\")",
+                "connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"})",
                 "connect(server)",
             ],
             Side::Connect,
-            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting the pinned fingerprint) and makes it the current one",
+            "opens a session (port 7070 if the text names none; `tls://host:port` or `tls: true` for TLS, trusting an authority, the known-hosts file or a pinned fingerprint; a name from the servers file; `token:`, `token_file:` or the IOE_TOKEN environment variable authenticates) and makes it the current one",
         )
     },
     f(
@@ -413,6 +414,11 @@ pub const PROPERTIES: &[PropertyDoc] = &[
         doc: "whether a session can still send requests",
     },
     PropertyDoc {
+        name: "identity",
+        on: "s.identity",
+        doc: "the label of the token the server accepted (`()` without a token, or when the server takes none)",
+    },
+    PropertyDoc {
         name: "addr",
         on: "server.addr",
         doc: "a `serve` server's `host:port`",
@@ -629,8 +635,8 @@ mod tests {
         assert_eq!(
             usage("connect").as_deref(),
             Some(
-                "connect(host, port), connect(\"host:port\"), \
-                 connect(\"host:port\", #{tls: true, fingerprint: \"SHA256:…\"}) or \
+                "connect(host, port), connect(\"host:port\"), connect(\"name\"), \
+                 connect(\"tls://host:port\", #{fingerprint: \"SHA256:…\", ca_file: \"ca.pem\"}) or \
                  connect(server); port is a number (`parse_int(ARGS[1])` makes one of an argument)"
             )
         );

@@ -33,6 +33,7 @@ pub use report::{
 pub use run::{RunOptions, ScriptSource, run};
 
 use crate::cancel::CancelToken;
+use crate::events::Events;
 use crate::server::RunningServer;
 use rhai::{AST, Array, Dynamic, Engine, RhaiNativeFunc, Scope};
 use std::any::Any;
@@ -40,6 +41,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
+use std::sync::Arc;
 use tempfile::TempDir;
 
 /// Limits set explicitly so that debug and release builds behave alike
@@ -67,7 +69,17 @@ pub(crate) struct State {
     temp_dirs: Vec<TempDir>,
     cancel: CancelToken,
     progress: bool,
+    /// Asks the user whether to trust a TLS server met for the first time
+    /// (the REPL at a terminal); scripts never ask.
+    trust_prompt: Option<TrustPrompt>,
+    /// The `--events` log, if any.
+    events: Option<Arc<Events>>,
 }
+
+/// Asks whether to trust the TLS server at `addr` (`host:port`), met for
+/// the first time, whose certificate has `fingerprint`; a yes records it in
+/// the known-hosts file `known_hosts`.
+pub type TrustPrompt = Rc<dyn Fn(&str, &str, &std::path::Path) -> bool>;
 
 /// Registers functions and properties and remembers their names, to check
 /// them against [`functions::API`] and [`functions::PROPERTIES`].
@@ -114,6 +126,8 @@ pub struct HostOptions {
     pub progress: bool,
     /// Cancels the transfer in flight and stops the script (Ctrl-C).
     pub cancel: CancelToken,
+    /// Where connects, transfers and errors are written (`--events`).
+    pub events: Option<Arc<Events>>,
 }
 
 /// One scripting session: an `Engine` with the `ioe` API, one `Scope`, and
@@ -140,6 +154,8 @@ impl Host {
             temp_dirs: Vec::new(),
             cancel: options.cancel.clone(),
             progress: options.progress,
+            trust_prompt: None,
+            events: options.events.clone(),
         }));
         let mut engine = configured_engine(options.cancel.clone());
         let (names, properties) = register_api(&mut engine, &state);
@@ -176,7 +192,8 @@ impl Host {
         let ast = self
             .engine
             .compile_with_scope(&self.scope, source)
-            .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))?;
+            .map_err(|e| Stop::Failed(Box::new(Report::compile(&e, name, &self.sources))))
+            .inspect_err(|stop| self.report_event(stop))?;
         for function in ast.iter_functions() {
             self.fn_sources
                 .insert(function.name.to_string(), name.to_string());
@@ -187,7 +204,28 @@ impl Host {
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.functions);
         self.functions.clear_statements();
-        result.map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
+        result
+            .map_err(|e| Report::runtime(*e, name, &self.sources, &self.fn_sources))
+            .inspect_err(|stop| self.report_event(stop))
+    }
+
+    /// The `--events` log, if any.
+    pub fn events(&self) -> Option<Arc<Events>> {
+        self.state.borrow().events.clone()
+    }
+
+    /// An `error` event for a failure (not for `exit(…)`).
+    fn report_event(&self, stop: &Stop) {
+        if let Stop::Failed(report) = stop {
+            let events = self.state.borrow().events.clone();
+            crate::events::emit(events.as_ref(), || report.event());
+        }
+    }
+
+    /// Lets `connect` ask, with `prompt`, whether to trust a TLS server met
+    /// for the first time, instead of failing.
+    pub fn set_trust_prompt(&mut self, prompt: TrustPrompt) {
+        self.state.borrow_mut().trust_prompt = Some(prompt);
     }
 
     /// The address of the current session, if it is open.
@@ -197,12 +235,12 @@ impl Host {
         session.is_open().then(|| session.addr())
     }
 
-    /// The TLS options of the open current session (`None` inside for
-    /// plain TCP), so that a side connection to it speaks as it does.
-    pub fn current_tls(&self) -> Option<Option<crate::session::TlsOptions>> {
+    /// The connect options (TLS, token) of the open current session, so
+    /// that a side connection to it speaks and authenticates as it does.
+    pub fn current_options(&self) -> Option<crate::session::ConnectOptions> {
         let state = self.state.borrow();
         let session = state.current.as_ref()?;
-        session.is_open().then(|| session.tls())
+        session.is_open().then(|| session.options())
     }
 
     /// The current session (open or closed), if `connect` made one: the
@@ -430,6 +468,8 @@ mod tests {
             temp_dirs: Vec::new(),
             cancel: CancelToken::new(),
             progress: false,
+            trust_prompt: None,
+            events: None,
         }));
         let mut engine = configured_engine(CancelToken::new());
         let (registered, properties) = register_api(&mut engine, &state);

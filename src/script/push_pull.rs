@@ -7,6 +7,7 @@ use super::api::{ScriptSession, current, to_int};
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::progress::TreeMeter;
 use crate::session::Session;
 use crate::sync::{
@@ -88,7 +89,8 @@ fn call(
     options: Option<Map>,
 ) -> Fallible<Map> {
     let op = operation(direction, from, to);
-    let options = sync_options(&op, options.unwrap_or_default())?;
+    let mut options = sync_options(&op, options.unwrap_or_default())?;
+    options.events = state.borrow().events.clone();
     let dry_run = options.dry_run;
     let (local, remote) = match direction {
         Direction::Push => (from, to),
@@ -124,7 +126,35 @@ pub(crate) fn run(
     let report = sync::sync(session, direction, local, remote, &options);
     session.set_progress(progress);
     drop(meter);
+    if let (Some(events), Ok(report)) = (&options.events, &report)
+        && !options.dry_run
+    {
+        report_events(events, direction, report);
+    }
     report
+}
+
+/// The `skip`, `delete` and `error` events of a sync that ran (the copies
+/// and retries were written as they happened).
+fn report_events(events: &Events, direction: Direction, report: &SyncReport) {
+    let sync = verb(direction);
+    for skipped in &report.skipped {
+        events.emit(&Event::Skip {
+            sync,
+            name: skipped.name.clone(),
+            reason: skipped.reason.clone(),
+        });
+    }
+    for name in &report.deleted {
+        events.emit(&Event::Delete {
+            sync,
+            name: name.clone(),
+        });
+    }
+    for failed in &report.failed {
+        let (message, name) = (failed.message.clone(), Some(failed.name.clone()));
+        events.client_error(failed.kind, message, name);
+    }
 }
 
 /// The [`SyncOptions`] a script's options map asks for; an unknown key or a

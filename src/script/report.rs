@@ -13,6 +13,10 @@ use std::fmt;
 /// such as a port number out of range.
 pub const BAD_ARGUMENT: &str = "bad_argument";
 
+/// The `kind` of an `error` event for an error of the script itself (it
+/// does not compile, a type error, `throw "text"`), which has no `e.kind`.
+pub const SCRIPT: &str = "script";
+
 /// Exit status when a script cannot be read or does not compile.
 pub const EXIT_UNUSABLE: u8 = 2;
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it), and after
@@ -196,6 +200,23 @@ impl Report {
             Phase::Interrupted => cancel
                 .signal()
                 .map_or(EXIT_INTERRUPTED, Signal::exit_status),
+        }
+    }
+
+    /// The `error` event of this failure: its kind (`cancelled` after
+    /// Ctrl-C, `script` for the script's own errors), message and place.
+    pub fn event(&self) -> crate::events::Event {
+        let kind = match (&self.kind, self.phase) {
+            (Some(kind), _) => kind.clone(),
+            (None, Phase::Interrupted) => ErrorKind::Cancelled.as_str().to_string(),
+            (None, _) => SCRIPT.to_string(),
+        };
+        crate::events::Event::Error {
+            kind,
+            message: self.message.clone(),
+            file: self.location.as_ref().map(|l| l.file.clone()),
+            line: self.location.as_ref().map(|l| l.line),
+            name: None,
         }
     }
 

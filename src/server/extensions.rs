@@ -3,11 +3,12 @@
 //! `docs/protocol.md`). None has a body, so every refusal is a plain
 //! `ERROR:` and the session goes on.
 
-use super::{Connection, Flow};
+use super::{Connection, Flow, Outcome};
 use crate::digest::{self, Algorithm, FileStamp};
 use crate::protocol::{Extension, Features};
 use crate::root::{FsError, Root, WalkError};
 use std::io::{self, Seek, SeekFrom};
+use std::sync::Arc;
 
 /// Most digests a server remembers (of files unchanged since).
 pub(super) const DIGEST_CACHE_SIZE: usize = 4096;
@@ -23,7 +24,7 @@ impl Connection<'_> {
                 self.answer("FEATURES", Ok(reply))
             }
             Extension::Stat(name) => {
-                let entry = self.shared.root.stat(&name);
+                let entry = self.root.stat(&name);
                 let reply = entry.map(|e| format!("OK {}", e.to_line()));
                 self.answer(&format!("STAT {name}"), reply.map_err(|e| e.to_string()))
             }
@@ -47,6 +48,7 @@ impl Connection<'_> {
                 length,
                 name,
             } => self.read_at(offset, length, &name),
+            Extension::Auth(token) => self.authenticate(&token),
         }
     }
 
@@ -64,8 +66,8 @@ impl Connection<'_> {
             settime: true,
             delete: true,
             mkdir: true,
-            auth: false,
-            read_only: config.read_only,
+            read_only: self.read_only,
+            auth: config.auth.is_some(),
             max_size: config.max_size,
         };
         let lines = features.to_lines();
@@ -83,11 +85,17 @@ impl Connection<'_> {
         match result {
             Ok(reply) => {
                 let first = reply.lines().next().unwrap_or_default();
-                self.log(&format!("{request} -> {first}"));
+                self.logged(
+                    request,
+                    Outcome::Ok {
+                        text: first,
+                        bytes: 0,
+                    },
+                );
                 self.conn.write_all(reply.as_bytes())?;
             }
             Err(refusal) => {
-                self.log(&format!("{request} -> {refusal}"));
+                self.log_error(request, &refusal);
                 self.reply_error(&refusal)?;
             }
         }
@@ -100,10 +108,10 @@ impl Connection<'_> {
         request: &str,
         act: impl FnOnce(&Root) -> Result<(), FsError>,
     ) -> io::Result<Flow> {
-        let result = if self.shared.config.read_only {
-            Err("server is read-only".to_string())
+        let result = if self.read_only {
+            Err(self.read_only_reason().to_string())
         } else {
-            act(&self.shared.root)
+            act(&self.root)
                 .map(|()| "OK\n".to_string())
                 .map_err(|e| e.to_string())
         };
@@ -153,7 +161,7 @@ impl Connection<'_> {
     /// `READAT`: `min(length, size - offset)` bytes from `offset`.
     fn read_at(&mut self, offset: u64, length: u64, name: &str) -> io::Result<Flow> {
         let request = format!("READAT {offset} {length} {name}");
-        let (mut file, size) = match self.shared.root.open_file(name) {
+        let (mut file, size) = match self.root.open_file(name) {
             Ok(opened) => opened,
             Err(e) => return self.answer(&request, Err(e.to_string())),
         };
@@ -175,7 +183,7 @@ impl Connection<'_> {
     /// `ERROR:` in place of `END`.
     fn walk(&mut self, dir: Option<&str>) -> io::Result<Flow> {
         let request = format!("WALK {}", dir.unwrap_or("."));
-        let root = &self.shared.root;
+        let root = Arc::clone(&self.root);
         let mut piece = Vec::with_capacity(WALK_PIECE + 2048);
         let mut started = false;
         let walked = root.walk(dir, |entry| {
@@ -206,7 +214,7 @@ impl Connection<'_> {
             Err(WalkError::Fs(e)) => format!("ERROR: {e}\n"),
             Err(WalkError::Send(e)) => {
                 let why = self.failure(&e);
-                self.log(&format!("{request} -> not finished: {why}; closing"));
+                self.log_error(&request, &format!("not finished: {why}; closing"));
                 return Ok(Flow::Close);
             }
         };
@@ -214,11 +222,12 @@ impl Connection<'_> {
         let mut pace = self.pace();
         if let Err(e) = self.conn.write_all_paced(&piece, &mut pace) {
             let why = self.failure(&e);
-            self.log(&format!("{request} -> not finished: {why}; closing"));
+            self.log_error(&request, &format!("not finished: {why}; closing"));
             return Ok(Flow::Close);
         }
         self.restore_write_timeout()?;
-        self.log(&format!("{request} -> {}", end.trim_end()));
+        let text = end.trim_end();
+        self.logged(&request, Outcome::Ok { text, bytes: 0 });
         Ok(Flow::Continue)
     }
 }

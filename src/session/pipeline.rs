@@ -155,7 +155,7 @@ impl Session {
     pub(crate) fn connect_again(&self) -> Result<Session> {
         let mut session = Session::connect_with(
             &self.addr,
-            self.tls.as_ref(),
+            &self.options,
             super::CONNECT_TIMEOUT,
             self.io_timeout,
         )?;

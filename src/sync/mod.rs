@@ -21,6 +21,7 @@ pub use plan::{Action, Step};
 
 use crate::digest;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::Events;
 use crate::protocol::{EntryKind, Extension};
 use crate::session::Session;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Counters the copies update as they go, for a progress display.
     pub progress: Option<Arc<Counters>>,
+    /// Where each copied file and each retry is written (`--events`).
+    pub events: Option<Arc<Events>>,
 }
 
 impl Default for SyncOptions {
@@ -108,6 +111,7 @@ impl Default for SyncOptions {
             retry_delay: Duration::from_millis(500),
             dry_run: false,
             progress: None,
+            events: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::{Direction, Ends, Failed, MAX_PARALLEL, SyncOptions, SyncReport};
 use crate::cancel::CancelToken;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{self, Event, Op};
 use crate::protocol::{Extension, Request};
 use crate::session::{Sent, Session};
 use std::collections::VecDeque;
@@ -34,6 +35,20 @@ pub(super) struct Job {
     mtime: u64,
     /// Times it was tried and lost its connection.
     attempts: u32,
+    /// For its events (boxed: jobs travel in every `Step`).
+    record: Box<Record>,
+}
+
+/// What a job's `transfer` and `retry` events tell.
+#[derive(Default)]
+struct Record {
+    /// Why it was last lost.
+    lost_by: Option<Error>,
+    /// When its request last went out.
+    sent_at: Option<Instant>,
+    /// What arrived: the body's size, and its digest (`algorithm:hex`)
+    /// when verified.
+    arrived: (u64, Option<String>),
 }
 
 impl Job {
@@ -43,6 +58,7 @@ impl Job {
             size,
             mtime,
             attempts: 0,
+            record: Box::default(),
         }
     }
 }
@@ -170,7 +186,8 @@ impl Shared<'_> {
     }
 
     /// A job's requests went out.
-    fn started(&self, job: &Job) {
+    fn started(&self, job: &mut Job) {
+        job.record.sent_at = Some(Instant::now());
         if let Some(counters) = &self.options.progress {
             counters.started(&job.name);
         }
@@ -181,6 +198,47 @@ impl Shared<'_> {
             counters.finished(&job.name, Some(job.size));
         }
         self.outcome().copied.push((job.name.clone(), job.size));
+        events::emit(self.options.events.as_ref(), || {
+            let (op, remote, local) = self.names(&job.name);
+            Event::Transfer {
+                op,
+                remote,
+                local,
+                bytes: job.record.arrived.0,
+                size: job.record.arrived.0,
+                seconds: events::secs(job.record.sent_at.map_or(Duration::ZERO, |at| at.elapsed())),
+                resumed_from: 0,
+                digest: job.record.arrived.1.clone(),
+            }
+        });
+    }
+
+    /// A copied file's `op`, remote name and local path for its event.
+    fn names(&self, name: &str) -> (Op, String, String) {
+        let op = match self.direction {
+            Direction::Push => Op::PushFile,
+            Direction::Pull => Op::PullFile,
+        };
+        let local = self.ends.local_path(name).display().to_string();
+        (op, self.ends.remote_name(name), local)
+    }
+
+    /// The `retry` event of a job tried again after waiting `delay`.
+    fn retrying(&self, job: &Job, delay: Duration) {
+        let Some(error) = &job.record.lost_by else {
+            return;
+        };
+        events::emit(self.options.events.as_ref(), || Event::Retry {
+            sync: match self.direction {
+                Direction::Push => "push",
+                Direction::Pull => "pull",
+            },
+            name: job.name.clone(),
+            attempt: job.attempts,
+            kind: error.kind.as_str(),
+            message: error.to_string(),
+            delay: events::secs(delay),
+        });
     }
 
     fn failed(&self, job: &Job, error: Error) {
@@ -210,6 +268,7 @@ impl Shared<'_> {
                 counters.landed(&job.name);
             }
             job.attempts += 1;
+            job.record.lost_by = Some(error);
             self.outcome().retries += 1;
             self.queue
                 .lock()
@@ -222,8 +281,8 @@ impl Shared<'_> {
 
     /// Waits before the `attempt`-th retry: `retry_delay` doubled each
     /// time, plus up to half again at random, at most [`MAX_DELAY`].
-    /// False if Ctrl-C came meanwhile.
-    fn wait(&self, attempt: u32) -> bool {
+    /// Returns how long, or `None` if Ctrl-C came meanwhile.
+    fn wait(&self, attempt: u32) -> Option<Duration> {
         let base =
             self.options.retry_delay.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
         let jitter = 1.0 + 0.5 * random_fraction();
@@ -231,11 +290,11 @@ impl Shared<'_> {
         let end = Instant::now() + delay;
         while Instant::now() < end {
             if self.cancel.is_cancelled() {
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20).min(end - Instant::now()));
         }
-        !self.cancel.is_cancelled()
+        (!self.cancel.is_cancelled()).then_some(delay)
     }
 }
 
@@ -321,12 +380,19 @@ fn work(shared: &Shared<'_>, session: &mut Session) {
         let bytes = flight.iter().filter_map(Awaited::counts).sum();
         match shared.take(files, bytes) {
             Take::Job(job) => {
+                let mut delay = Duration::ZERO;
                 if !session.is_connected() {
                     drop(guard.take());
-                    if !shared.wait(job.attempts.max(1)) {
-                        shared.give_back(job);
-                        return;
+                    match shared.wait(job.attempts.max(1)) {
+                        Some(waited) => delay = waited,
+                        None => {
+                            shared.give_back(job);
+                            return;
+                        }
                     }
+                }
+                shared.retrying(&job, delay);
+                if !session.is_connected() {
                     match session.connect_again() {
                         Ok(fresh) => {
                             *session = fresh;
@@ -386,7 +452,7 @@ fn settle(shared: &Shared<'_>, session: &Session, job: Job, error: Error) -> Ste
 }
 
 /// Sends a download's `READ` (and `HASH`).
-fn send_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+fn send_read(shared: &Shared<'_>, session: &mut Session, mut job: Job) -> Step {
     let remote = shared.ends.remote_name(&job.name);
     let op = format!("read `{remote}`");
     let mut sent = session.send_request(&op, Request::Read(remote.clone()));
@@ -395,7 +461,7 @@ fn send_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
     }
     match sent {
         Ok(()) => {
-            shared.started(&job);
+            shared.started(&mut job);
             Ok(Some(Awaited::Read(job)))
         }
         Err(e) => Err((job, e)),
@@ -403,11 +469,11 @@ fn send_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
 }
 
 /// Sends an upload's header and body (and `HASH`).
-fn send_write(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+fn send_write(shared: &Shared<'_>, session: &mut Session, mut job: Job) -> Step {
     let remote = shared.ends.remote_name(&job.name);
     let op = format!("write `{remote}`");
     let local = shared.ends.local_path(&job.name);
-    shared.started(&job);
+    shared.started(&mut job);
     let mut result = session.send_upload(&op, &local, &remote, shared.algorithm);
     if let (Ok(_), Some(algorithm)) = (&result, shared.algorithm)
         && let Err(e) = session.send_extension(&op, hash(algorithm, remote))
@@ -445,7 +511,7 @@ fn receive(shared: &Shared<'_>, session: &mut Session, awaited: Awaited) -> Step
 }
 
 /// A download's body into place (and its digest compared).
-fn receive_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
+fn receive_read(shared: &Shared<'_>, session: &mut Session, mut job: Job) -> Step {
     let remote = shared.ends.remote_name(&job.name);
     let local = shared.ends.local_path(&job.name);
     let op = format!("read `{remote}`");
@@ -461,10 +527,12 @@ fn receive_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
         }
         // the listing's mtime, unless the file changed since
         let mtime = (done.size == job.size).then_some(job.mtime);
-        done.keep(&op, &local, mtime)
+        let arrived = (done.size, done.digest.clone());
+        done.keep(&op, &local, mtime).map(|()| arrived)
     };
     match receive() {
-        Ok(()) => {
+        Ok((size, digest)) => {
+            job.record.arrived = (size, digest.map(|hex| tagged(shared.algorithm, hex)));
             shared.copied(&job);
             Ok(None)
         }
@@ -482,7 +550,7 @@ fn receive_read(shared: &Shared<'_>, session: &mut Session, job: Job) -> Step {
 
 /// An upload's confirmation (and its digest compared); then its `SETTIME`
 /// goes out, into the same stream.
-fn receive_write(shared: &Shared<'_>, session: &mut Session, job: Job, sent: Sent) -> Step {
+fn receive_write(shared: &Shared<'_>, session: &mut Session, mut job: Job, sent: Sent) -> Step {
     let name = shared.ends.remote_name(&job.name);
     let op = format!("write `{name}`");
     let mut result = session.recv_upload(&op, sent.size);
@@ -497,6 +565,8 @@ fn receive_write(shared: &Shared<'_>, session: &mut Session, job: Job, sent: Sen
     if let Err(e) = result {
         return settle(shared, session, job, e);
     }
+    let digest = sent.digest.map(|hex| tagged(shared.algorithm, hex));
+    job.record.arrived = (sent.size, digest);
     if !shared.settime {
         shared.copied(&job);
         return Ok(None);
@@ -508,6 +578,14 @@ fn receive_write(shared: &Shared<'_>, session: &mut Session, job: Job, sent: Sen
     match session.send_extension(&op, request) {
         Ok(()) => Ok(Some(Awaited::SetTime(job))),
         Err(e) => Err((job, e)),
+    }
+}
+
+/// A digest as events show it: `algorithm:hex`.
+fn tagged(algorithm: Option<Algorithm>, hex: String) -> String {
+    match algorithm {
+        Some(algorithm) => format!("{}:{hex}", algorithm.name()),
+        None => hex,
     }
 }
 

@@ -18,7 +18,7 @@ pub mod relay;
 
 use ioe::Session;
 use ioe::server::{Config, RunningServer, Server};
-use ioe::session::TlsOptions;
+use ioe::session::{ConnectOptions, TlsOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -601,6 +601,14 @@ impl ServeProcess {
         self.addr
     }
 
+    /// Everything the server wrote on stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The most memory the process has held so far (`VmHWM`), in bytes.
     pub fn peak_memory(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -1127,20 +1135,32 @@ pub fn target(addr: SocketAddr) -> String {
     address_text(addr, tls_run())
 }
 
+/// The REPL's `CONNECT` line for address text `target` (as
+/// [`TestServer::target`] gives it): `CONNECT,tls://127.0.0.1,PORT` for
+/// TLS, `CONNECT,127.0.0.1,PORT` for plain TCP.
+pub fn connect_line(target: &str) -> String {
+    let (host, port) = target.rsplit_once(':').expect("host:port");
+    format!("CONNECT,{host},{port}\n")
+}
+
 /// A session to a server of this run at `addr` (a relay in front of one,
 /// say): over TLS with the test certificate pinned in the TLS run.
 pub fn connect(addr: SocketAddr) -> ioe::error::Result<Session> {
     connect_to(addr, tls_run())
 }
 
-// set field by field: `TlsOptions` grows with the ways to trust a server
-#[allow(clippy::field_reassign_with_default)]
 fn connect_to(addr: SocketAddr, tls: bool) -> ioe::error::Result<Session> {
-    let mut pinned = TlsOptions::default();
-    pinned.fingerprint = Some(test_certificate().fingerprint.clone());
+    let pinned = TlsOptions {
+        fingerprint: Some(test_certificate().fingerprint.clone()),
+        ..TlsOptions::default()
+    };
+    let options = ConnectOptions {
+        tls: tls.then_some(pinned),
+        ..ConnectOptions::default()
+    };
     Session::connect_with(
         &addr.to_string(),
-        tls.then_some(&pinned),
+        &options,
         ioe::session::CONNECT_TIMEOUT,
         ioe::session::IO_TIMEOUT,
     )

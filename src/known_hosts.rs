@@ -1,0 +1,290 @@
+//! The known-hosts file: the TLS servers a user trusts by fingerprint, one
+//! line each, `host:port SHA256:<base64>` (the host lower-cased, an IPv6
+//! address in brackets), with `#` comments and blank lines allowed. It lives
+//! at `$IOE_KNOWN_HOSTS`, or `known_hosts` in the state folder
+//! ([`crate::tls::state_dir`]). This module reads, adds and removes lines;
+//! what the client does with them is [`crate::tls`]'s.
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that names another known-hosts file.
+pub const ENV: &str = "IOE_KNOWN_HOSTS";
+/// The file's name in the state folder.
+pub const FILE: &str = "known_hosts";
+
+/// Where the known-hosts file is: `$IOE_KNOWN_HOSTS`, or `known_hosts` in
+/// the state folder.
+pub fn path() -> Result<PathBuf> {
+    match std::env::var_os(ENV).filter(|p| !p.is_empty()) {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Ok(crate::tls::state_dir()
+            .with_context(|| format!("no known-hosts file (set {ENV} to name one)"))?
+            .join(FILE)),
+    }
+}
+
+/// One trusted server: a line of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// `host:port`, as [`key`] makes it.
+    pub addr: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Its line number (from 1).
+    pub line: usize,
+}
+
+/// The key of a server in the file: `host:port` (as [`crate::addr`] makes
+/// it) with the host lower-cased.
+pub fn key(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => format!("{}:{port}", host.to_ascii_lowercase()),
+        None => addr.to_ascii_lowercase(),
+    }
+}
+
+/// Whether `text` is a fingerprint as `ioe serve --tls` prints it:
+/// `SHA256:` and the unpadded base64 of 32 bytes.
+pub fn is_fingerprint(text: &str) -> bool {
+    text.strip_prefix("SHA256:")
+        .and_then(|b64| STANDARD_NO_PAD.decode(b64).ok())
+        .is_some_and(|digest| digest.len() == 32)
+}
+
+/// The lines of `text` (the file `file`) that trust a server; a line that
+/// is neither that, a comment nor blank is an error naming it.
+pub fn parse(text: &str, file: &Path) -> Result<Vec<Known>> {
+    let mut known = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| {
+            anyhow::anyhow!(
+                "the known-hosts file `{}` line {line_no}: {why}; each line is \
+                 `host:port SHA256:…` (or a `#` comment): fix or delete that line",
+                file.display()
+            )
+        };
+        let mut words = line.split_whitespace();
+        let (Some(addr), Some(fingerprint), None) = (words.next(), words.next(), words.next())
+        else {
+            return Err(bad("not two fields"));
+        };
+        let addr = crate::addr::connect_addr(addr)
+            .ok()
+            .filter(|normal| normal == addr && addr.rsplit_once(':').is_some())
+            .ok_or_else(|| bad(&format!("`{addr}` is not host:port")))?;
+        if !is_fingerprint(fingerprint) {
+            return Err(bad(&format!(
+                "`{fingerprint}` is not a SHA256:… fingerprint"
+            )));
+        }
+        known.push(Known {
+            addr: key(&addr),
+            fingerprint: fingerprint.to_string(),
+            file: file.to_path_buf(),
+            line: line_no,
+        });
+    }
+    Ok(known)
+}
+
+/// Every line of the file at `file` (none when it does not exist).
+pub fn read(file: &Path) -> Result<Vec<Known>> {
+    match fs::read_to_string(file) {
+        Ok(text) => parse(&text, file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot read the known-hosts file `{}`", file.display()))
+        }
+    }
+}
+
+/// The lines of the file at `file` for `addr` (`host:port`).
+pub fn lookup(file: &Path, addr: &str) -> Result<Vec<Known>> {
+    let addr = key(addr);
+    Ok(read(file)?.into_iter().filter(|k| k.addr == addr).collect())
+}
+
+/// What [`add`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// The line was appended: this one.
+    New(Known),
+    /// The file trusts that fingerprint for that server already, there.
+    Already(Known),
+}
+
+/// Trusts `fingerprint` for `addr` (`host:port`) in the file at `file`,
+/// making it (and its folder) if need be. A server the file trusts with
+/// another fingerprint is refused, naming the line and how to forget it.
+pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
+    if !is_fingerprint(fingerprint) {
+        bail!(
+            "`{fingerprint}` is not a fingerprint of the form SHA256:… that \
+             `ioe serve --tls` prints"
+        );
+    }
+    let addr = key(addr);
+    let existing = lookup(file, &addr)?;
+    if let Some(same) = existing.iter().find(|k| k.fingerprint == fingerprint) {
+        return Ok(Added::Already(same.clone()));
+    }
+    if let Some(other) = existing.first() {
+        bail!(
+            "the known-hosts file `{}` line {} trusts another fingerprint for {addr}: {}; \
+             if the server's certificate was changed on purpose, run \
+             `ioe trust --forget {addr}` first",
+            file.display(),
+            other.line,
+            other.fingerprint
+        );
+    }
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
+    }
+    let before = match fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read `{}`", file.display()));
+        }
+    };
+    let mut text = String::new();
+    if !before.is_empty() && !before.ends_with(b"\n") {
+        text.push('\n');
+    }
+    text.push_str(&format!("{addr} {fingerprint}\n"));
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot add a line to `{}`", file.display()))?;
+    let line = String::from_utf8_lossy(&before).lines().count() + 1;
+    Ok(Added::New(Known {
+        addr,
+        fingerprint: fingerprint.to_string(),
+        file: file.to_path_buf(),
+        line,
+    }))
+}
+
+/// Removes every line for `addr` (`host:port`) from the file at `file`,
+/// keeping the others and the comments; returns the lines removed (none:
+/// the file was left alone).
+pub fn forget(file: &Path, addr: &str) -> Result<Vec<Known>> {
+    let addr = key(addr);
+    let gone = lookup(file, &addr)?;
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    let kept: String = text
+        .lines()
+        .enumerate()
+        .filter(|(index, _)| !gone.iter().any(|k| k.line == index + 1))
+        .map(|(_, line)| format!("{line}\n"))
+        .collect();
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write beside `{}`", file.display()))?;
+    temp.write_all(kept.as_bytes())
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("cannot write beside `{}`", file.display()))?;
+    if let Ok(meta) = fs::metadata(file) {
+        let _ = fs::set_permissions(temp.path(), meta.permissions());
+    }
+    temp.persist(file)
+        .with_context(|| format!("cannot replace `{}`", file.display()))?;
+    Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0";
+    const OTHER: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn lines_comments_and_keys() {
+        let text = format!("# mine\n\nFiles.Example:7070 {FP}\n  [::1]:9 {OTHER}  \n");
+        let known = parse(&text, Path::new("kh")).unwrap();
+        let found: Vec<_> = known
+            .iter()
+            .map(|k| (k.addr.as_str(), k.fingerprint.as_str(), k.line))
+            .collect();
+        assert_eq!(
+            found,
+            [("files.example:7070", FP, 3), ("[::1]:9", OTHER, 4)]
+        );
+        assert_eq!(key("LocalHost:1"), "localhost:1");
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        for (text, why) in [
+            ("host:1\n", "not two fields"),
+            (&format!("host {FP}\n") as &str, "`host` is not host:port"),
+            (&format!("::1:9 {FP}\n"), "`::1:9` is not host:port"),
+            (
+                "host:1 SHA256:abc\n",
+                "`SHA256:abc` is not a SHA256:… fingerprint",
+            ),
+            (&format!("host:1 {FP} extra\n"), "not two fields"),
+        ] {
+            let message = parse(&format!("# c\n{text}"), Path::new("/kh"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.starts_with(&format!("the known-hosts file `/kh` line 2: {why};")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn add_then_forget_keeps_the_rest() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("sub/known_hosts");
+        let added = add(&file, "Host:1", FP).unwrap();
+        assert!(matches!(added, Added::New(Known { line: 1, .. })));
+        assert!(matches!(
+            add(&file, "host:1", FP).unwrap(),
+            Added::Already(_)
+        ));
+        let clash = add(&file, "host:1", OTHER).unwrap_err().to_string();
+        assert!(
+            clash.contains("line 1 trusts another fingerprint for host:1")
+                && clash.contains("ioe trust --forget host:1"),
+            "{clash}"
+        );
+        fs::write(&file, format!("# keep\nhost:1 {FP}\nother:2 {OTHER}")).unwrap();
+        assert!(matches!(
+            add(&file, "third:3", FP).unwrap(),
+            Added::New(Known { line: 4, .. })
+        ));
+        assert_eq!(forget(&file, "host:1").unwrap().len(), 1);
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("# keep\nother:2 {OTHER}\nthird:3 {FP}\n")
+        );
+        assert!(forget(&file, "host:1").unwrap().is_empty());
+    }
+}
