@@ -5,15 +5,10 @@
 
 mod common;
 
-use common::{TestServer, mtime, put, run_ioe};
+use common::{TestServer, connect_line, mtime, put, run_ioe};
 use std::fs;
-use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 use tempfile::TempDir;
-
-fn connect_line(addr: SocketAddr) -> String {
-    format!("CONNECT,{},{}\n", addr.ip(), addr.port())
-}
 
 #[test]
 fn the_extension_forms_act_on_the_session_rhai_uses() {
@@ -30,7 +25,7 @@ fn the_extension_forms_act_on_the_session_rhai_uses() {
         .unwrap();
     let work = TempDir::new().unwrap();
 
-    let input = connect_line(server.addr())
+    let input = connect_line(&server.target())
         + "STAT,docs/sub/b.txt\n\
            stat,docs/\n\
            WALK\n\
@@ -89,7 +84,7 @@ fn failing_extension_forms_say_what_failed_with_the_error_kind() {
     put(server.root(), "docs/a.txt", b"a");
     let work = TempDir::new().unwrap();
     let input = "HASH,docs/a.txt\n".to_string()
-        + connect_line(server.addr()).as_str()
+        + connect_line(&server.target()).as_str()
         + "STAT,nope.txt\n\
            DELETE,docs/a.txt\n\
            SETTIME,soon,docs/a.txt\n\
@@ -124,7 +119,7 @@ fn failing_extension_forms_say_what_failed_with_the_error_kind() {
 fn against_a_plain_ioe1_server_the_forms_are_unsupported_and_features_says_so() {
     let (addr, server) = common::plain_server(b"OK 0\n");
     let work = TempDir::new().unwrap();
-    let input = connect_line(addr) + "FEATURES\nSTAT,a.txt\nMKDIR,d\nLIST\nQUIT\n";
+    let input = connect_line(&addr.to_string()) + "FEATURES\nSTAT,a.txt\nMKDIR,d\nLIST\nQUIT\n";
     let run = run_ioe(work.path(), &["repl", "--keep-going"], &input);
 
     assert_eq!(run.code, Some(1), "{run:?}");

@@ -80,7 +80,8 @@ fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
         run.stdout,
         format!(
             "uploaded photos/2024/a.jpg\nuploaded photos/2024/b, c.jpg\nuploaded photos/index.txt\n\
-             3 files, 70015 bytes uploaded to {addr} under photos/\n"
+             3 files, 70015 bytes uploaded to {} under photos/\n",
+            server.addr()
         )
     );
     for name in ["2024/a.jpg", "2024/b, c.jpg", "index.txt"] {
@@ -110,7 +111,10 @@ fn upload_tree_uploads_a_whole_folder_keeping_its_layout() {
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert_eq!(
         run.stdout,
-        format!("uploaded single/only.txt\n1 file, 4 bytes uploaded to {addr} under single/\n")
+        format!(
+            "uploaded single/only.txt\n1 file, 4 bytes uploaded to {} under single/\n",
+            server.addr()
+        )
     );
 
     // usage and failures exit non-zero
@@ -148,7 +152,8 @@ fn upload_tree_uploads_everything_but_a_dangling_link_and_names_it() {
         run.stdout,
         format!(
             "uploaded photos/2024/b.jpg\nuploaded photos/a.jpg\n\
-             2 files, 14 bytes uploaded to {addr} under photos/\n"
+             2 files, 14 bytes uploaded to {} under photos/\n",
+            server.addr()
         )
     );
     assert_eq!(

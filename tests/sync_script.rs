@@ -339,8 +339,7 @@ fn with_progress_on_the_call_prints_a_summary_on_stderr() {
 }
 
 fn connect_line(server: &TestServer) -> String {
-    let addr = server.addr();
-    format!("CONNECT,{},{}\n", addr.ip(), addr.port())
+    common::connect_line(&server.target())
 }
 
 #[test]
