@@ -201,7 +201,8 @@ where
                 (inner.start, inner.end) = (0, got);
             }
             match inner.feed() {
-                Ok(()) => {}
+                Ok(0) => return Ok(filled),
+                Ok(_) => {}
                 Err(e) if filled == 0 => return Err(e),
                 Err(e) => {
                     inner.failed = Some(e);
@@ -314,17 +315,22 @@ where
     S: SideData,
 {
     /// Gives rustls what it takes of the staged bytes and processes the
-    /// records that completes. A record rustls rejects is an `InvalidData`
-    /// error, after the alert that tells the peer so has been sent.
-    fn feed(&mut self) -> io::Result<()> {
+    /// records that completes; returns how many it took. A record rustls
+    /// rejects is an `InvalidData` error, after the alert that tells the
+    /// peer so has been sent. rustls takes nothing more once the peer's
+    /// `close_notify` came: whatever follows it is dropped, and 0 returned.
+    fn feed(&mut self) -> io::Result<usize> {
         let mut staged = &self.staged[self.start..self.end];
         let took = self.conn.read_tls(&mut staged)?;
         self.start += took;
+        if took == 0 {
+            self.start = self.end;
+        }
         if let Err(e) = self.conn.process_new_packets() {
             let _ = self.flush();
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-        Ok(())
+        Ok(took)
     }
 
     /// See [`Tls::flush`].
@@ -1295,6 +1301,29 @@ mod tests {
         let got = client.fill().unwrap();
         assert!(got > 32 * 1024, "one read took {got} bytes");
         assert_eq!(client.buffered(), &[7u8; 100_000][..got]);
+    }
+
+    #[test]
+    fn bytes_after_a_close_notify_end_the_input_instead_of_hanging_a_read() {
+        let (mut server, mut client) = tls_pair();
+        server.write_all(&[5u8; 16 * 1024]).unwrap();
+        server.stream.close_notify();
+        // more than rustls' record buffer takes, after the close
+        server.stream.socket().write_all(&[0u8; 40 * 1024]).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        let (done, result) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let first = client.fill().map(|n| (n, client.buffered().to_vec()));
+            let second = client.fill();
+            let _ = done.send((first, second));
+        });
+        let (first, second) = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the reads return");
+        let (n, bytes) = first.unwrap();
+        assert_eq!((n, bytes), (16 * 1024, vec![5u8; 16 * 1024]));
+        assert_eq!(second.unwrap(), 0, "the input ended at the close_notify");
+        drop(server);
     }
 
     #[test]
