@@ -6,10 +6,9 @@
 //! a 1 GiB download and upload by `ioe run` (wall time, and the CPU time
 //! of the receiving side, which bounds the rate on loopback); connect,
 //! handshake, `AUTH` and one 4 KiB `READ` by a [`Session`] in this
-//! process; and a
-//! download through the capped [`Relay`] of the extension rows at
-//! 1 Gbit/s, where the link, not the cipher, sets the pace. Rounds
-//! interleave plain and TLS, who goes first alternating.
+//! process; and a download through the capped [`Relay`] of the extension
+//! rows at 1 Gbit/s, where the link, not the cipher, sets the pace.
+//! Rounds interleave plain and TLS, who goes first alternating.
 
 use super::{
     GIB, LINKS, Plan, Relay, Results, Row, Run, STEP_LIMIT, check_same, check_size, fill_file,
@@ -197,7 +196,7 @@ pub(super) fn measure(plan: &Plan, r: &mut Results) -> Result<()> {
                 false => t.link_plain.push(link),
             }
         }
-        // many short rounds: the median of each is one figure
+        // many short repetitions: each is one value of the row
         for i in 0..first_read_rounds(plan) {
             for turn in 0..2 {
                 let tls = (i + turn) % 2 == 1;
