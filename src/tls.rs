@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// File name of the self-signed certificate in the state folder.
@@ -109,7 +109,8 @@ pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<Ser
 /// made now if they are not there yet.
 fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = state_dir()?;
-    if let (Ok(dir), Ok(root)) = (dir.canonicalize(), root.canonicalize())
+    // judged before anything is made: a folder not made yet counts too
+    if let (dir, Ok(root)) = (resolved(&dir), root.canonicalize())
         && dir.starts_with(&root)
     {
         bail!(
@@ -122,6 +123,7 @@ fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let cert = dir.join(CERT_FILE);
     let key = dir.join(KEY_FILE);
     if cert.exists() && key.exists() {
+        check_private(&key)?;
         return Ok((cert, key));
     }
     fs::create_dir_all(&dir)
@@ -131,6 +133,54 @@ fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     write_new(&key, made.key_pair.serialize_pem().as_bytes(), 0o600)?;
     write_new(&cert, made.cert.pem().as_bytes(), 0o644)?;
     Ok((cert, key))
+}
+
+/// Refuses a made private key that its group or others may read or write
+/// (as ssh refuses such a key): it is kept, not replaced, since clients
+/// trust its certificate.
+fn check_private(key: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(key)
+        .with_context(|| format!("cannot use the private key `{}`", key.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the private key `{}` is open to others (mode {mode:04o}), who could pose as \
+             this server; make it private with `chmod 600 {}`",
+            key.display(),
+            key.display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` with its nearest existing ancestor resolved (links followed)
+/// and the rest, which does not exist yet, normalised as written.
+fn resolved(path: &Path) -> PathBuf {
+    for ancestor in path.ancestors() {
+        let probe = if ancestor.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            ancestor
+        };
+        let Ok(mut real) = probe.canonicalize() else {
+            continue;
+        };
+        let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
+        for part in rest.components() {
+            match part {
+                Component::ParentDir => {
+                    real.pop();
+                }
+                Component::Normal(name) => real.push(name),
+                _ => {}
+            }
+        }
+        return real;
+    }
+    path.to_path_buf()
 }
 
 /// Writes `bytes` to a new file `path` with `mode` (replacing a stray one).

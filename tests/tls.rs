@@ -284,3 +284,58 @@ fn a_silent_handshake_holds_no_slot_and_is_closed_by_its_deadline() {
     alone.expect_closed();
     assert!(started.elapsed() >= std::time::Duration::from_secs(4));
 }
+
+/// Runs `ioe serve --tls` on `root` with `XDG_STATE_HOME` set to `state`,
+/// `args` added, expecting it to stop at start.
+fn serve_refused(root: &Path, state: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["serve", "--tls", "--listen", "127.0.0.1:0", "--root"])
+        .arg(root)
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    common::finish(
+        common::Child(command.spawn().expect("start ioe serve")),
+        std::thread::spawn(|| ()),
+    )
+}
+
+#[test]
+fn a_state_folder_not_yet_made_inside_the_root_is_refused() {
+    let d = dirs();
+    // the state folder does not exist yet: it would be made inside the root
+    let state = d.root.join("dot-state");
+    let run = serve_refused(&d.root, &state, &[]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains("is inside the served folder"),
+        "{run:?}"
+    );
+    // no key was written where clients could download it
+    assert_eq!(fs::read_dir(&d.root).unwrap().count(), 0);
+}
+
+#[test]
+fn a_made_key_others_may_read_is_refused_at_start() {
+    let d = dirs();
+    let (first, _) = serve_tls(&d.root, &d.state, &[]);
+    drop(first);
+    let key = d.state.join("ioe/server-key.pem");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let run = serve_refused(&d.root, &d.state, &[]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the private key `{}` is open to others (mode 0644), who could pose as this \
+             server; make it private with `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )),
+        "{run:?}"
+    );
+    // the key is kept: clients trust its certificate
+    assert!(key.exists());
+}
