@@ -331,6 +331,31 @@ fn a_bad_known_hosts_line_is_named() {
     );
 }
 
+#[test]
+fn a_host_that_would_break_the_known_hosts_file_is_not_trusted() {
+    let env = Env::new();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let fp = &server.fingerprint;
+    // a host with a space (or a newline) would write a line that makes every
+    // later TLS connect fail
+    for host in ["tls://a b:1", "tls://x\nlocalhost:1"] {
+        let run = env.ioe(&["trust", host, fp], &[]);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr
+                .contains("cannot be a line of the known-hosts file"),
+            "{run:?}"
+        );
+        assert!(!env.known_hosts.exists(), "{host:?}");
+    }
+    let addr = format!("127.0.0.1:{}", server.port);
+    assert_eq!(env.ioe(&["trust", &addr, fp], &[]).code, Some(0));
+    assert_eq!(
+        env.connect(&format!("connect(\"tls://{addr}\")")),
+        Ok("[]".into())
+    );
+}
+
 /// A certificate authority, and a server certificate it signed for
 /// `localhost` only: the PEM files `ca.pem`, `cert.pem`, `key.pem` in `dir`.
 fn authority_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
