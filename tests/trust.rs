@@ -777,3 +777,70 @@ fn a_named_server_authenticates_with_its_token_file() {
         "{message}"
     );
 }
+
+#[test]
+fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
+    let env = Env::new();
+    let tokens = env.tmp.path().join("tokens");
+    let minted = env.ioe(
+        &[
+            "token",
+            "new",
+            "--auth",
+            tokens.to_str().unwrap(),
+            "--label",
+            "for-the-other-server",
+        ],
+        &[],
+    );
+    assert_eq!(minted.code, Some(0), "{minted:?}");
+    // this server's admin would learn the token meant for another server
+    let server = serve_tls(
+        &env.root,
+        &env.state("server"),
+        "127.0.0.1:0",
+        &["--auth", tokens.to_str().unwrap()],
+    );
+    servers_file(
+        &env,
+        &format!(
+            "[mirror]\naddress = \"tls://127.0.0.1:{}\"\nfingerprint = \"{}\"\n",
+            server.port, server.fingerprint
+        ),
+    );
+    let with_env_token = |code: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command
+            .args(["run", "--no-progress", "-e", code])
+            .current_dir(&env.work)
+            .envs(env.vars())
+            .env("IOE_TOKEN", minted.stdout.trim())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        finish(Child(command.spawn().unwrap()), std::thread::spawn(|| ()))
+    };
+    let run = with_env_token(
+        "let s = connect(\"mirror\"); print(s.identity); \
+         try { list(); } catch (e) { print(e.message); }",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some(""), "{run:?}");
+    let refused = lines.next().unwrap_or_default();
+    assert!(
+        refused.contains("authentication required")
+            && refused.contains("a server from the servers file takes only its `token_file`"),
+        "{run:?}"
+    );
+    // an address typed out still takes the variable (cron jobs)
+    let run = with_env_token(&format!(
+        "let s = connect(\"tls://127.0.0.1:{}\", #{{fingerprint: \"{}\"}}); print(s.identity);",
+        server.port, server.fingerprint
+    ));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "for-the-other-server\n"),
+        "{run:?}"
+    );
+}
