@@ -372,9 +372,11 @@ impl Refusal {
                 known.fingerprint
             ),
             Refusal::NotPinned { shown, pinned } => format!(
-                "the server's certificate does not match the pinned fingerprint: \
-                 expected {pinned}, the server showed {shown}. If the server's \
-                 certificate was changed on purpose, pin the new fingerprint"
+                "the server's certificate does not match the fingerprint pinned for \
+                 {addr}: expected {pinned}, the server showed {shown}. Someone may be \
+                 posing as the server; if its certificate was changed on purpose, pin \
+                 the new one: `fingerprint: \"{shown}\"` in connect's options, or \
+                 `fingerprint = \"{shown}\"` in the servers file"
             ),
             Refusal::OtherName { shown, names } => {
                 let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);

@@ -171,6 +171,15 @@ fn a_wrong_fingerprint_is_refused_naming_both() {
         )),
         "{message}"
     );
+    // it names the server, warns, and says how to pin the new one
+    assert!(
+        message.contains(&format!("pinned for {}", server.addr()))
+            && message.contains("Someone may be posing as the server")
+            && message.contains(&format!(
+                "`fingerprint: \"{fingerprint}\"` in connect's options"
+            )),
+        "{message}"
+    );
 }
 
 #[test]
