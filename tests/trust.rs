@@ -844,3 +844,54 @@ fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
         "{run:?}"
     );
 }
+
+#[test]
+fn an_expired_certificate_is_refused_by_an_authority_but_a_pin_ignores_dates() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, date_time_ymd};
+    let env = Env::new();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = date_time_ymd(2000, 1, 1);
+    params.not_after = date_time_ymd(2001, 1, 1);
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let [ca_file, cert_file, key_file] =
+        ["ca.pem", "cert.pem", "key.pem"].map(|name| env.tmp.path().join(name));
+    fs::write(&ca_file, ca.pem()).unwrap();
+    fs::write(&cert_file, cert.pem()).unwrap();
+    fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = serve_tls(
+        &env.root,
+        &env.state("server"),
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let (port, fp) = (server.port, &server.fingerprint);
+    let ca = ca_file.display();
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{ca_file: \"{ca}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("no certificate authority vouches for it (an authority's check said")
+            && message.to_lowercase().contains("expired"),
+        "{message}"
+    );
+    // the fingerprint is the whole trust of a pin (documented, as ssh)
+    assert_eq!(
+        env.connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{fingerprint: \"{fp}\"}})"
+        )),
+        Ok("[]".into())
+    );
+}
