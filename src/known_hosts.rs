@@ -238,10 +238,11 @@ pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
         bail!(
             "the known-hosts file `{}` line {} trusts another fingerprint for {addr}: {}; \
              if the server's certificate was changed on purpose, run \
-             `ioe trust --forget {addr}` first",
+             `ioe trust --forget {}` first",
             file.display(),
             other.line,
-            other.fingerprint
+            other.fingerprint,
+            crate::tls::shell_word(&addr)
         );
     }
     let mut text = String::new();

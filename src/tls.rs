@@ -347,7 +347,12 @@ impl Refusal {
     /// with the one command that goes on; `known_file` is the known-hosts
     /// file.
     pub fn message(&self, addr: &str, known_file: Option<&Path>) -> String {
-        let trust = format!("ioe trust tls://{addr} {}", self.shown());
+        let trust = format!(
+            "ioe trust {} {}",
+            shell_word(&format!("tls://{addr}")),
+            self.shown()
+        );
+        let forget = format!("ioe trust --forget {}", shell_word(addr));
         let file = known_file.map_or_else(
             || "file (none: no state folder)".to_string(),
             |f| format!("file `{}`", f.display()),
@@ -366,7 +371,7 @@ impl Refusal {
                 "the server's certificate has changed: the known-hosts file `{}` line {} \
                  trusts {} for {addr}, but the server showed {shown}. Someone may be \
                  posing as the server; if its certificate was changed on purpose, clear \
-                 the old one with `ioe trust --forget {addr}`, then: {trust}",
+                 the old one with `{forget}`, then: {trust}",
                 known.file.display(),
                 known.line,
                 known.fingerprint
@@ -399,6 +404,18 @@ impl Refusal {
                 )
             }
         }
+    }
+}
+
+/// `text` as one word of a shell command: quoted when it holds anything
+/// but letters, digits and `.-_:/@+=` (an IPv6 address's brackets are a
+/// pattern to the shell; zsh refuses one that matches no file).
+pub fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-_:/@+=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -600,5 +617,40 @@ mod tests {
         assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(plain_name("DirectoryName"), "DirectoryName");
         assert_eq!(join_name("::1"), "[::1]");
+    }
+
+    #[test]
+    fn commands_in_messages_can_be_pasted_into_a_shell() {
+        const FP: &str = "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0";
+        let unknown = Refusal::Unknown {
+            shown: FP.into(),
+            note: None,
+        };
+        assert!(
+            unknown
+                .message("[::1]:7070", None)
+                .ends_with(&format!("trust it with: ioe trust 'tls://[::1]:7070' {FP}")),
+            "{}",
+            unknown.message("[::1]:7070", None)
+        );
+        let changed = Refusal::Changed {
+            shown: FP.into(),
+            known: Known {
+                addr: "[::1]:7070".into(),
+                fingerprint: FP.into(),
+                file: PathBuf::from("kh"),
+                line: 1,
+            },
+        };
+        assert!(
+            changed
+                .message("[::1]:7070", None)
+                .contains("`ioe trust --forget '[::1]:7070'`")
+        );
+        assert_eq!(
+            shell_word("tls://host.example:7070"),
+            "tls://host.example:7070"
+        );
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 }
