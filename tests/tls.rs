@@ -348,3 +348,34 @@ fn a_made_key_others_may_read_is_refused_at_start() {
     // the key is kept: clients trust its certificate
     assert!(key.exists());
 }
+
+#[test]
+fn a_given_key_inside_the_served_folder_is_refused() {
+    let d = dirs();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    // `ioe serve --tls --tls-cert cert.pem --tls-key key.pem` run in the
+    // served folder (the default root is `.`)
+    fs::write(d.root.join("cert.pem"), made.cert.pem()).unwrap();
+    fs::write(d.root.join("key.pem"), made.key_pair.serialize_pem()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["serve", "--tls", "--listen", "127.0.0.1:0"])
+        .args(["--tls-cert", "cert.pem", "--tls-key", "key.pem"])
+        .current_dir(&d.root)
+        .env("XDG_STATE_HOME", &d.state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = common::finish(
+        common::Child(command.spawn().expect("start ioe serve")),
+        std::thread::spawn(|| ()),
+    );
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the private key `{}` is inside the served folder",
+            d.root.canonicalize().unwrap().join("key.pem").display()
+        )) && run.stderr.contains("could download it"),
+        "{run:?}"
+    );
+}
