@@ -466,6 +466,22 @@ fn a_certificate_an_authority_signed_is_accepted_by_its_name_only() {
         )),
         "{message}"
     );
+    // a CA file others may write is refused
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&ca_path, fs::Permissions::from_mode(0o666)).unwrap();
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{ca_file: \"{ca}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(&format!(
+            "the CA file `{ca}` is writable by other users (mode 0666)"
+        )),
+        "{message}"
+    );
+    fs::set_permissions(&ca_path, fs::Permissions::from_mode(0o644)).unwrap();
     // a CA file needs TLS
     let (kind, message) = env
         .connect(&format!(
