@@ -3,8 +3,10 @@
 //! plain client is told to use TLS, scripts connect with a pinned
 //! fingerprint and are refused with the wrong one (trust without one:
 //! tests/trust.rs), the
-//! self-signed certificate is kept and reused, and given PEM files are
-//! served.
+//! self-signed certificate is kept and reused (never under the served
+//! folder, never open to others), given PEM files are served, and a
+//! server replaying a pinned certificate without its key fails the
+//! handshake (TLS 1.2 and 1.3).
 
 mod common;
 
@@ -378,4 +380,72 @@ fn a_given_key_inside_the_served_folder_is_refused() {
         )) && run.stderr.contains("could download it"),
         "{run:?}"
     );
+}
+
+/// A TLS server on 127.0.0.1 that shows `cert` but signs the handshake
+/// with another key (a MITM replaying a trusted certificate), speaking
+/// only `version`, for `connections` handshakes.
+fn impostor(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    version: &'static rustls::SupportedProtocolVersion,
+    connections: usize,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+    use std::sync::Arc;
+    #[derive(Debug)]
+    struct Fixed(Arc<CertifiedKey>);
+    impl ResolvesServerCert for Fixed {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let other = rcgen::KeyPair::generate().unwrap();
+    let key = PrivateKeyDer::try_from(other.serialize_der()).unwrap();
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let resolver = Fixed(Arc::new(CertifiedKey::new(vec![cert], signing)));
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver)),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+            let mut conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            for _ in 0..10 {
+                if !conn.is_handshaking() || conn.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_trusted_certificate_without_its_key_fails_the_handshake() {
+    let d = dirs();
+    let real = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let fingerprint = ioe::tls::fingerprint(real.cert.der());
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let (addr, server) = impostor(real.cert.der().clone(), version, 1);
+        let (kind, message) = connect_error(
+            &d.work,
+            &format!("connect(\"tls://{addr}\", #{{fingerprint: \"{fingerprint}\"}})"),
+        );
+        assert_eq!(kind, "connect_failed", "{version:?}: {message}");
+        assert!(
+            message.contains("TLS handshake failed") && !message.contains("not trusted"),
+            "{version:?}: {message}"
+        );
+        server.join().unwrap();
+    }
 }
