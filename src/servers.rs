@@ -27,14 +27,16 @@ use std::path::{Path, PathBuf};
 pub const ENV: &str = "IOE_CONFIG";
 
 /// Where the config file is: `$IOE_CONFIG`, else `servers.toml` in
-/// `$XDG_CONFIG_HOME/ioe` or `~/.config/ioe`; `None` when neither
-/// `XDG_CONFIG_HOME` nor `HOME` is set.
+/// `$XDG_CONFIG_HOME/ioe` (when absolute) or `~/.config/ioe`; `None` when
+/// neither is set.
 pub fn path() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(file) = var(ENV) {
         return Some(PathBuf::from(file));
     }
-    let dir = match var("XDG_CONFIG_HOME") {
+    // a relative XDG_CONFIG_HOME is ignored, as the XDG spec says: it would
+    // name a folder under wherever `ioe` runs
+    let dir = match var("XDG_CONFIG_HOME").filter(|d| Path::new(d).is_absolute()) {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(var("HOME")?).join(".config"),
     };

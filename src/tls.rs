@@ -42,9 +42,12 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The user's state folder for `ioe`: `$XDG_STATE_HOME/ioe`, or
-/// `~/.local/state/ioe`.
+/// `~/.local/state/ioe`. A relative `XDG_STATE_HOME` is ignored, as the
+/// XDG spec says: it would name a folder under wherever `ioe` runs.
 pub fn state_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+    if let Some(dir) =
+        std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty() && Path::new(d).is_absolute())
+    {
         return Ok(PathBuf::from(dir).join("ioe"));
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {

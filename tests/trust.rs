@@ -911,3 +911,64 @@ fn an_expired_certificate_is_refused_by_an_authority_but_a_pin_ignores_dates() {
         Ok("[]".into())
     );
 }
+
+#[test]
+fn relative_xdg_folders_are_ignored_as_the_spec_says() {
+    let env = Env::new();
+    let home = env.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    // a relative folder would put the known-hosts file under whatever folder
+    // ioe runs in (one a download may have filled)
+    let fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let run = finish(
+        Child(
+            Command::new(env!("CARGO_BIN_EXE_ioe"))
+                .args(["trust", "host.example:1", fp])
+                .current_dir(&env.work)
+                .env_remove("IOE_KNOWN_HOSTS")
+                .env("XDG_STATE_HOME", "state")
+                .env("HOME", &home)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ),
+        std::thread::spawn(|| ()),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!env.work.join("state").exists(), "{run:?}");
+    assert_eq!(
+        fs::read_to_string(home.join(".local/state/ioe/known_hosts")).unwrap(),
+        format!("host.example:1 {fp}\n")
+    );
+    // so is a relative XDG_CONFIG_HOME: a servers file in the working
+    // folder does not say where `mirror` is
+    fs::create_dir_all(env.work.join("config/ioe")).unwrap();
+    fs::write(
+        env.work.join("config/ioe/servers.toml"),
+        "[mirror]\naddress = \"tls://elsewhere.example:9\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        Child(
+            Command::new(env!("CARGO_BIN_EXE_ioe"))
+                .args(["trust", "mirror", fp])
+                .current_dir(&env.work)
+                .env("IOE_KNOWN_HOSTS", &env.known_hosts)
+                .env("XDG_CONFIG_HOME", "config")
+                .env("HOME", &home)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ),
+        std::thread::spawn(|| ()),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("mirror:7070 {fp}\n")
+    );
+}
