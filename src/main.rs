@@ -429,6 +429,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let identity = if args.tls {
         let files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        if let Some((_, key)) = files {
+            ioe::tls::check_key_outside(key, &args.root).context("cannot set up --tls")?;
+        }
         Some(ioe::tls::server_identity(files, &args.root).context("cannot set up --tls")?)
     } else {
         None

@@ -74,20 +74,7 @@ pub struct ServerIdentity {
 /// `root` is the served folder, which must not hold a made certificate.
 pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<ServerIdentity> {
     let (cert_path, key_path) = match files {
-        Some((cert, key)) => {
-            if let (key, Ok(root)) = (resolved(key), root.canonicalize())
-                && key.starts_with(&root)
-            {
-                bail!(
-                    "the private key `{}` is inside the served folder `{}`, where clients \
-                     could download it and pose as this server; move it elsewhere (such \
-                     as beside the certificate, outside the served folder)",
-                    key.display(),
-                    root.display()
-                );
-            }
-            (cert.to_path_buf(), key.to_path_buf())
-        }
+        Some((cert, key)) => (cert.to_path_buf(), key.to_path_buf()),
         None => self_signed(root)?,
     };
     let certs = CertificateDer::pem_file_iter(&cert_path)
@@ -119,6 +106,23 @@ pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<Ser
         fingerprint,
         source: cert_path,
     })
+}
+
+/// Refuses a private key file (`--tls-key`) inside the served folder
+/// `root`, where clients could download it.
+pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
+    if let (key, Ok(root)) = (resolved(key), root.canonicalize())
+        && key.starts_with(&root)
+    {
+        bail!(
+            "the private key `{}` is inside the served folder `{}`, where clients \
+             could download it and pose as this server; move it elsewhere (such \
+             as beside the certificate, outside the served folder)",
+            key.display(),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// The paths of the self-signed certificate and key in the state folder,
