@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names another known-hosts file.
@@ -125,6 +125,10 @@ fn read_checked(file: &Path, opened: &mut fs::File) -> Result<String> {
     let cannot = || format!("cannot read the known-hosts file `{}`", file.display());
     let meta = opened.metadata().with_context(cannot)?;
     let mode = meta.mode() & 0o777;
+    if meta.file_type().is_char_device() {
+        // `IOE_KNOWN_HOSTS=/dev/null`, as ssh users write: no lines
+        return Ok(String::new());
+    }
     if !meta.is_file() {
         bail!(
             "the known-hosts file `{}` is not a regular file",
@@ -437,6 +441,19 @@ mod tests {
             .unwrap();
         let message = read(&file).unwrap_err().to_string();
         assert!(message.contains("is larger than 4 MiB"), "{message}");
+        // but /dev/null (mode 0666, not a regular file) is an empty file
+        assert_eq!(read(Path::new("/dev/null")).unwrap(), Vec::new());
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let message = read(&fifo).unwrap_err().to_string();
+        assert!(message.contains("is not a regular file"), "{message}");
     }
 
     #[test]
