@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// File name of the self-signed certificate in the state folder.
@@ -111,9 +111,7 @@ pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<Ser
 /// Refuses a private key file (`--tls-key`) inside the served folder
 /// `root`, where clients could download it.
 pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
-    if let (key, Ok(root)) = (resolved(key), root.canonicalize())
-        && key.starts_with(&root)
-    {
+    if crate::root::lies_inside(key, root) {
         bail!(
             "the private key `{}` is inside the served folder `{}`, where clients \
              could download it and pose as this server; move it elsewhere (such \
@@ -130,9 +128,7 @@ pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
 fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = state_dir()?;
     // judged before anything is made: a folder not made yet counts too
-    if let (dir, Ok(root)) = (resolved(&dir), root.canonicalize())
-        && dir.starts_with(&root)
-    {
+    if crate::root::lies_inside(&dir, root) {
         bail!(
             "the state folder `{}` is inside the served folder `{}`, where clients could \
              read the private key; set XDG_STATE_HOME elsewhere, or give --tls-cert and --tls-key",
@@ -174,33 +170,6 @@ fn check_private(key: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `path` with its nearest existing ancestor resolved (links followed)
-/// and the rest, which does not exist yet, normalised as written.
-fn resolved(path: &Path) -> PathBuf {
-    for ancestor in path.ancestors() {
-        let probe = if ancestor.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            ancestor
-        };
-        let Ok(mut real) = probe.canonicalize() else {
-            continue;
-        };
-        let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
-        for part in rest.components() {
-            match part {
-                Component::ParentDir => {
-                    real.pop();
-                }
-                Component::Normal(name) => real.push(name),
-                _ => {}
-            }
-        }
-        return real;
-    }
-    path.to_path_buf()
 }
 
 /// Writes `bytes` to a new file `path` with `mode` (replacing a stray one).
