@@ -436,14 +436,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let auth = match &args.auth {
-        Some(path) if ioe::root::lies_inside(path, &args.root) => anyhow::bail!(
+    if let Some((path, root)) = args
+        .auth
+        .as_deref()
+        .and_then(|path| ioe::root::lies_inside(path, &args.root))
+    {
+        anyhow::bail!(
             "--auth: the token file `{}` is inside the served folder `{}`, where clients \
              could read it or, with write access, replace it with tokens of their own; \
              move it elsewhere (such as /etc/ioe/tokens or beside the state folder)",
             path.display(),
-            args.root.display()
-        ),
+            root.display()
+        );
+    }
+    let auth = match &args.auth {
         Some(path) => Some(Arc::new(
             ioe::auth::TokenFile::load(path).map_err(|why| anyhow::anyhow!("--auth: {why}"))?,
         )),

@@ -77,14 +77,15 @@ impl fmt::Display for FsError {
 }
 
 /// An I/O error as words, without the path some libraries add to it.
-/// Whether `path` — a file the server keeps for itself, such as its
-/// private key or token file — lies inside the served folder `root`, where
-/// clients could read or replace it. Links are followed as far as the path
-/// exists; a part not made yet counts as written (so a folder about to be
-/// made inside the root counts too).
-pub fn lies_inside(path: &Path, root: &Path) -> bool {
-    root.canonicalize()
-        .is_ok_and(|root| resolved(path).starts_with(root))
+/// When `path` — a file the server keeps for itself, such as its private
+/// key or token file — lies inside the served folder `root`, where clients
+/// could read or replace it: both resolved, for the message. Links are
+/// followed as far as the path exists; a part not made yet counts as
+/// written (so a folder about to be made inside the root counts too).
+pub fn lies_inside(path: &Path, root: &Path) -> Option<(PathBuf, PathBuf)> {
+    let root = root.canonicalize().ok()?;
+    let path = resolved(path);
+    path.starts_with(&root).then_some((path, root))
 }
 
 /// `path` with its nearest existing ancestor resolved (links followed)

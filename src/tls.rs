@@ -111,7 +111,7 @@ pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<Ser
 /// Refuses a private key file (`--tls-key`) inside the served folder
 /// `root`, where clients could download it.
 pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
-    if crate::root::lies_inside(key, root) {
+    if let Some((key, root)) = crate::root::lies_inside(key, root) {
         bail!(
             "the private key `{}` is inside the served folder `{}`, where clients \
              could download it and pose as this server; move it elsewhere (such \
@@ -128,7 +128,7 @@ pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
 fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = state_dir()?;
     // judged before anything is made: a folder not made yet counts too
-    if crate::root::lies_inside(&dir, root) {
+    if let Some((dir, root)) = crate::root::lies_inside(&dir, root) {
         bail!(
             "the state folder `{}` is inside the served folder `{}`, where clients could \
              read the private key; set XDG_STATE_HOME elsewhere, or give --tls-cert and --tls-key",

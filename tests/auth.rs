@@ -336,9 +336,11 @@ fn a_token_file_inside_the_served_folder_is_refused() {
     let run = run_ioe(&d.root, &args, "");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
-        run.stderr
-            .contains("--auth: the token file `tokens` is inside the served folder")
-            && run.stderr.contains("move it elsewhere"),
+        run.stderr.contains(&format!(
+            "--auth: the token file `{}` is inside the served folder `{}`",
+            inside.canonicalize().unwrap().display(),
+            d.root.canonicalize().unwrap().display()
+        )) && run.stderr.contains("move it elsewhere"),
         "{run:?}"
     );
 }
