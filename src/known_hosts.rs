@@ -9,13 +9,16 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names another known-hosts file.
 pub const ENV: &str = "IOE_KNOWN_HOSTS";
 /// The file's name in the state folder.
 pub const FILE: &str = "known_hosts";
+/// The largest known-hosts file read: 4 MiB (a line is under 1100 bytes).
+pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
 /// Where the known-hosts file is: `$IOE_KNOWN_HOSTS`, or `known_hosts` in
 /// the state folder.
@@ -99,10 +102,16 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Known>> {
     Ok(known)
 }
 
-/// Every line of the file at `file` (none when it does not exist).
+/// Every line of the file at `file` (none when it does not exist). A file
+/// other users may write, anything but a regular file, and a file over
+/// [`MAX_FILE`] are errors naming it.
 pub fn read(file: &Path) -> Result<Vec<Known>> {
-    match fs::read_to_string(file) {
-        Ok(text) => parse(&text, file),
+    let opened = fs::File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file);
+    match opened {
+        Ok(mut opened) => parse(&read_checked(file, &mut opened)?, file),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => {
             Err(e).with_context(|| format!("cannot read the known-hosts file `{}`", file.display()))
@@ -110,10 +119,84 @@ pub fn read(file: &Path) -> Result<Vec<Known>> {
     }
 }
 
+/// The text of the open known-hosts file `opened` (the file `file`), from
+/// its start, once it is found fit to trust.
+fn read_checked(file: &Path, opened: &mut fs::File) -> Result<String> {
+    let cannot = || format!("cannot read the known-hosts file `{}`", file.display());
+    let meta = opened.metadata().with_context(cannot)?;
+    let mode = meta.mode() & 0o777;
+    if meta.file_type().is_char_device() {
+        // `IOE_KNOWN_HOSTS=/dev/null`, as ssh users write: no lines
+        return Ok(String::new());
+    }
+    if !meta.is_file() {
+        bail!(
+            "the known-hosts file `{}` is not a regular file",
+            file.display()
+        );
+    }
+    if mode & 0o002 != 0 {
+        bail!(
+            "the known-hosts file `{}` is writable by other users (mode {mode:04o}): anyone \
+             on this machine could make ioe trust their server; `chmod o-w {}`",
+            file.display(),
+            file.display()
+        );
+    }
+    if meta.len() > MAX_FILE {
+        bail!(
+            "the known-hosts file `{}` is larger than 4 MiB ({} bytes), far more than a line \
+             per server; is it the right file?",
+            file.display(),
+            meta.len()
+        );
+    }
+    let mut text = String::new();
+    opened.seek(SeekFrom::Start(0)).with_context(cannot)?;
+    opened
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(cannot)?;
+    Ok(text)
+}
+
 /// The lines of the file at `file` for `addr` (`host:port`).
 pub fn lookup(file: &Path, addr: &str) -> Result<Vec<Known>> {
     let addr = key(addr);
     Ok(read(file)?.into_iter().filter(|k| k.addr == addr).collect())
+}
+
+/// Opens the file at `file` for a change, creating it and its folder if
+/// missing, and locks it against another `ioe trust` (or REPL) changing
+/// it at the same time. A file replaced while waiting for the lock (a
+/// `--forget`) is opened again.
+fn open_locked(file: &Path) -> Result<fs::File> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
+    }
+    let cannot = || format!("cannot open the known-hosts file `{}`", file.display());
+    for _ in 0..10 {
+        let opened = fs::File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(file)
+            .with_context(cannot)?;
+        rustix::fs::flock(&opened, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(io::Error::from)
+            .with_context(cannot)?;
+        let held = opened.metadata().with_context(cannot)?;
+        if fs::metadata(file).is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino()) {
+            return Ok(opened);
+        }
+    }
+    bail!(
+        "the known-hosts file `{}` keeps being replaced; try again",
+        file.display()
+    )
 }
 
 /// What [`add`] did.
@@ -126,8 +209,10 @@ pub enum Added {
 }
 
 /// Trusts `fingerprint` for `addr` (`host:port`) in the file at `file`,
-/// making it (and its folder) if need be. A server the file trusts with
-/// another fingerprint is refused, naming the line and how to forget it.
+/// making it (and its folder) if need be, under a lock. A server the file
+/// trusts with another fingerprint is refused, naming the line and how to
+/// forget it; so is a host that would not read back as one line (spaces,
+/// control characters, `#`).
 pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
     if !is_fingerprint(fingerprint) {
         bail!(
@@ -136,7 +221,20 @@ pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
         );
     }
     let addr = key(addr);
-    let existing = lookup(file, &addr)?;
+    let new_line = format!("{addr} {fingerprint}\n");
+    if !parse(&new_line, file).is_ok_and(|read| read.len() == 1 && read[0].addr == addr) {
+        bail!(
+            "{addr:?} cannot be a line of the known-hosts file `{}`: a host is a name or \
+             address, without spaces, control characters or `#`",
+            file.display()
+        );
+    }
+    let mut opened = open_locked(file)?;
+    let before = read_checked(file, &mut opened)?;
+    let existing: Vec<Known> = parse(&before, file)?
+        .into_iter()
+        .filter(|k| k.addr == addr)
+        .collect();
     if let Some(same) = existing.iter().find(|k| k.fingerprint == fingerprint) {
         return Ok(Added::Already(same.clone()));
     }
@@ -144,74 +242,66 @@ pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
         bail!(
             "the known-hosts file `{}` line {} trusts another fingerprint for {addr}: {}; \
              if the server's certificate was changed on purpose, run \
-             `ioe trust --forget {addr}` first",
+             `ioe trust --forget {}` first",
             file.display(),
             other.line,
-            other.fingerprint
+            other.fingerprint,
+            crate::tls::shell_word(&addr)
         );
     }
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
-    }
-    let before = match fs::read(file) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read `{}`", file.display()));
-        }
-    };
     let mut text = String::new();
-    if !before.is_empty() && !before.ends_with(b"\n") {
+    if !before.is_empty() && !before.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(&format!("{addr} {fingerprint}\n"));
-    fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(file)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+    text.push_str(&new_line);
+    opened
+        .write_all(text.as_bytes())
         .with_context(|| format!("cannot add a line to `{}`", file.display()))?;
-    let line = String::from_utf8_lossy(&before).lines().count() + 1;
     Ok(Added::New(Known {
         addr,
         fingerprint: fingerprint.to_string(),
         file: file.to_path_buf(),
-        line,
+        line: before.lines().count() + 1,
     }))
 }
 
 /// Removes every line for `addr` (`host:port`) from the file at `file`,
-/// keeping the others and the comments; returns the lines removed (none:
-/// the file was left alone).
+/// keeping the others and the comments, under the lock [`add`] takes;
+/// returns the lines removed (none: the file was left alone). Given a
+/// link, the file it points to is replaced, and the link kept.
 pub fn forget(file: &Path, addr: &str) -> Result<Vec<Known>> {
     let addr = key(addr);
-    let gone = lookup(file, &addr)?;
+    if lookup(file, &addr)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let target = fs::canonicalize(file)
+        .with_context(|| format!("cannot find the known-hosts file `{}`", file.display()))?;
+    let mut opened = open_locked(&target)?;
+    let text = read_checked(file, &mut opened)?;
+    let gone: Vec<Known> = parse(&text, file)?
+        .into_iter()
+        .filter(|k| k.addr == addr)
+        .collect();
     if gone.is_empty() {
         return Ok(gone);
     }
-    let text =
-        fs::read_to_string(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     let kept: String = text
         .lines()
         .enumerate()
         .filter(|(index, _)| !gone.iter().any(|k| k.line == index + 1))
         .map(|(_, line)| format!("{line}\n"))
         .collect();
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = target.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write beside `{}`", file.display()))?;
+        .with_context(|| format!("cannot write beside `{}`", target.display()))?;
     temp.write_all(kept.as_bytes())
         .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("cannot write beside `{}`", file.display()))?;
-    if let Ok(meta) = fs::metadata(file) {
+        .with_context(|| format!("cannot write beside `{}`", target.display()))?;
+    if let Ok(meta) = opened.metadata() {
         let _ = fs::set_permissions(temp.path(), meta.permissions());
     }
-    temp.persist(file)
-        .with_context(|| format!("cannot replace `{}`", file.display()))?;
+    temp.persist(&target)
+        .with_context(|| format!("cannot replace `{}`", target.display()))?;
     Ok(gone)
 }
 
@@ -286,5 +376,98 @@ mod tests {
             format!("# keep\nother:2 {OTHER}\nthird:3 {FP}\n")
         );
         assert!(forget(&file, "host:1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_adds_for_one_server_leave_one_line() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("known_hosts");
+        for round in 0..20 {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let (file, barrier) = (file.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let fp = format!("SHA256:{}", STANDARD_NO_PAD.encode([i; 32]));
+                        barrier.wait();
+                        add(&file, &format!("host{round}:1"), &fp)
+                    })
+                })
+                .collect();
+            let added = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(Result::is_ok)
+                .count();
+            assert_eq!(added, 1, "round {round}");
+            let lines = lookup(&file, &format!("host{round}:1")).unwrap();
+            assert_eq!(lines.len(), 1, "round {round}: {lines:?}");
+        }
+    }
+
+    #[test]
+    fn a_host_that_cannot_be_one_line_is_refused_and_nothing_written() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("known_hosts");
+        for addr in ["a b:1", "evil\nlocalhost:1", "#x:1", "a\tb:1"] {
+            let message = add(&file, addr, FP).unwrap_err().to_string();
+            assert!(
+                message.contains("cannot be a line of the known-hosts file"),
+                "{addr:?}: {message}"
+            );
+            assert!(!file.exists(), "{addr:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_others_may_write_or_a_huge_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("known_hosts");
+        fs::write(&file, format!("host:1 {FP}\n")).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+        let message = read(&file).unwrap_err().to_string();
+        assert!(
+            message.contains("is writable by other users (mode 0666)")
+                && message.contains(&format!("chmod o-w {}", file.display())),
+            "{message}"
+        );
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::File::options()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .set_len(MAX_FILE + 1)
+            .unwrap();
+        let message = read(&file).unwrap_err().to_string();
+        assert!(message.contains("is larger than 4 MiB"), "{message}");
+        // but /dev/null (mode 0666, not a regular file) is an empty file
+        assert_eq!(read(Path::new("/dev/null")).unwrap(), Vec::new());
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let message = read(&fifo).unwrap_err().to_string();
+        assert!(message.contains("is not a regular file"), "{message}");
+    }
+
+    #[test]
+    fn forget_through_a_link_keeps_the_link() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let real = dir.path().join("real_known_hosts");
+        let link = dir.path().join("known_hosts");
+        fs::write(&real, format!("host:1 {FP}\nother:2 {OTHER}\n")).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(forget(&link, "host:1").unwrap().len(), 1);
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(
+            fs::read_to_string(&real).unwrap(),
+            format!("other:2 {OTHER}\n")
+        );
     }
 }

@@ -429,10 +429,26 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let identity = if args.tls {
         let files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        if let Some((_, key)) = files {
+            ioe::tls::check_key_outside(key, &args.root).context("cannot set up --tls")?;
+        }
         Some(ioe::tls::server_identity(files, &args.root).context("cannot set up --tls")?)
     } else {
         None
     };
+    if let Some((path, root)) = args
+        .auth
+        .as_deref()
+        .and_then(|path| ioe::root::lies_inside(path, &args.root))
+    {
+        anyhow::bail!(
+            "--auth: the token file `{}` is inside the served folder `{}`, where clients \
+             could read it or, with write access, replace it with tokens of their own; \
+             move it elsewhere (such as /etc/ioe/tokens or beside the state folder)",
+            path.display(),
+            root.display()
+        );
+    }
     let auth = match &args.auth {
         Some(path) => Some(Arc::new(
             ioe::auth::TokenFile::load(path).map_err(|why| anyhow::anyhow!("--auth: {why}"))?,

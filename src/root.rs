@@ -20,7 +20,7 @@ use rustix::io::Errno;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +77,44 @@ impl fmt::Display for FsError {
 }
 
 /// An I/O error as words, without the path some libraries add to it.
+/// When `path` — a file the server keeps for itself, such as its private
+/// key or token file — lies inside the served folder `root`, where clients
+/// could read or replace it: both resolved, for the message. Links are
+/// followed as far as the path exists; a part not made yet counts as
+/// written (so a folder about to be made inside the root counts too).
+pub fn lies_inside(path: &Path, root: &Path) -> Option<(PathBuf, PathBuf)> {
+    let root = root.canonicalize().ok()?;
+    let path = resolved(path);
+    path.starts_with(&root).then_some((path, root))
+}
+
+/// `path` with its nearest existing ancestor resolved (links followed)
+/// and the rest, which does not exist yet, normalised as written.
+fn resolved(path: &Path) -> PathBuf {
+    for ancestor in path.ancestors() {
+        let probe = if ancestor.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            ancestor
+        };
+        let Ok(mut real) = probe.canonicalize() else {
+            continue;
+        };
+        let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
+        for part in rest.components() {
+            match part {
+                Component::ParentDir => {
+                    real.pop();
+                }
+                Component::Normal(name) => real.push(name),
+                _ => {}
+            }
+        }
+        return real;
+    }
+    path.to_path_buf()
+}
+
 fn io_text(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code).to_string(),

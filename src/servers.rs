@@ -27,14 +27,16 @@ use std::path::{Path, PathBuf};
 pub const ENV: &str = "IOE_CONFIG";
 
 /// Where the config file is: `$IOE_CONFIG`, else `servers.toml` in
-/// `$XDG_CONFIG_HOME/ioe` or `~/.config/ioe`; `None` when neither
-/// `XDG_CONFIG_HOME` nor `HOME` is set.
+/// `$XDG_CONFIG_HOME/ioe` (when absolute) or `~/.config/ioe`; `None` when
+/// neither is set.
 pub fn path() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(file) = var(ENV) {
         return Some(PathBuf::from(file));
     }
-    let dir = match var("XDG_CONFIG_HOME") {
+    // a relative XDG_CONFIG_HOME is ignored, as the XDG spec says: it would
+    // name a folder under wherever `ioe` runs
+    let dir = match var("XDG_CONFIG_HOME").filter(|d| Path::new(d).is_absolute()) {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(var("HOME")?).join(".config"),
     };
@@ -89,6 +91,17 @@ pub fn find(file: &Path, name: &str) -> Result<Option<Named>> {
                 .with_context(|| format!("cannot read the servers file `{}`", file.display()));
         }
     };
+    if let Ok(meta) = fs::metadata(file)
+        && meta.permissions().mode() & 0o002 != 0
+    {
+        bail!(
+            "the servers file `{}` is writable by other users (mode {:04o}): anyone on this \
+             machine could send a server's token elsewhere; `chmod o-w {}`",
+            file.display(),
+            meta.permissions().mode() & 0o777,
+            file.display()
+        );
+    }
     let mut entries: BTreeMap<String, Entry> = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "the servers file `{}` is not valid: {}",
@@ -243,6 +256,21 @@ mod tests {
             assert!(message.contains(why), "{text}: {message}");
             assert!(message.contains(&file.display().to_string()), "{message}");
         }
+    }
+
+    #[test]
+    fn a_file_others_may_write_is_refused() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = write(dir.path(), "[b]\naddress = \"tls://h\"\n");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+        let message = find(&file, "b").unwrap_err().to_string();
+        assert!(
+            message.contains("is writable by other users (mode 0666)")
+                && message.contains(&format!("`chmod o-w {}`", file.display())),
+            "{message}"
+        );
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o664)).unwrap();
+        assert!(find(&file, "b").unwrap().is_some());
     }
 
     #[test]

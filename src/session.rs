@@ -586,8 +586,9 @@ impl Session {
                 format!(
                     "server said: {message}: {addr} takes tokens and this session gave \
                      none; connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or \
-                     set the {} environment variable (`ioe token new` on the server \
-                     mints a token)",
+                     set the {} environment variable (a server from the servers file \
+                     takes only its `token_file`; `ioe token new` on the server mints a \
+                     token)",
                     crate::auth::TOKEN_ENV
                 ),
             );

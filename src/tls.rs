@@ -42,9 +42,12 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The user's state folder for `ioe`: `$XDG_STATE_HOME/ioe`, or
-/// `~/.local/state/ioe`.
+/// `~/.local/state/ioe`. A relative `XDG_STATE_HOME` is ignored, as the
+/// XDG spec says: it would name a folder under wherever `ioe` runs.
 pub fn state_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+    if let Some(dir) =
+        std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty() && Path::new(d).is_absolute())
+    {
         return Ok(PathBuf::from(dir).join("ioe"));
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
@@ -105,13 +108,27 @@ pub fn server_identity(files: Option<(&Path, &Path)>, root: &Path) -> Result<Ser
     })
 }
 
+/// Refuses a private key file (`--tls-key`) inside the served folder
+/// `root`, where clients could download it.
+pub fn check_key_outside(key: &Path, root: &Path) -> Result<()> {
+    if let Some((key, root)) = crate::root::lies_inside(key, root) {
+        bail!(
+            "the private key `{}` is inside the served folder `{}`, where clients \
+             could download it and pose as this server; move it elsewhere (such \
+             as beside the certificate, outside the served folder)",
+            key.display(),
+            root.display()
+        );
+    }
+    Ok(())
+}
+
 /// The paths of the self-signed certificate and key in the state folder,
 /// made now if they are not there yet.
 fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = state_dir()?;
-    if let (Ok(dir), Ok(root)) = (dir.canonicalize(), root.canonicalize())
-        && dir.starts_with(&root)
-    {
+    // judged before anything is made: a folder not made yet counts too
+    if let Some((dir, root)) = crate::root::lies_inside(&dir, root) {
         bail!(
             "the state folder `{}` is inside the served folder `{}`, where clients could \
              read the private key; set XDG_STATE_HOME elsewhere, or give --tls-cert and --tls-key",
@@ -122,6 +139,7 @@ fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let cert = dir.join(CERT_FILE);
     let key = dir.join(KEY_FILE);
     if cert.exists() && key.exists() {
+        check_private(&key)?;
         return Ok((cert, key));
     }
     fs::create_dir_all(&dir)
@@ -131,6 +149,27 @@ fn self_signed(root: &Path) -> Result<(PathBuf, PathBuf)> {
     write_new(&key, made.key_pair.serialize_pem().as_bytes(), 0o600)?;
     write_new(&cert, made.cert.pem().as_bytes(), 0o644)?;
     Ok((cert, key))
+}
+
+/// Refuses a made private key that its group or others may read or write
+/// (as ssh refuses such a key): it is kept, not replaced, since clients
+/// trust its certificate.
+fn check_private(key: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(key)
+        .with_context(|| format!("cannot use the private key `{}`", key.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the private key `{}` is open to others (mode {mode:04o}), who could pose as \
+             this server; make it private with `chmod 600 {}`",
+            key.display(),
+            key.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to a new file `path` with `mode` (replacing a stray one).
@@ -231,6 +270,18 @@ fn system_verifier() -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
 
 /// A verifier trusting the certificates of the PEM file `file`.
 fn ca_file_verifier(file: &Path) -> Result<Arc<WebPkiServerVerifier>> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(file)
+        && meta.permissions().mode() & 0o002 != 0
+    {
+        bail!(
+            "the CA file `{}` is writable by other users (mode {:04o}): anyone on this \
+             machine could add an authority and pose as any server; `chmod o-w {}`",
+            file.display(),
+            meta.permissions().mode() & 0o777,
+            file.display()
+        );
+    }
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
         .with_context(|| format!("cannot read the CA file `{}`", file.display()))?;
@@ -297,7 +348,12 @@ impl Refusal {
     /// with the one command that goes on; `known_file` is the known-hosts
     /// file.
     pub fn message(&self, addr: &str, known_file: Option<&Path>) -> String {
-        let trust = format!("ioe trust tls://{addr} {}", self.shown());
+        let trust = format!(
+            "ioe trust {} {}",
+            shell_word(&format!("tls://{addr}")),
+            self.shown()
+        );
+        let forget = format!("ioe trust --forget {}", shell_word(addr));
         let file = known_file.map_or_else(
             || "file (none: no state folder)".to_string(),
             |f| format!("file `{}`", f.display()),
@@ -316,15 +372,17 @@ impl Refusal {
                 "the server's certificate has changed: the known-hosts file `{}` line {} \
                  trusts {} for {addr}, but the server showed {shown}. Someone may be \
                  posing as the server; if its certificate was changed on purpose, clear \
-                 the old one with `ioe trust --forget {addr}`, then: {trust}",
+                 the old one with `{forget}`, then: {trust}",
                 known.file.display(),
                 known.line,
                 known.fingerprint
             ),
             Refusal::NotPinned { shown, pinned } => format!(
-                "the server's certificate does not match the pinned fingerprint: \
-                 expected {pinned}, the server showed {shown}. If the server's \
-                 certificate was changed on purpose, pin the new fingerprint"
+                "the server's certificate does not match the fingerprint pinned for \
+                 {addr}: expected {pinned}, the server showed {shown}. Someone may be \
+                 posing as the server; if its certificate was changed on purpose, pin \
+                 the new one: `fingerprint: \"{shown}\"` in connect's options, or \
+                 `fingerprint = \"{shown}\"` in the servers file"
             ),
             Refusal::OtherName { shown, names } => {
                 let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
@@ -347,6 +405,18 @@ impl Refusal {
                 )
             }
         }
+    }
+}
+
+/// `text` as one word of a shell command: quoted when it holds anything
+/// but letters, digits and `.-_:/@+=` (an IPv6 address's brackets are a
+/// pattern to the shell; zsh refuses one that matches no file).
+pub fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-_:/@+=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -548,5 +618,40 @@ mod tests {
         assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(plain_name("DirectoryName"), "DirectoryName");
         assert_eq!(join_name("::1"), "[::1]");
+    }
+
+    #[test]
+    fn commands_in_messages_can_be_pasted_into_a_shell() {
+        const FP: &str = "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0";
+        let unknown = Refusal::Unknown {
+            shown: FP.into(),
+            note: None,
+        };
+        assert!(
+            unknown
+                .message("[::1]:7070", None)
+                .ends_with(&format!("trust it with: ioe trust 'tls://[::1]:7070' {FP}")),
+            "{}",
+            unknown.message("[::1]:7070", None)
+        );
+        let changed = Refusal::Changed {
+            shown: FP.into(),
+            known: Known {
+                addr: "[::1]:7070".into(),
+                fingerprint: FP.into(),
+                file: PathBuf::from("kh"),
+                line: 1,
+            },
+        };
+        assert!(
+            changed
+                .message("[::1]:7070", None)
+                .contains("`ioe trust --forget '[::1]:7070'`")
+        );
+        assert_eq!(
+            shell_word("tls://host.example:7070"),
+            "tls://host.example:7070"
+        );
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 }

@@ -315,6 +315,36 @@ fn legacy_mode_and_tokens_are_refused_together() {
     );
 }
 
+#[test]
+fn a_token_file_inside_the_served_folder_is_refused() {
+    let d = Dirs::new();
+    d.mint("alice", &[]);
+    // the admin keeps the token file in the folder being served: a client
+    // with write access could replace it with tokens of its own
+    let inside = d.root.join("tokens");
+    fs::copy(d.tokens(), &inside).unwrap();
+    let root = d.root.to_str().unwrap();
+    let args = [
+        "serve",
+        "--root",
+        root,
+        "--listen",
+        "127.0.0.1:0",
+        "--auth",
+        "tokens",
+    ];
+    let run = run_ioe(&d.root, &args, "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "--auth: the token file `{}` is inside the served folder `{}`",
+            inside.canonicalize().unwrap().display(),
+            d.root.canonicalize().unwrap().display()
+        )) && run.stderr.contains("move it elsewhere"),
+        "{run:?}"
+    );
+}
+
 /// `ioe serve --listen 0.0.0.0:0 ARGS…`: the run when it exits at once,
 /// or the running server and the first line it printed.
 fn serve_on_any_address(d: &Dirs, args: &[&str]) -> Result<(Child, String), Run> {

@@ -3,8 +3,10 @@
 //! plain client is told to use TLS, scripts connect with a pinned
 //! fingerprint and are refused with the wrong one (trust without one:
 //! tests/trust.rs), the
-//! self-signed certificate is kept and reused, and given PEM files are
-//! served.
+//! self-signed certificate is kept and reused (never under the served
+//! folder, never open to others), given PEM files are served, and a
+//! server replaying a pinned certificate without its key fails the
+//! handshake (TLS 1.2 and 1.3).
 
 mod common;
 
@@ -171,6 +173,15 @@ fn a_wrong_fingerprint_is_refused_naming_both() {
         )),
         "{message}"
     );
+    // it names the server, warns, and says how to pin the new one
+    assert!(
+        message.contains(&format!("pinned for {}", server.addr()))
+            && message.contains("Someone may be posing as the server")
+            && message.contains(&format!(
+                "`fingerprint: \"{fingerprint}\"` in connect's options"
+            )),
+        "{message}"
+    );
 }
 
 #[test]
@@ -283,4 +294,158 @@ fn a_silent_handshake_holds_no_slot_and_is_closed_by_its_deadline() {
     let mut alone = Raw::connect(server.addr());
     alone.expect_closed();
     assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+}
+
+/// Runs `ioe serve --tls` on `root` with `XDG_STATE_HOME` set to `state`,
+/// `args` added, expecting it to stop at start.
+fn serve_refused(root: &Path, state: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["serve", "--tls", "--listen", "127.0.0.1:0", "--root"])
+        .arg(root)
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    common::finish(
+        common::Child(command.spawn().expect("start ioe serve")),
+        std::thread::spawn(|| ()),
+    )
+}
+
+#[test]
+fn a_state_folder_not_yet_made_inside_the_root_is_refused() {
+    let d = dirs();
+    // the state folder does not exist yet: it would be made inside the root
+    let state = d.root.join("dot-state");
+    let run = serve_refused(&d.root, &state, &[]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains("is inside the served folder"),
+        "{run:?}"
+    );
+    // no key was written where clients could download it
+    assert_eq!(fs::read_dir(&d.root).unwrap().count(), 0);
+}
+
+#[test]
+fn a_made_key_others_may_read_is_refused_at_start() {
+    let d = dirs();
+    let (first, _) = serve_tls(&d.root, &d.state, &[]);
+    drop(first);
+    let key = d.state.join("ioe/server-key.pem");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let run = serve_refused(&d.root, &d.state, &[]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the private key `{}` is open to others (mode 0644), who could pose as this \
+             server; make it private with `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )),
+        "{run:?}"
+    );
+    // the key is kept: clients trust its certificate
+    assert!(key.exists());
+}
+
+#[test]
+fn a_given_key_inside_the_served_folder_is_refused() {
+    let d = dirs();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    // `ioe serve --tls --tls-cert cert.pem --tls-key key.pem` run in the
+    // served folder (the default root is `.`)
+    fs::write(d.root.join("cert.pem"), made.cert.pem()).unwrap();
+    fs::write(d.root.join("key.pem"), made.key_pair.serialize_pem()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+    command
+        .args(["serve", "--tls", "--listen", "127.0.0.1:0"])
+        .args(["--tls-cert", "cert.pem", "--tls-key", "key.pem"])
+        .current_dir(&d.root)
+        .env("XDG_STATE_HOME", &d.state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = common::finish(
+        common::Child(command.spawn().expect("start ioe serve")),
+        std::thread::spawn(|| ()),
+    );
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the private key `{}` is inside the served folder",
+            d.root.canonicalize().unwrap().join("key.pem").display()
+        )) && run.stderr.contains("could download it"),
+        "{run:?}"
+    );
+}
+
+/// A TLS server on 127.0.0.1 that shows `cert` but signs the handshake
+/// with another key (a MITM replaying a trusted certificate), speaking
+/// only `version`, for `connections` handshakes.
+fn impostor(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    version: &'static rustls::SupportedProtocolVersion,
+    connections: usize,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+    use std::sync::Arc;
+    #[derive(Debug)]
+    struct Fixed(Arc<CertifiedKey>);
+    impl ResolvesServerCert for Fixed {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let other = rcgen::KeyPair::generate().unwrap();
+    let key = PrivateKeyDer::try_from(other.serialize_der()).unwrap();
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let resolver = Fixed(Arc::new(CertifiedKey::new(vec![cert], signing)));
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver)),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+            let mut conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            for _ in 0..10 {
+                if !conn.is_handshaking() || conn.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_trusted_certificate_without_its_key_fails_the_handshake() {
+    let d = dirs();
+    let real = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let fingerprint = ioe::tls::fingerprint(real.cert.der());
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let (addr, server) = impostor(real.cert.der().clone(), version, 1);
+        let (kind, message) = connect_error(
+            &d.work,
+            &format!("connect(\"tls://{addr}\", #{{fingerprint: \"{fingerprint}\"}})"),
+        );
+        assert_eq!(kind, "connect_failed", "{version:?}: {message}");
+        assert!(
+            message.contains("TLS handshake failed") && !message.contains("not trusted"),
+            "{version:?}: {message}"
+        );
+        server.join().unwrap();
+    }
 }

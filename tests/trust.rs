@@ -331,6 +331,31 @@ fn a_bad_known_hosts_line_is_named() {
     );
 }
 
+#[test]
+fn a_host_that_would_break_the_known_hosts_file_is_not_trusted() {
+    let env = Env::new();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let fp = &server.fingerprint;
+    // a host with a space (or a newline) would write a line that makes every
+    // later TLS connect fail
+    for host in ["tls://a b:1", "tls://x\nlocalhost:1"] {
+        let run = env.ioe(&["trust", host, fp], &[]);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr
+                .contains("cannot be a line of the known-hosts file"),
+            "{run:?}"
+        );
+        assert!(!env.known_hosts.exists(), "{host:?}");
+    }
+    let addr = format!("127.0.0.1:{}", server.port);
+    assert_eq!(env.ioe(&["trust", &addr, fp], &[]).code, Some(0));
+    assert_eq!(
+        env.connect(&format!("connect(\"tls://{addr}\")")),
+        Ok("[]".into())
+    );
+}
+
 /// A certificate authority, and a server certificate it signed for
 /// `localhost` only: the PEM files `ca.pem`, `cert.pem`, `key.pem` in `dir`.
 fn authority_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -441,6 +466,22 @@ fn a_certificate_an_authority_signed_is_accepted_by_its_name_only() {
         )),
         "{message}"
     );
+    // a CA file others may write is refused
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&ca_path, fs::Permissions::from_mode(0o666)).unwrap();
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{ca_file: \"{ca}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains(&format!(
+            "the CA file `{ca}` is writable by other users (mode 0666)"
+        )),
+        "{message}"
+    );
+    fs::set_permissions(&ca_path, fs::Permissions::from_mode(0o644)).unwrap();
     // a CA file needs TLS
     let (kind, message) = env
         .connect(&format!(
@@ -750,5 +791,184 @@ fn a_named_server_authenticates_with_its_token_file() {
             token_file.display()
         )),
         "{message}"
+    );
+}
+
+#[test]
+fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
+    let env = Env::new();
+    let tokens = env.tmp.path().join("tokens");
+    let minted = env.ioe(
+        &[
+            "token",
+            "new",
+            "--auth",
+            tokens.to_str().unwrap(),
+            "--label",
+            "for-the-other-server",
+        ],
+        &[],
+    );
+    assert_eq!(minted.code, Some(0), "{minted:?}");
+    // this server's admin would learn the token meant for another server
+    let server = serve_tls(
+        &env.root,
+        &env.state("server"),
+        "127.0.0.1:0",
+        &["--auth", tokens.to_str().unwrap()],
+    );
+    servers_file(
+        &env,
+        &format!(
+            "[mirror]\naddress = \"tls://127.0.0.1:{}\"\nfingerprint = \"{}\"\n",
+            server.port, server.fingerprint
+        ),
+    );
+    let with_env_token = |code: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
+        command
+            .args(["run", "--no-progress", "-e", code])
+            .current_dir(&env.work)
+            .envs(env.vars())
+            .env("IOE_TOKEN", minted.stdout.trim())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        finish(Child(command.spawn().unwrap()), std::thread::spawn(|| ()))
+    };
+    let run = with_env_token(
+        "let s = connect(\"mirror\"); print(s.identity); \
+         try { list(); } catch (e) { print(e.message); }",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some(""), "{run:?}");
+    let refused = lines.next().unwrap_or_default();
+    assert!(
+        refused.contains("authentication required")
+            && refused.contains("a server from the servers file takes only its `token_file`"),
+        "{run:?}"
+    );
+    // an address typed out still takes the variable (cron jobs)
+    let run = with_env_token(&format!(
+        "let s = connect(\"tls://127.0.0.1:{}\", #{{fingerprint: \"{}\"}}); print(s.identity);",
+        server.port, server.fingerprint
+    ));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "for-the-other-server\n"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused_by_an_authority_but_a_pin_ignores_dates() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, date_time_ymd};
+    let env = Env::new();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = date_time_ymd(2000, 1, 1);
+    params.not_after = date_time_ymd(2001, 1, 1);
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let [ca_file, cert_file, key_file] =
+        ["ca.pem", "cert.pem", "key.pem"].map(|name| env.tmp.path().join(name));
+    fs::write(&ca_file, ca.pem()).unwrap();
+    fs::write(&cert_file, cert.pem()).unwrap();
+    fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = serve_tls(
+        &env.root,
+        &env.state("server"),
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let (port, fp) = (server.port, &server.fingerprint);
+    let ca = ca_file.display();
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{ca_file: \"{ca}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("no certificate authority vouches for it (an authority's check said")
+            && message.to_lowercase().contains("expired"),
+        "{message}"
+    );
+    // the fingerprint is the whole trust of a pin (documented, as ssh)
+    assert_eq!(
+        env.connect(&format!(
+            "connect(\"tls://localhost:{port}\", #{{fingerprint: \"{fp}\"}})"
+        )),
+        Ok("[]".into())
+    );
+}
+
+#[test]
+fn relative_xdg_folders_are_ignored_as_the_spec_says() {
+    let env = Env::new();
+    let home = env.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    // a relative folder would put the known-hosts file under whatever folder
+    // ioe runs in (one a download may have filled)
+    let fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let run = finish(
+        Child(
+            Command::new(env!("CARGO_BIN_EXE_ioe"))
+                .args(["trust", "host.example:1", fp])
+                .current_dir(&env.work)
+                .env_remove("IOE_KNOWN_HOSTS")
+                .env("XDG_STATE_HOME", "state")
+                .env("HOME", &home)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ),
+        std::thread::spawn(|| ()),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!env.work.join("state").exists(), "{run:?}");
+    assert_eq!(
+        fs::read_to_string(home.join(".local/state/ioe/known_hosts")).unwrap(),
+        format!("host.example:1 {fp}\n")
+    );
+    // so is a relative XDG_CONFIG_HOME: a servers file in the working
+    // folder does not say where `mirror` is
+    fs::create_dir_all(env.work.join("config/ioe")).unwrap();
+    fs::write(
+        env.work.join("config/ioe/servers.toml"),
+        "[mirror]\naddress = \"tls://elsewhere.example:9\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        Child(
+            Command::new(env!("CARGO_BIN_EXE_ioe"))
+                .args(["trust", "mirror", fp])
+                .current_dir(&env.work)
+                .env("IOE_KNOWN_HOSTS", &env.known_hosts)
+                .env("XDG_CONFIG_HOME", "config")
+                .env("HOME", &home)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ),
+        std::thread::spawn(|| ()),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("mirror:7070 {fp}\n")
     );
 }

@@ -366,27 +366,30 @@ fn connect_to(
     mut options: Map,
 ) -> Fallible<ScriptSession> {
     let op = format!("connect to `{target}`");
-    let (addr, named_tls, token_file) = match named_server(target)? {
+    let (addr, named_tls, token_file, named) = match named_server(target)? {
         Some(named) => {
             let tls = named.tls.then(|| TlsOptions {
                 fingerprint: named.fingerprint.clone(),
                 ca_file: named.ca_file.clone(),
             });
-            (named.addr, tls, named.token_file)
+            (named.addr, tls, named.token_file, true)
         }
         None => {
             let (text, tls) = split_scheme(target);
             let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
-            (addr, tls.then(TlsOptions::default), None)
+            (addr, tls.then(TlsOptions::default), None, false)
         }
     };
     let token = token_option(target, &mut options)?;
     let tls = connect_options(target, options, named_tls)?;
+    // a named server's entry says which token it gets: IOE_TOKEN, meant
+    // for whatever server the run was set up for, never goes to it
     let token = match (token, token_file) {
         (Some(token), _) => Some(token),
         (None, Some(file)) => {
             Some(Token::from_file(&file).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?)
         }
+        (None, None) if named => None,
         (None, None) => env_token(target)?,
     };
     connect(state, &addr, ConnectOptions { tls, token })
