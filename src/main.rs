@@ -373,8 +373,9 @@ fn trust(args: TrustArgs) -> Result<ExitCode> {
     let addr = match named {
         Some(named) => named.addr,
         None => {
-            let (text, _) = ioe::session::split_scheme(&args.server);
-            ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?
+            let bad = |e| anyhow::anyhow!("`{}`: {e}", args.server);
+            let (text, _) = ioe::addr::split_scheme(&args.server).map_err(bad)?;
+            ioe::addr::connect_addr(text).map_err(bad)?
         }
     };
     let addr = known_hosts::key(&addr);

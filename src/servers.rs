@@ -123,9 +123,9 @@ fn check(file: &Path, name: &str, entry: Entry) -> Result<Named> {
             file.display()
         )
     };
-    let (text, tls) = crate::session::split_scheme(&entry.address);
-    let addr = crate::addr::connect_addr(text)
-        .map_err(|e| bad(format!("address `{}`: {e}", entry.address)))?;
+    let bad_address = |e| bad(format!("address `{}`: {e}", entry.address));
+    let (text, tls) = crate::addr::split_scheme(&entry.address).map_err(bad_address)?;
+    let addr = crate::addr::connect_addr(text).map_err(bad_address)?;
     if let Some(fingerprint) = &entry.fingerprint
         && !crate::known_hosts::is_fingerprint(fingerprint)
     {

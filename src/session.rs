@@ -53,8 +53,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How often [`Session::connect_cancellable`] looks at its token.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
-/// The scheme that asks for TLS in an address: `tls://host:port`.
-pub const TLS_SCHEME: &str = "tls://";
+pub use crate::addr::{TLS_SCHEME, split_scheme};
 
 /// How a session speaks TLS, and whom it trusts (see [`crate::tls::Trust`]
 /// for the order).
@@ -88,15 +87,6 @@ impl ConnectOptions {
             tls: tls.then(TlsOptions::default),
             token: None,
         }
-    }
-}
-
-/// An address as typed, split into `host:port` and whether it asks for
-/// TLS (a [`TLS_SCHEME`] prefix).
-pub fn split_scheme(addr: &str) -> (&str, bool) {
-    match addr.strip_prefix(TLS_SCHEME) {
-        Some(rest) => (rest, true),
-        None => (addr, false),
     }
 }
 
@@ -134,7 +124,7 @@ impl Session {
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Result<Session> {
-        let (addr, tls) = split_scheme(addr);
+        let (addr, tls) = split_scheme(addr).map_err(|e| bad_address(addr, e))?;
         Session::connect_with(
             addr,
             &ConnectOptions::with_tls(tls),
@@ -245,7 +235,7 @@ impl Session {
     /// on a thread of its own until its timeout, and is then dropped). The
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
-        let (addr, tls) = split_scheme(addr);
+        let (addr, tls) = split_scheme(addr).map_err(|e| bad_address(addr, e))?;
         Session::connect_cancellable_with(addr, ConnectOptions::with_tls(tls), cancel)
     }
 
@@ -640,6 +630,15 @@ impl Drop for Session {
 }
 
 /// A timeout as people read it: `60 s`, `250 ms`.
+/// `connect_failed` for an address `text` that is no address.
+fn bad_address(text: &str, e: crate::addr::AddrError) -> Error {
+    Error::new(
+        ErrorKind::ConnectFailed,
+        format!("connect to `{text}`"),
+        e.to_string(),
+    )
+}
+
 fn describe(timeout: Duration) -> String {
     if timeout.subsec_nanos() == 0 {
         format!("{} s", timeout.as_secs())

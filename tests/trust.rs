@@ -972,3 +972,77 @@ fn relative_xdg_folders_are_ignored_as_the_spec_says() {
         format!("mirror:7070 {fp}\n")
     );
 }
+
+#[test]
+fn an_unknown_scheme_is_refused_everywhere_and_never_trusted() {
+    let env = Env::new();
+    fs::write(env.root.join("a.txt"), "x").unwrap();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let (port, fp) = (server.port, &server.fingerprint);
+    let forms = "write tls://host:port (TLS) or host:port (plain TCP)";
+    for (typed, why) in [
+        (format!("tsl://127.0.0.1:{port}"), "unknown scheme `tsl://`"),
+        (format!("tcp://127.0.0.1:{port}"), "unknown scheme `tcp://`"),
+        (
+            format!("https://127.0.0.1:{port}"),
+            "unknown scheme `https://`",
+        ),
+        (format!("tls:/127.0.0.1:{port}"), "a host cannot hold '/'"),
+    ] {
+        let (kind, message) = env.connect(&format!("connect(\"{typed}\")")).unwrap_err();
+        assert_eq!(kind, "bad_argument", "{typed}: {message}");
+        assert!(
+            message.contains(why) && message.contains(forms) && !message.contains('['),
+            "{typed}: {message}"
+        );
+        // `ioe trust` writes nothing
+        let run = env.ioe(&["trust", &typed, fp], &[]);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains(why), "{run:?}");
+        assert!(!env.known_hosts.exists(), "{typed}");
+    }
+    // `ioe repl --connect` refuses it too
+    let run = env.ioe(
+        &["repl", "--connect", &format!("tsl://127.0.0.1:{port}")],
+        &[],
+    );
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("unknown scheme `tsl://`"), "{run:?}");
+    // so does the servers file, naming itself
+    servers_file(
+        &env,
+        &format!("[backup]\naddress = \"tsl://127.0.0.1:{port}\"\n"),
+    );
+    let (kind, message) = env.connect("connect(\"backup\")").unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.contains("servers.toml") && message.contains("unknown scheme `tsl://`"),
+        "{message}"
+    );
+    // `TLS://` is the scheme in another case, as in URLs
+    assert_eq!(
+        env.connect(&format!(
+            "connect(\"TLS://127.0.0.1:{port}\", #{{fingerprint: \"{fp}\"}})"
+        )),
+        Ok("[\"a.txt\"]".into())
+    );
+    // the scheme before a host given apart from its port
+    assert_eq!(
+        env.ioe(&["trust", &format!("127.0.0.1:{port}"), fp], &[])
+            .code,
+        Some(0)
+    );
+    assert_eq!(
+        env.connect(&format!("connect(\"tls://127.0.0.1\", {port})")),
+        Ok("[\"a.txt\"]".into())
+    );
+    let (kind, message) = env
+        .connect(&format!("connect(\"tsl://127.0.0.1\", {port})"))
+        .unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(message.contains("unknown scheme `tsl://`"), "{message}");
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("127.0.0.1:{port} {fp}\n")
+    );
+}

@@ -7,7 +7,7 @@
 
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
-use crate::addr::{connect_addr, join_host_port};
+use crate::addr::connect_addr;
 use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
@@ -123,20 +123,14 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
-        let port = u16::try_from(port)
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| {
-                throw(
-                    BAD_ARGUMENT,
-                    format!("connect to `{host}`: port {port} is not between 1 and 65535"),
-                )
-            })?;
+        // the same rule as `CONNECT,tls://host,port`
+        let (addr, tls) = crate::addr::split_host_port(host, &port.to_string())
+            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{host}`: {e}")))?;
         let options = ConnectOptions {
-            tls: None,
+            tls: tls.then(TlsOptions::default),
             token: env_token(host)?,
         };
-        connect(&st, &join_host_port(host, port), options)
+        connect(&st, &addr, options)
     });
     let st = Rc::clone(state);
     // an embedded server takes no tokens
@@ -375,8 +369,9 @@ fn connect_to(
             (named.addr, tls, named.token_file, true)
         }
         None => {
-            let (text, tls) = split_scheme(target);
-            let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
+            let bad = |e| throw(BAD_ARGUMENT, format!("{op}: {e}"));
+            let (text, tls) = split_scheme(target).map_err(bad)?;
+            let addr = connect_addr(text).map_err(bad)?;
             (addr, tls.then(TlsOptions::default), None, false)
         }
     };
