@@ -163,25 +163,16 @@ fn resolve(folder: &Path, name: &Path) -> PathBuf {
     folder.join(name)
 }
 
-/// A token file must be a readable regular file that neither its group
-/// nor others may read or write (as ssh asks of private keys).
+/// A token file must pass [`crate::auth::check_token_file`] and, unless
+/// it is a pipe (opening one waits for its writer), be readable.
 fn check_token_file(file: &Path) -> Result<()> {
     let meta = fs::metadata(file)
         .with_context(|| format!("cannot use the token file `{}`", file.display()))?;
-    if !meta.is_file() {
-        bail!("the token file `{}` is not a file", file.display());
+    crate::auth::check_token_file(file, &meta).map_err(anyhow::Error::msg)?;
+    if meta.is_file() {
+        fs::File::open(file)
+            .with_context(|| format!("cannot read the token file `{}`", file.display()))?;
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "the token file `{}` is open to others (mode {mode:04o}); \
-             make it private with `chmod 600 {}`",
-            file.display(),
-            file.display()
-        );
-    }
-    fs::File::open(file)
-        .with_context(|| format!("cannot read the token file `{}`", file.display()))?;
     Ok(())
 }
 

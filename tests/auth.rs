@@ -10,7 +10,7 @@ mod common;
 use common::{Child, Raw, Run, ServeProcess, TestServer, finish, put, run_ioe, spawn_ioe};
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -472,6 +472,7 @@ fn a_minted_token_works_over_tls_from_the_options_a_file_and_ioe_token() {
     assert_eq!(fs::read(d.work.join("got.txt")).unwrap(), b"hello");
     assert_eq!(fs::read(d.root.join("up.txt")).unwrap(), b"hello");
     fs::write(d.work.join("token"), format!("{token}\n")).unwrap();
+    fs::set_permissions(d.work.join("token"), fs::Permissions::from_mode(0o600)).unwrap();
     let code = format!(
         r#"let s = connect("tls://{addr}", #{{fingerprint: "{fingerprint}", token_file: "token"}});
            print(s.identity); print(list().len());"#
@@ -785,4 +786,75 @@ fn a_sub_folder_swapped_for_a_link_or_recreated_while_served_stays_the_one_opene
     // a new session gets the folder there now
     let (mut raw, _) = authenticated(&server, &token);
     assert_eq!(raw.list_names(), ["new.txt"]);
+}
+
+/// `connect` to `addr` with `token_file: FILE`; prints the identity, or
+/// the error's kind and message.
+fn connect_with_token_file(d: &Dirs, addr: &str, file: &str) -> Run {
+    let code = format!(
+        r#"try {{ let s = connect("{addr}", #{{token_file: "{file}"}}); print(s.identity); }}
+           catch (e) {{ print(e.kind); print(e.message); }}"#
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run
+}
+
+#[test]
+fn a_token_file_must_be_private_or_a_pipe_and_is_read_up_to_4_kib() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let addr = server.addr().to_string();
+    let file = d.work.join("token");
+    fs::write(&file, format!("{token}\n")).unwrap();
+    // readable by others: refused as the servers file refuses it
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let run = connect_with_token_file(&d, &addr, "token");
+    assert!(
+        run.stdout.starts_with("bad_argument\n")
+            && run.stdout.contains("is open to others (mode 0644)")
+            && run.stdout.contains("chmod 600"),
+        "{run:?}"
+    );
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        connect_with_token_file(&d, &addr, "token").stdout,
+        "alice\n"
+    );
+    // a device is not a token file, and an endless one is not read whole
+    let run = connect_with_token_file(&d, &addr, "/dev/zero");
+    assert!(
+        run.stdout.starts_with("bad_argument\n") && run.stdout.contains("is not a file"),
+        "{run:?}"
+    );
+    let big = d.work.join("big");
+    fs::write(&big, vec![b'a'; 5000]).unwrap();
+    fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+    let run = connect_with_token_file(&d, &addr, "big");
+    assert!(run.stdout.contains("holds more than 4096 bytes"), "{run:?}");
+    // a pipe, as `<(pass show ioe)` gives, is read; an endless one up to the cap
+    let pipe = d.work.join("pipe");
+    let made = Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for (body, expected) in [
+        (format!("{token}\n").into_bytes(), "alice\n"),
+        (vec![b'a'; 1 << 20], "holds more than 4096 bytes"),
+    ] {
+        let writer_pipe = pipe.clone();
+        let writer = std::thread::spawn(move || {
+            let mut opened = fs::OpenOptions::new()
+                .write(true)
+                .open(writer_pipe)
+                .unwrap();
+            // the reader stops at the cap: a broken pipe then is expected
+            let _ = std::io::Write::write_all(&mut opened, &body);
+        });
+        let run = connect_with_token_file(&d, &addr, "pipe");
+        assert!(run.stdout.contains(expected), "{run:?}");
+        writer.join().unwrap();
+    }
 }

@@ -663,7 +663,10 @@ fn failed_logins_and_requests_before_auth_are_requests_with_result_error_in_the_
     raw.send(b"LIST\n");
     assert_eq!(raw.line().trim_end(), "ERROR: authentication required");
     raw.send(format!("AUTH,{wrong}\n").as_bytes());
-    assert_eq!(raw.line().trim_end(), "ERROR: authentication failed; closing");
+    assert_eq!(
+        raw.line().trim_end(),
+        "ERROR: authentication failed; closing"
+    );
     raw.expect_closed();
     let mut raw = Raw::connect(server.addr());
     raw.send(format!("AUTH,{token}\nBYE\n").as_bytes());

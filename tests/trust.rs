@@ -341,11 +341,7 @@ fn a_host_that_would_break_the_known_hosts_file_is_not_trusted() {
     for host in ["tls://a b:1", "tls://x\nlocalhost:1"] {
         let run = env.ioe(&["trust", host, fp], &[]);
         assert_eq!(run.code, Some(1), "{run:?}");
-        assert!(
-            run.stderr
-                .contains("cannot be a line of the known-hosts file"),
-            "{run:?}"
-        );
+        assert!(run.stderr.contains("a host cannot hold"), "{run:?}");
         assert!(!env.known_hosts.exists(), "{host:?}");
     }
     let addr = format!("127.0.0.1:{}", server.port);
