@@ -999,7 +999,7 @@ impl Connection<'_> {
         let config = &self.shared.config;
         let request = format!("WRITE {name}");
         if self.read_only {
-            return self.refuse_upload(&request, size, self.read_only_reason());
+            return self.refuse_upload(&request, size, &self.read_only_reason());
         }
         if let Some(max) = config.max_size.filter(|&max| size > max) {
             return self.refuse_upload(

@@ -57,6 +57,8 @@ pub fn could_be_name(text: &str) -> bool {
 pub struct Named {
     /// Its name (the table's).
     pub name: String,
+    /// The servers file it is in.
+    pub file: PathBuf,
     /// `host:port` to connect to.
     pub addr: String,
     /// Whether the address asks for TLS (`tls://`).
@@ -126,12 +128,8 @@ fn check(file: &Path, name: &str, entry: Entry) -> Result<Named> {
     let bad_address = |e| bad(format!("address `{}`: {e}", entry.address));
     let (text, tls) = crate::addr::split_scheme(&entry.address).map_err(bad_address)?;
     let addr = crate::addr::connect_addr(text).map_err(bad_address)?;
-    if let Some(fingerprint) = &entry.fingerprint
-        && !crate::known_hosts::is_fingerprint(fingerprint)
-    {
-        return Err(bad(format!(
-            "`{fingerprint}` is not a fingerprint of the form SHA256:… that `ioe serve --tls` prints"
-        )));
+    if let Some(fingerprint) = &entry.fingerprint {
+        crate::known_hosts::check_fingerprint(fingerprint).map_err(bad)?;
     }
     if !tls && (entry.fingerprint.is_some() || entry.ca_file.is_some()) {
         return Err(bad(format!(
@@ -145,6 +143,7 @@ fn check(file: &Path, name: &str, entry: Entry) -> Result<Named> {
     }
     Ok(Named {
         name: name.to_string(),
+        file: file.to_path_buf(),
         addr,
         tls,
         fingerprint: entry.fingerprint,
@@ -206,6 +205,7 @@ mod tests {
             backup,
             Named {
                 name: "backup".into(),
+                file: file.clone(),
                 addr: "Backup.example:7070".into(),
                 tls: true,
                 fingerprint: Some(FP.into()),
@@ -234,7 +234,7 @@ mod tests {
             ),
             (
                 "[b]\naddress = \"tls://h\"\nfingerprint = \"x\"\n",
-                "`x` is not a fingerprint",
+                "`x` is not a valid SHA-256 fingerprint",
             ),
             (
                 "[b]\naddress = \"tls://h\"\ntoken_file = \"none\"\n",

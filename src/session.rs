@@ -78,6 +78,18 @@ pub struct ConnectOptions {
     /// Sent in `AUTH` right after connecting; refused in clear text to an
     /// address that is not loopback.
     pub token: Option<Token>,
+    /// The servers file entry the address came from, if it did: messages
+    /// then say what to change there.
+    pub origin: Option<Origin>,
+}
+
+/// A named server's entry in the servers file (`[name]` in `file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The table's name.
+    pub name: String,
+    /// The servers file.
+    pub file: PathBuf,
 }
 
 impl ConnectOptions {
@@ -86,6 +98,7 @@ impl ConnectOptions {
         ConnectOptions {
             tls: tls.then(TlsOptions::default),
             token: None,
+            origin: None,
         }
     }
 }
@@ -342,7 +355,10 @@ impl Session {
                 Err(Error::new(
                     ErrorKind::ConnectFailed,
                     op,
-                    format!("server said: {message} (the session is now closed)"),
+                    format!(
+                        "server said: {message} (the session is now closed){}",
+                        self.tls_hint(&message)
+                    ),
                 ))
             }
             Status::Error(_) => Ok(()),
@@ -565,21 +581,52 @@ impl Session {
             return Error::new(
                 ErrorKind::ConnectionLost,
                 op,
-                format!("server said: {message} (the session is now closed)"),
+                format!(
+                    "server said: {message} (the session is now closed){}",
+                    self.tls_hint(message)
+                ),
             );
         }
         if message == AUTH_REQUIRED {
             let addr = &self.addr;
+            let what = match &self.options.origin {
+                Some(origin) => format!(
+                    "add `token_file = \"…\"` to `[{}]` in {} (a server from the servers \
+                     file takes only its `token_file`, never the {} environment variable)",
+                    origin.name,
+                    origin.file.display(),
+                    crate::auth::TOKEN_ENV
+                ),
+                None => format!(
+                    "connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or set the \
+                     {} environment variable (a server from the servers file takes only \
+                     its `token_file`)",
+                    crate::auth::TOKEN_ENV
+                ),
+            };
+            let named = match &self.options.origin {
+                Some(origin) => format!("`{}` ({addr})", origin.name),
+                None => addr.to_string(),
+            };
             return Error::new(
                 ErrorKind::Refused,
                 op,
                 format!(
-                    "server said: {message}: {addr} takes tokens and this session gave \
-                     none; connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or \
-                     set the {} environment variable (a server from the servers file \
-                     takes only its `token_file`; `ioe token new` on the server mints a \
-                     token)",
-                    crate::auth::TOKEN_ENV
+                    "server said: {message}: {named} takes tokens and this session gave \
+                     none; {what}; `ioe token new` on the server mints a token"
+                ),
+            );
+        }
+        // `the token `LABEL` is read-only` (and older servers' wording)
+        let read_only_token = message == "this session's token is read-only"
+            || (message.starts_with("the token `") && message.ends_with("` is read-only"));
+        if read_only_token {
+            return Error::new(
+                ErrorKind::Refused,
+                op,
+                format!(
+                    "server said: {message}; use a read-write token (`ioe token new` \
+                     without --read-only)"
                 ),
             );
         }
@@ -589,6 +636,27 @@ impl Session {
             ErrorKind::Refused
         };
         Error::new(kind, op, format!("server said: {message}"))
+    }
+
+    /// After the server's [`TLS_REQUIRED`](crate::server::TLS_REQUIRED)
+    /// refusal of a plain connection: how to ask for TLS (`tls://` before
+    /// the address, or in the servers file's `address`). Empty otherwise.
+    fn tls_hint(&self, message: &str) -> String {
+        let required = crate::server::TLS_REQUIRED
+            .trim_end()
+            .trim_start_matches("ERROR: ");
+        if message != required || self.options.tls.is_some() {
+            return String::new();
+        }
+        let addr = &self.addr;
+        match &self.options.origin {
+            Some(origin) => format!(
+                "; add `tls://` to the `address` of `[{}]` in {} (`address = \"tls://{addr}\"`)",
+                origin.name,
+                origin.file.display()
+            ),
+            None => format!("; connect with tls://{addr}"),
+        }
     }
 
     /// Closes the session after the server announced a listing of `count`
@@ -629,7 +697,6 @@ impl Drop for Session {
     }
 }
 
-/// A timeout as people read it: `60 s`, `250 ms`.
 /// `connect_failed` for an address `text` that is no address.
 fn bad_address(text: &str, e: crate::addr::AddrError) -> Error {
     Error::new(
@@ -639,6 +706,7 @@ fn bad_address(text: &str, e: crate::addr::AddrError) -> Error {
     )
 }
 
+/// A timeout as people read it: `60 s`, `250 ms`.
 fn describe(timeout: Duration) -> String {
     if timeout.subsec_nanos() == 0 {
         format!("{} s", timeout.as_secs())

@@ -137,7 +137,7 @@ fn a_read_only_token_cannot_change_anything() {
     let server = d.serve(&[]);
     let (mut raw, reply) = authenticated(&server, &reader);
     assert_eq!(reply, "OK reader\n");
-    let refused = "ERROR: this session's token is read-only\n";
+    let refused = "ERROR: the token `reader` is read-only\n";
     assert_eq!(raw.upload("new.txt", b"data"), refused);
     assert_eq!(raw.upload("keep.txt", b"overwritten"), refused);
     for request in ["DELETE,keep.txt\n", "MKDIR,d\n", "SETTIME,0,keep.txt\n"] {
@@ -153,6 +153,22 @@ fn a_read_only_token_cannot_change_anything() {
     assert_eq!(fs::read(d.root.join("keep.txt")).unwrap(), b"original");
     // the label is in the server's log lines for this connection
     server.wait_for_log(&["[reader]", "DELETE keep.txt", "read-only"]);
+    // a script is told how to get a token that may change things
+    put(&d.work, "up.txt", b"data");
+    let code = format!(
+        r#"connect("{}", #{{token: "{reader}"}});
+           try {{ write("up.txt"); }} catch (e) {{ print(e.message); }}"#,
+        server.addr()
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert!(
+        run.stdout.contains(
+            "server said: the token `reader` is read-only; use a read-write \
+             token (`ioe token new` without --read-only)"
+        ),
+        "{run:?}"
+    );
+    assert!(!d.root.join("up.txt").exists());
 }
 
 #[test]
@@ -389,6 +405,40 @@ fn a_non_loopback_address_needs_tls_and_auth_or_the_override() {
         assert!(run.stderr.contains(missing), "{run:?}");
         assert!(run.stderr.contains("--allow-unprotected"), "{run:?}");
     }
+    // only what is missing is named, with the reason that fits
+    let Err(run) = serve_on_any_address(&d, &["--auth", tokens.as_str()]) else {
+        panic!("the server started on 0.0.0.0 without --tls");
+    };
+    assert!(
+        run.stderr
+            .contains("tokens and files would cross the network in clear text")
+            && run.stderr.contains("Add --tls, listen")
+            && !run.stderr.contains("--auth FILE"),
+        "{run:?}"
+    );
+    let root = d.root.to_str().unwrap();
+    let tls_only = Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .args([
+            "serve",
+            "--root",
+            root,
+            "--listen",
+            "0.0.0.0:0",
+            "--quiet",
+            "--tls",
+        ])
+        .env("XDG_STATE_HOME", &d.state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&tls_only.stderr);
+    assert_eq!(tls_only.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("without --auth FILE: anyone who reaches it")
+            && stderr.contains("Add --auth FILE (`ioe token new")
+            && !stderr.contains("Add --tls"),
+        "{stderr}"
+    );
     let serving = serve_on_any_address(&d, &["--allow-unprotected"]).expect("it serves");
     let (child, line) = serving;
     let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();

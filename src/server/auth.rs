@@ -121,11 +121,11 @@ impl Connection<'_> {
 
     /// Why a change is refused: the server, or this session's token, is
     /// read-only.
-    pub(super) fn read_only_reason(&self) -> &'static str {
-        if self.shared.config.read_only {
-            "server is read-only"
-        } else {
-            "this session's token is read-only"
+    pub(super) fn read_only_reason(&self) -> String {
+        match &self.label {
+            _ if self.shared.config.read_only => "server is read-only".to_string(),
+            Some(label) => format!("the token `{label}` is read-only"),
+            None => "this session's token is read-only".to_string(),
         }
     }
 }
