@@ -22,7 +22,23 @@ pub enum AddrError {
         /// 1 to connect, 0 (any free port) to listen.
         lowest: u16,
     },
+    /// A `scheme://` other than [`TLS_SCHEME`] (`tsl://`, `tcp://`, …).
+    UnknownScheme(String),
+    /// A character no host has (`/`, a space, …), in the text as given.
+    BadChar {
+        /// The address as given.
+        text: String,
+        /// The first character a host cannot hold.
+        bad: char,
+    },
 }
+
+/// The scheme that asks for TLS in an address: `tls://host:port`
+/// (matched without regard to case, as URL schemes are).
+pub const TLS_SCHEME: &str = "tls://";
+
+/// The forms an address takes, for messages.
+const FORMS: &str = "write tls://host:port (TLS) or host:port (plain TCP)";
 
 impl fmt::Display for AddrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,11 +54,37 @@ impl fmt::Display for AddrError {
             AddrError::BadPort { port, lowest } => {
                 write!(f, "port `{port}` is not a number from {lowest} to 65535")
             }
+            AddrError::UnknownScheme(scheme) => {
+                write!(f, "unknown scheme `{scheme}`; {FORMS}")
+            }
+            AddrError::BadChar { text, bad } => write!(
+                f,
+                "`{text}` is not an address: a host cannot hold {bad:?}; {FORMS}"
+            ),
         }
     }
 }
 
 impl std::error::Error for AddrError {}
+
+/// An address as typed, split into the rest and whether it asks for TLS
+/// (a [`TLS_SCHEME`] prefix, in any case: `TLS://` too). Any other
+/// `scheme://` is [`AddrError::UnknownScheme`], never taken for a host.
+pub fn split_scheme(text: &str) -> Result<(&str, bool), AddrError> {
+    match text.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => Ok((rest, true)),
+        Some((scheme, _)) => Err(AddrError::UnknownScheme(format!("{scheme}://"))),
+        None => Ok((text, false)),
+    }
+}
+
+/// `tls://` (in any case) before `host` and `port` given apart, as
+/// `connect("tls://host", port)` and `CONNECT,tls://host,port` write them:
+/// `host:port` and whether TLS was asked for.
+pub fn split_host_port(host: &str, port: &str) -> Result<(String, bool), AddrError> {
+    let (host, tls) = split_scheme(host)?;
+    Ok((connect_host_port(host, port)?, tls))
+}
 
 /// The `host:port` to connect to for `text`: a port from 1 to 65535, or
 /// [`DEFAULT_PORT`] when `text` has none.
@@ -63,6 +105,7 @@ pub fn connect_host_port(host: &str, port: &str) -> Result<String, AddrError> {
     if host.is_empty() {
         return Err(AddrError::NoHost);
     }
+    check_chars(host, host)?;
     Ok(join_host_port(host, parse_port(port, 1)?))
 }
 
@@ -75,8 +118,32 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Refuses a host holding anything but letters, digits, `.`, `-`, `_`,
+/// `:` and `%` (IPv6 literals and their zones) inside optional brackets:
+/// no scheme, path or space is ever taken for a host (nor written to the
+/// known-hosts file).
+fn check_chars(host: &str, text: &str) -> Result<(), AddrError> {
+    if text.contains("://") {
+        let scheme = text.split_once("://").map_or("", |(s, _)| s);
+        return Err(AddrError::UnknownScheme(format!("{scheme}://")));
+    }
+    let inner = host.strip_prefix('[').unwrap_or(host);
+    let inner = inner.strip_suffix(']').unwrap_or(inner);
+    match inner
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%')))
+    {
+        Some(bad) => Err(AddrError::BadChar {
+            text: text.to_string(),
+            bad,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn normalize(text: &str, lowest: u16) -> Result<String, AddrError> {
     let (host, port) = split(text);
+    check_chars(host, text)?;
     if host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -187,6 +254,66 @@ mod tests {
         );
         assert_eq!(connect_host_port("[::1]", "1").as_deref(), Ok("[::1]:1"));
         assert_eq!(connect_host_port("", "1"), Err(AddrError::NoHost));
+    }
+
+    #[test]
+    fn a_scheme_or_a_slash_is_never_a_host() {
+        for text in ["tsl://127.0.0.1:17070", "tcp://h:1", "https://h"] {
+            let scheme = text.split_once("://").unwrap().0;
+            let unknown = AddrError::UnknownScheme(format!("{scheme}://"));
+            assert_eq!(split_scheme(text), Err(unknown.clone()), "{text}");
+            assert_eq!(connect_addr(text), Err(unknown.clone()), "{text}");
+            assert_eq!(listen_addr(text), Err(unknown), "{text}");
+        }
+        assert_eq!(split_scheme("TLS://h:1"), Ok(("h:1", true)));
+        assert_eq!(split_scheme("tls://h:1"), Ok(("h:1", true)));
+        assert_eq!(split_scheme("h:1"), Ok(("h:1", false)));
+        for (text, bad) in [
+            ("tls:/127.0.0.1:17070", '/'),
+            ("a b:1", ' '),
+            ("[::1/x]:1", '/'),
+            ("h\\x", '\\'),
+        ] {
+            assert_eq!(
+                connect_addr(text),
+                Err(AddrError::BadChar {
+                    text: text.into(),
+                    bad
+                }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            connect_host_port("a/b", "1"),
+            Err(AddrError::BadChar {
+                text: "a/b".into(),
+                bad: '/'
+            })
+        );
+        assert_eq!(
+            AddrError::UnknownScheme("tsl://".into()).to_string(),
+            "unknown scheme `tsl://`; write tls://host:port (TLS) or host:port (plain TCP)"
+        );
+        assert_eq!(
+            connect_addr("fe80::1%eth0").as_deref(),
+            Ok("[fe80::1%eth0]:7070")
+        );
+    }
+
+    #[test]
+    fn tls_before_a_host_given_apart_from_its_port() {
+        assert_eq!(
+            split_host_port("tls://127.0.0.1", "17070"),
+            Ok(("127.0.0.1:17070".to_string(), true))
+        );
+        assert_eq!(
+            split_host_port("::1", "1"),
+            Ok(("[::1]:1".to_string(), false))
+        );
+        assert_eq!(
+            split_host_port("tsl://h", "1"),
+            Err(AddrError::UnknownScheme("tsl://".into()))
+        );
     }
 
     #[test]

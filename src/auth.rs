@@ -546,6 +546,40 @@ pub fn holds_token(text: &str) -> bool {
     })
 }
 
+/// Most bytes read from a client's token file: a token is at most
+/// [`MAX_TOKEN`] bytes, and a file like `/dev/zero` or an endless pipe
+/// must not fill the memory.
+pub const MAX_TOKEN_FILE: u64 = 4096;
+
+/// Whether a client's token file at `path`, as `meta` describes it, may be
+/// read: a regular file that only its owner may read or write (as ssh
+/// wants of a private key: mode 600 or 400), or a pipe (`<(pass show
+/// ioe)`, a FIFO). One rule for `connect(…, #{token_file})` and the
+/// servers file's `token_file`.
+pub fn check_token_file(path: &Path, meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_fifo() {
+        return Ok(());
+    }
+    if !kind.is_file() {
+        return Err(format!(
+            "the token file `{}` is not a file (nor a pipe)",
+            path.display()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the token file `{}` is open to others (mode {mode:04o}); make it private \
+             with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A client's token. `Debug` and `Display` say where it came from, never
 /// what it is.
 #[derive(Clone)]
@@ -600,10 +634,31 @@ impl Token {
     }
 
     /// The token in a file (its first line that is not blank): a token kept
-    /// out of a script and its command line.
+    /// out of a script and its command line. The file must pass
+    /// [`check_token_file`] (private, or a pipe such as `<(pass show ioe)`)
+    /// and hold at most [`MAX_TOKEN_FILE`] bytes: no more is read.
     pub fn from_file(path: &Path) -> Result<Token, String> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the token file `{}`: {e}", path.display()))?;
+        let cannot = |e: io::Error| format!("cannot read the token file `{}`: {e}", path.display());
+        let file = File::open(path).map_err(cannot)?;
+        check_token_file(path, &file.metadata().map_err(cannot)?)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKEN_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_TOKEN_FILE {
+            return Err(format!(
+                "the token file `{}` holds more than {MAX_TOKEN_FILE} bytes; it should \
+                 hold the token alone, as `ioe token new` prints it",
+                path.display()
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "the token file `{}` is not text; it should hold the token alone, as \
+                 `ioe token new` prints it",
+                path.display()
+            )
+        })?;
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         Token::new(first, format!("the file `{}`", path.display()))
     }

@@ -56,9 +56,45 @@ pub fn key(addr: &str) -> String {
 /// Whether `text` is a fingerprint as `ioe serve --tls` prints it:
 /// `SHA256:` and the unpadded base64 of 32 bytes.
 pub fn is_fingerprint(text: &str) -> bool {
-    text.strip_prefix("SHA256:")
-        .and_then(|b64| STANDARD_NO_PAD.decode(b64).ok())
-        .is_some_and(|digest| digest.len() == 32)
+    check_fingerprint(text).is_ok()
+}
+
+/// Base64 characters in a fingerprint after `SHA256:` (32 bytes, unpadded).
+const FINGERPRINT_CHARS: usize = 43;
+
+/// `Ok` for a fingerprint as [`is_fingerprint`] wants it; otherwise the
+/// message that says what is wrong with `text` (its length, or which
+/// character) and what a fingerprint is.
+pub fn check_fingerprint(text: &str) -> std::result::Result<(), String> {
+    let why = match text.strip_prefix("SHA256:") {
+        None if text.len() >= 7 && text[..7].eq_ignore_ascii_case("SHA256:") => {
+            "`SHA256:` is written in capitals".to_string()
+        }
+        None => "it does not start with `SHA256:`".to_string(),
+        Some(b64) => match b64
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '+' || c == '/'))
+        {
+            Some((at, c)) => format!(
+                "character {} after `SHA256:`, {c:?}, is not a base64 character \
+                 (A-Z, a-z, 0-9, `+`, `/`)",
+                b64[..at].chars().count() + 1
+            ),
+            None if b64.len() != FINGERPRINT_CHARS => format!(
+                "it has {} characters after `SHA256:`, not {FINGERPRINT_CHARS}",
+                b64.len()
+            ),
+            None if STANDARD_NO_PAD.decode(b64).is_err() => format!(
+                "its last character, {:?}, cannot end one (a character is wrong)",
+                b64.chars().last().unwrap_or_default()
+            ),
+            None => return Ok(()),
+        },
+    };
+    Err(format!(
+        "`{text}` is not a valid SHA-256 fingerprint: {why}; a fingerprint is `SHA256:` \
+         and {FINGERPRINT_CHARS} base64 characters, as `ioe serve --tls` prints it"
+    ))
 }
 
 /// The lines of `text` (the file `file`) that trust a server; a line that
@@ -87,10 +123,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Known>> {
             .ok()
             .filter(|normal| normal == addr && addr.rsplit_once(':').is_some())
             .ok_or_else(|| bad(&format!("`{addr}` is not host:port")))?;
-        if !is_fingerprint(fingerprint) {
-            return Err(bad(&format!(
-                "`{fingerprint}` is not a SHA256:… fingerprint"
-            )));
+        if let Err(why) = check_fingerprint(fingerprint) {
+            return Err(bad(&why));
         }
         known.push(Known {
             addr: key(&addr),
@@ -214,12 +248,7 @@ pub enum Added {
 /// forget it; so is a host that would not read back as one line (spaces,
 /// control characters, `#`).
 pub fn add(file: &Path, addr: &str, fingerprint: &str) -> Result<Added> {
-    if !is_fingerprint(fingerprint) {
-        bail!(
-            "`{fingerprint}` is not a fingerprint of the form SHA256:… that \
-             `ioe serve --tls` prints"
-        );
-    }
+    check_fingerprint(fingerprint).map_err(anyhow::Error::msg)?;
     let addr = key(addr);
     let new_line = format!("{addr} {fingerprint}\n");
     if !parse(&new_line, file).is_ok_and(|read| read.len() == 1 && read[0].addr == addr) {
@@ -328,6 +357,36 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_fingerprint_says_what_is_wrong() {
+        assert_eq!(check_fingerprint(FP), Ok(()));
+        let swapped = FP.replacen("Bz", "B!", 1);
+        let short = &FP[..FP.len() - 1];
+        let mut last = FP.to_string();
+        last.pop();
+        last.push('B');
+        for (text, why) in [
+            (
+                swapped.as_str(),
+                "character 9 after `SHA256:`, '!', is not a base64 character",
+            ),
+            (short, "it has 42 characters after `SHA256:`, not 43"),
+            ("sha256:x", "`SHA256:` is written in capitals"),
+            ("MD5:x", "it does not start with `SHA256:`"),
+        ] {
+            let message = check_fingerprint(text).unwrap_err();
+            assert!(
+                message.contains("is not a valid SHA-256 fingerprint")
+                    && message.contains(why)
+                    && message.contains("43 base64 characters"),
+                "{text}: {message}"
+            );
+        }
+        // a last character whose low bits are not zero cannot be one
+        let message = check_fingerprint(&last).unwrap_err();
+        assert!(message.contains("its last character, 'B'"), "{message}");
+    }
+
+    #[test]
     fn a_bad_line_is_named() {
         for (text, why) in [
             ("host:1\n", "not two fields"),
@@ -335,7 +394,9 @@ mod tests {
             (&format!("::1:9 {FP}\n"), "`::1:9` is not host:port"),
             (
                 "host:1 SHA256:abc\n",
-                "`SHA256:abc` is not a SHA256:… fingerprint",
+                "`SHA256:abc` is not a valid SHA-256 fingerprint: it has 3 characters after \
+                 `SHA256:`, not 43; a fingerprint is `SHA256:` and 43 base64 characters, as \
+                 `ioe serve --tls` prints it",
             ),
             (&format!("host:1 {FP} extra\n"), "not two fields"),
         ] {

@@ -373,8 +373,9 @@ fn trust(args: TrustArgs) -> Result<ExitCode> {
     let addr = match named {
         Some(named) => named.addr,
         None => {
-            let (text, _) = ioe::session::split_scheme(&args.server);
-            ioe::addr::connect_addr(text).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.server))?
+            let bad = |e| anyhow::anyhow!("`{}`: {e}", args.server);
+            let (text, _) = ioe::addr::split_scheme(&args.server).map_err(bad)?;
+            ioe::addr::connect_addr(text).map_err(bad)?
         }
     };
     let addr = known_hosts::key(&addr);
@@ -543,16 +544,30 @@ fn refuse_unprotected(
     if allowed || bound.ip().to_canonical().is_loopback() || (tls && auth) {
         return Ok(());
     }
-    let missing = match (tls, auth) {
-        (false, false) => "--tls and --auth FILE",
-        (false, true) => "--tls (tokens would travel in clear text)",
-        _ => "--auth FILE (anyone who reaches it could use the folder)",
+    let mint = "`ioe token new --auth FILE --label NAME` mints a token";
+    let (missing, why, add) = match (tls, auth) {
+        (false, false) => (
+            "--tls and --auth FILE",
+            "other machines could read and change the folder, and everything would \
+             cross the network in clear text",
+            format!("Add --tls and --auth FILE ({mint})"),
+        ),
+        (false, true) => (
+            "--tls",
+            "tokens and files would cross the network in clear text, for anyone on \
+             the way to read",
+            "Add --tls".to_string(),
+        ),
+        _ => (
+            "--auth FILE",
+            "anyone who reaches it could read and change the folder",
+            format!("Add --auth FILE ({mint})"),
+        ),
     };
     anyhow::bail!(
         "refusing to serve on {listen}, which is not a loopback address, without {missing}: \
-         other machines could read and change the folder. Add --tls and --auth FILE \
-         (`ioe token new --auth FILE --label NAME` mints a token), listen on 127.0.0.1, \
-         or pass --allow-unprotected to serve anyway on a network you trust"
+         {why}. {add}, listen on 127.0.0.1, or pass --allow-unprotected to serve anyway on \
+         a network you trust"
     )
 }
 

@@ -225,6 +225,16 @@ impl Shared {
         }
     }
 
+    /// One line about the client at `peer` (its `peer` field in the JSON
+    /// log), before the connection has a thread of its own.
+    fn log_peer(&self, peer: &str, args: std::fmt::Arguments<'_>) {
+        let who = log::Who {
+            peer,
+            identity: None,
+        };
+        self.log_line(|format| log::message(format, Some(who), &args.to_string()));
+    }
+
     /// A line already formatted (see [`log`]), unless quiet.
     fn log_line(&self, line: impl FnOnce(LogFormat) -> String) {
         if !self.config.quiet {
@@ -393,7 +403,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let conn = match Conn::new(stream) {
         Ok(conn) => conn,
         Err(e) => {
-            shared.log(format_args!("{peer} dropped: {e}"));
+            shared.log_peer(&peer, format_args!("dropped: {e}"));
             return;
         }
     };
@@ -404,14 +414,14 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         if open >= shared.config.max_connections {
             let Some(idle) = evict_idlest(&mut live) else {
                 drop(live);
-                shared.log(format_args!("{peer} refused: {}", connections_open(open)));
+                shared.log_peer(&peer, format_args!("refused: {}", connections_open(open)));
                 refuse_busy(shared, conn, open);
                 return;
             };
-            shared.log(format_args!(
-                "{} slot given to {peer}: idle for {} s",
-                idle.peer, idle.secs
-            ));
+            shared.log_peer(
+                &idle.peer,
+                format_args!("slot given to {peer}: idle for {} s", idle.secs),
+            );
         }
         live.insert(
             id,
@@ -480,9 +490,10 @@ fn start_tls(
     match conn.peek_first_byte(deadline) {
         Ok(Some(0x16)) => {}
         Ok(Some(_)) => {
-            shared.log(format_args!(
-                "{peer} closed: plain text sent to a TLS server"
-            ));
+            shared.log_peer(
+                peer,
+                format_args!("closed: plain text sent to a TLS server"),
+            );
             let _ = conn.set_write_timeout(Some(TLS_HANDSHAKE_TIME));
             if conn.write_all(TLS_REQUIRED.as_bytes()).is_ok() {
                 conn.linger_close();
@@ -496,14 +507,14 @@ fn start_tls(
             } else {
                 e.to_string()
             };
-            shared.log(format_args!("{peer} closed: {why}"));
+            shared.log_peer(peer, format_args!("closed: {why}"));
             return None;
         }
     }
     match conn.accept_tls(Arc::clone(tls), deadline) {
         Ok(conn) => Some(conn),
         Err(e) => {
-            shared.log(format_args!("{peer} closed: TLS handshake failed: {e}"));
+            shared.log_peer(peer, format_args!("closed: TLS handshake failed: {e}"));
             None
         }
     }
@@ -988,7 +999,7 @@ impl Connection<'_> {
         let config = &self.shared.config;
         let request = format!("WRITE {name}");
         if self.read_only {
-            return self.refuse_upload(&request, size, self.read_only_reason());
+            return self.refuse_upload(&request, size, &self.read_only_reason());
         }
         if let Some(max) = config.max_size.filter(|&max| size > max) {
             return self.refuse_upload(

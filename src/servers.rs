@@ -57,6 +57,8 @@ pub fn could_be_name(text: &str) -> bool {
 pub struct Named {
     /// Its name (the table's).
     pub name: String,
+    /// The servers file it is in.
+    pub file: PathBuf,
     /// `host:port` to connect to.
     pub addr: String,
     /// Whether the address asks for TLS (`tls://`).
@@ -123,15 +125,11 @@ fn check(file: &Path, name: &str, entry: Entry) -> Result<Named> {
             file.display()
         )
     };
-    let (text, tls) = crate::session::split_scheme(&entry.address);
-    let addr = crate::addr::connect_addr(text)
-        .map_err(|e| bad(format!("address `{}`: {e}", entry.address)))?;
-    if let Some(fingerprint) = &entry.fingerprint
-        && !crate::known_hosts::is_fingerprint(fingerprint)
-    {
-        return Err(bad(format!(
-            "`{fingerprint}` is not a fingerprint of the form SHA256:… that `ioe serve --tls` prints"
-        )));
+    let bad_address = |e| bad(format!("address `{}`: {e}", entry.address));
+    let (text, tls) = crate::addr::split_scheme(&entry.address).map_err(bad_address)?;
+    let addr = crate::addr::connect_addr(text).map_err(bad_address)?;
+    if let Some(fingerprint) = &entry.fingerprint {
+        crate::known_hosts::check_fingerprint(fingerprint).map_err(bad)?;
     }
     if !tls && (entry.fingerprint.is_some() || entry.ca_file.is_some()) {
         return Err(bad(format!(
@@ -145,6 +143,7 @@ fn check(file: &Path, name: &str, entry: Entry) -> Result<Named> {
     }
     Ok(Named {
         name: name.to_string(),
+        file: file.to_path_buf(),
         addr,
         tls,
         fingerprint: entry.fingerprint,
@@ -163,25 +162,16 @@ fn resolve(folder: &Path, name: &Path) -> PathBuf {
     folder.join(name)
 }
 
-/// A token file must be a readable regular file that neither its group
-/// nor others may read or write (as ssh asks of private keys).
+/// A token file must pass [`crate::auth::check_token_file`] and, unless
+/// it is a pipe (opening one waits for its writer), be readable.
 fn check_token_file(file: &Path) -> Result<()> {
     let meta = fs::metadata(file)
         .with_context(|| format!("cannot use the token file `{}`", file.display()))?;
-    if !meta.is_file() {
-        bail!("the token file `{}` is not a file", file.display());
+    crate::auth::check_token_file(file, &meta).map_err(anyhow::Error::msg)?;
+    if meta.is_file() {
+        fs::File::open(file)
+            .with_context(|| format!("cannot read the token file `{}`", file.display()))?;
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "the token file `{}` is open to others (mode {mode:04o}); \
-             make it private with `chmod 600 {}`",
-            file.display(),
-            file.display()
-        );
-    }
-    fs::File::open(file)
-        .with_context(|| format!("cannot read the token file `{}`", file.display()))?;
     Ok(())
 }
 
@@ -215,6 +205,7 @@ mod tests {
             backup,
             Named {
                 name: "backup".into(),
+                file: file.clone(),
                 addr: "Backup.example:7070".into(),
                 tls: true,
                 fingerprint: Some(FP.into()),
@@ -243,7 +234,7 @@ mod tests {
             ),
             (
                 "[b]\naddress = \"tls://h\"\nfingerprint = \"x\"\n",
-                "`x` is not a fingerprint",
+                "`x` is not a valid SHA-256 fingerprint",
             ),
             (
                 "[b]\naddress = \"tls://h\"\ntoken_file = \"none\"\n",

@@ -53,8 +53,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How often [`Session::connect_cancellable`] looks at its token.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
-/// The scheme that asks for TLS in an address: `tls://host:port`.
-pub const TLS_SCHEME: &str = "tls://";
+pub use crate::addr::{TLS_SCHEME, split_scheme};
 
 /// How a session speaks TLS, and whom it trusts (see [`crate::tls::Trust`]
 /// for the order).
@@ -79,6 +78,18 @@ pub struct ConnectOptions {
     /// Sent in `AUTH` right after connecting; refused in clear text to an
     /// address that is not loopback.
     pub token: Option<Token>,
+    /// The servers file entry the address came from, if it did: messages
+    /// then say what to change there.
+    pub origin: Option<Origin>,
+}
+
+/// A named server's entry in the servers file (`[name]` in `file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The table's name.
+    pub name: String,
+    /// The servers file.
+    pub file: PathBuf,
 }
 
 impl ConnectOptions {
@@ -87,16 +98,8 @@ impl ConnectOptions {
         ConnectOptions {
             tls: tls.then(TlsOptions::default),
             token: None,
+            origin: None,
         }
-    }
-}
-
-/// An address as typed, split into `host:port` and whether it asks for
-/// TLS (a [`TLS_SCHEME`] prefix).
-pub fn split_scheme(addr: &str) -> (&str, bool) {
-    match addr.strip_prefix(TLS_SCHEME) {
-        Some(rest) => (rest, true),
-        None => (addr, false),
     }
 }
 
@@ -134,7 +137,7 @@ impl Session {
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Result<Session> {
-        let (addr, tls) = split_scheme(addr);
+        let (addr, tls) = split_scheme(addr).map_err(|e| bad_address(addr, e))?;
         Session::connect_with(
             addr,
             &ConnectOptions::with_tls(tls),
@@ -245,7 +248,7 @@ impl Session {
     /// on a thread of its own until its timeout, and is then dropped). The
     /// session uses `cancel` for its transfers.
     pub fn connect_cancellable(addr: &str, cancel: &CancelToken) -> Result<Session> {
-        let (addr, tls) = split_scheme(addr);
+        let (addr, tls) = split_scheme(addr).map_err(|e| bad_address(addr, e))?;
         Session::connect_cancellable_with(addr, ConnectOptions::with_tls(tls), cancel)
     }
 
@@ -352,7 +355,10 @@ impl Session {
                 Err(Error::new(
                     ErrorKind::ConnectFailed,
                     op,
-                    format!("server said: {message} (the session is now closed)"),
+                    format!(
+                        "server said: {message} (the session is now closed){}",
+                        self.tls_hint(&message)
+                    ),
                 ))
             }
             Status::Error(_) => Ok(()),
@@ -575,21 +581,52 @@ impl Session {
             return Error::new(
                 ErrorKind::ConnectionLost,
                 op,
-                format!("server said: {message} (the session is now closed)"),
+                format!(
+                    "server said: {message} (the session is now closed){}",
+                    self.tls_hint(message)
+                ),
             );
         }
         if message == AUTH_REQUIRED {
             let addr = &self.addr;
+            let what = match &self.options.origin {
+                Some(origin) => format!(
+                    "add `token_file = \"…\"` to `[{}]` in {} (a server from the servers \
+                     file takes only its `token_file`, never the {} environment variable)",
+                    origin.name,
+                    origin.file.display(),
+                    crate::auth::TOKEN_ENV
+                ),
+                None => format!(
+                    "connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or set the \
+                     {} environment variable (a server from the servers file takes only \
+                     its `token_file`)",
+                    crate::auth::TOKEN_ENV
+                ),
+            };
+            let named = match &self.options.origin {
+                Some(origin) => format!("`{}` ({addr})", origin.name),
+                None => addr.to_string(),
+            };
             return Error::new(
                 ErrorKind::Refused,
                 op,
                 format!(
-                    "server said: {message}: {addr} takes tokens and this session gave \
-                     none; connect with connect(\"tls://{addr}\", #{{token: \"…\"}}) or \
-                     set the {} environment variable (a server from the servers file \
-                     takes only its `token_file`; `ioe token new` on the server mints a \
-                     token)",
-                    crate::auth::TOKEN_ENV
+                    "server said: {message}: {named} takes tokens and this session gave \
+                     none; {what}; `ioe token new` on the server mints a token"
+                ),
+            );
+        }
+        // `the token `LABEL` is read-only` (and older servers' wording)
+        let read_only_token = message == "this session's token is read-only"
+            || (message.starts_with("the token `") && message.ends_with("` is read-only"));
+        if read_only_token {
+            return Error::new(
+                ErrorKind::Refused,
+                op,
+                format!(
+                    "server said: {message}; use a read-write token (`ioe token new` \
+                     without --read-only)"
                 ),
             );
         }
@@ -599,6 +636,27 @@ impl Session {
             ErrorKind::Refused
         };
         Error::new(kind, op, format!("server said: {message}"))
+    }
+
+    /// After the server's [`TLS_REQUIRED`](crate::server::TLS_REQUIRED)
+    /// refusal of a plain connection: how to ask for TLS (`tls://` before
+    /// the address, or in the servers file's `address`). Empty otherwise.
+    fn tls_hint(&self, message: &str) -> String {
+        let required = crate::server::TLS_REQUIRED
+            .trim_end()
+            .trim_start_matches("ERROR: ");
+        if message != required || self.options.tls.is_some() {
+            return String::new();
+        }
+        let addr = &self.addr;
+        match &self.options.origin {
+            Some(origin) => format!(
+                "; add `tls://` to the `address` of `[{}]` in {} (`address = \"tls://{addr}\"`)",
+                origin.name,
+                origin.file.display()
+            ),
+            None => format!("; connect with tls://{addr}"),
+        }
     }
 
     /// Closes the session after the server announced a listing of `count`
@@ -637,6 +695,15 @@ impl Drop for Session {
             let _ = conn.write_all(Request::Bye.to_line().as_bytes());
         }
     }
+}
+
+/// `connect_failed` for an address `text` that is no address.
+fn bad_address(text: &str, e: crate::addr::AddrError) -> Error {
+    Error::new(
+        ErrorKind::ConnectFailed,
+        format!("connect to `{text}`"),
+        e.to_string(),
+    )
 }
 
 /// A timeout as people read it: `60 s`, `250 ms`.

@@ -10,7 +10,7 @@ mod common;
 use common::{Child, Raw, Run, ServeProcess, TestServer, finish, put, run_ioe, spawn_ioe};
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -137,7 +137,7 @@ fn a_read_only_token_cannot_change_anything() {
     let server = d.serve(&[]);
     let (mut raw, reply) = authenticated(&server, &reader);
     assert_eq!(reply, "OK reader\n");
-    let refused = "ERROR: this session's token is read-only\n";
+    let refused = "ERROR: the token `reader` is read-only\n";
     assert_eq!(raw.upload("new.txt", b"data"), refused);
     assert_eq!(raw.upload("keep.txt", b"overwritten"), refused);
     for request in ["DELETE,keep.txt\n", "MKDIR,d\n", "SETTIME,0,keep.txt\n"] {
@@ -153,6 +153,22 @@ fn a_read_only_token_cannot_change_anything() {
     assert_eq!(fs::read(d.root.join("keep.txt")).unwrap(), b"original");
     // the label is in the server's log lines for this connection
     server.wait_for_log(&["[reader]", "DELETE keep.txt", "read-only"]);
+    // a script is told how to get a token that may change things
+    put(&d.work, "up.txt", b"data");
+    let code = format!(
+        r#"connect("{}", #{{token: "{reader}"}});
+           try {{ write("up.txt"); }} catch (e) {{ print(e.message); }}"#,
+        server.addr()
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert!(
+        run.stdout.contains(
+            "server said: the token `reader` is read-only; use a read-write \
+             token (`ioe token new` without --read-only)"
+        ),
+        "{run:?}"
+    );
+    assert!(!d.root.join("up.txt").exists());
 }
 
 #[test]
@@ -389,6 +405,40 @@ fn a_non_loopback_address_needs_tls_and_auth_or_the_override() {
         assert!(run.stderr.contains(missing), "{run:?}");
         assert!(run.stderr.contains("--allow-unprotected"), "{run:?}");
     }
+    // only what is missing is named, with the reason that fits
+    let Err(run) = serve_on_any_address(&d, &["--auth", tokens.as_str()]) else {
+        panic!("the server started on 0.0.0.0 without --tls");
+    };
+    assert!(
+        run.stderr
+            .contains("tokens and files would cross the network in clear text")
+            && run.stderr.contains("Add --tls, listen")
+            && !run.stderr.contains("--auth FILE"),
+        "{run:?}"
+    );
+    let root = d.root.to_str().unwrap();
+    let tls_only = Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .args([
+            "serve",
+            "--root",
+            root,
+            "--listen",
+            "0.0.0.0:0",
+            "--quiet",
+            "--tls",
+        ])
+        .env("XDG_STATE_HOME", &d.state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&tls_only.stderr);
+    assert_eq!(tls_only.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("without --auth FILE: anyone who reaches it")
+            && stderr.contains("Add --auth FILE (`ioe token new")
+            && !stderr.contains("Add --tls"),
+        "{stderr}"
+    );
     let serving = serve_on_any_address(&d, &["--allow-unprotected"]).expect("it serves");
     let (child, line) = serving;
     let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
@@ -472,6 +522,7 @@ fn a_minted_token_works_over_tls_from_the_options_a_file_and_ioe_token() {
     assert_eq!(fs::read(d.work.join("got.txt")).unwrap(), b"hello");
     assert_eq!(fs::read(d.root.join("up.txt")).unwrap(), b"hello");
     fs::write(d.work.join("token"), format!("{token}\n")).unwrap();
+    fs::set_permissions(d.work.join("token"), fs::Permissions::from_mode(0o600)).unwrap();
     let code = format!(
         r#"let s = connect("tls://{addr}", #{{fingerprint: "{fingerprint}", token_file: "token"}});
            print(s.identity); print(list().len());"#
@@ -785,4 +836,75 @@ fn a_sub_folder_swapped_for_a_link_or_recreated_while_served_stays_the_one_opene
     // a new session gets the folder there now
     let (mut raw, _) = authenticated(&server, &token);
     assert_eq!(raw.list_names(), ["new.txt"]);
+}
+
+/// `connect` to `addr` with `token_file: FILE`; prints the identity, or
+/// the error's kind and message.
+fn connect_with_token_file(d: &Dirs, addr: &str, file: &str) -> Run {
+    let code = format!(
+        r#"try {{ let s = connect("{addr}", #{{token_file: "{file}"}}); print(s.identity); }}
+           catch (e) {{ print(e.kind); print(e.message); }}"#
+    );
+    let run = eval_with_token(&d.work, &code, None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run
+}
+
+#[test]
+fn a_token_file_must_be_private_or_a_pipe_and_is_read_up_to_4_kib() {
+    let d = Dirs::new();
+    let token = d.mint("alice", &[]);
+    let server = d.serve(&[]);
+    let addr = server.addr().to_string();
+    let file = d.work.join("token");
+    fs::write(&file, format!("{token}\n")).unwrap();
+    // readable by others: refused as the servers file refuses it
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let run = connect_with_token_file(&d, &addr, "token");
+    assert!(
+        run.stdout.starts_with("bad_argument\n")
+            && run.stdout.contains("is open to others (mode 0644)")
+            && run.stdout.contains("chmod 600"),
+        "{run:?}"
+    );
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        connect_with_token_file(&d, &addr, "token").stdout,
+        "alice\n"
+    );
+    // a device is not a token file, and an endless one is not read whole
+    let run = connect_with_token_file(&d, &addr, "/dev/zero");
+    assert!(
+        run.stdout.starts_with("bad_argument\n") && run.stdout.contains("is not a file"),
+        "{run:?}"
+    );
+    let big = d.work.join("big");
+    fs::write(&big, vec![b'a'; 5000]).unwrap();
+    fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+    let run = connect_with_token_file(&d, &addr, "big");
+    assert!(run.stdout.contains("holds more than 4096 bytes"), "{run:?}");
+    // a pipe, as `<(pass show ioe)` gives, is read; an endless one up to the cap
+    let pipe = d.work.join("pipe");
+    let made = Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for (body, expected) in [
+        (format!("{token}\n").into_bytes(), "alice\n"),
+        (vec![b'a'; 1 << 20], "holds more than 4096 bytes"),
+    ] {
+        let writer_pipe = pipe.clone();
+        let writer = std::thread::spawn(move || {
+            let mut opened = fs::OpenOptions::new()
+                .write(true)
+                .open(writer_pipe)
+                .unwrap();
+            // the reader stops at the cap: a broken pipe then is expected
+            let _ = std::io::Write::write_all(&mut opened, &body);
+        });
+        let run = connect_with_token_file(&d, &addr, "pipe");
+        assert!(run.stdout.contains(expected), "{run:?}");
+        writer.join().unwrap();
+    }
 }

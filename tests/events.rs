@@ -7,7 +7,7 @@
 mod common;
 
 use common::relay::Relay;
-use common::{Child, Run, ServeProcess, TestServer, put, run_ioe, spawn_ioe};
+use common::{Child, Raw, Run, ServeProcess, TestServer, put, run_ioe, spawn_ioe};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
@@ -633,4 +633,120 @@ fn a_token_s_label_is_the_identity_in_the_connect_event_and_the_server_s_json_lo
         .unwrap_or_else(|| panic!("no READ in {log}"));
     assert_eq!(read["identity"], "nightly", "{read}");
     assert_eq!(u64_of(&read["bytes"]), 7);
+}
+
+/// The server's JSON log so far, each line parsed.
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[test]
+fn failed_logins_and_requests_before_auth_are_requests_with_result_error_in_the_json_log() {
+    let dirs = TempDir::new().unwrap();
+    let (root, work) = (dirs.path().join("root"), dirs.path().join("work"));
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let tokens = work.join("tokens");
+    let tokens = tokens.to_str().unwrap();
+    let minted = run_ioe(
+        &work,
+        &["token", "new", "--auth", tokens, "--label", "nightly"],
+        "",
+    );
+    assert_eq!(minted.code, Some(0), "{minted:#?}");
+    let token = minted.stdout.trim();
+    let server = ServeProcess::start_logging(&root, &["--auth", tokens, "--log-format", "json"]);
+    let wrong = "ioe_0000000000000000000000000000000000000000000000000";
+    let mut raw = Raw::connect(server.addr());
+    raw.send(b"LIST\n");
+    assert_eq!(raw.line().trim_end(), "ERROR: authentication required");
+    raw.send(format!("AUTH,{wrong}\n").as_bytes());
+    assert_eq!(
+        raw.line().trim_end(),
+        "ERROR: authentication failed; closing"
+    );
+    raw.expect_closed();
+    let mut raw = Raw::connect(server.addr());
+    raw.send(format!("AUTH,{token}\nBYE\n").as_bytes());
+    assert_eq!(raw.line().trim_end(), "OK nightly");
+    server.wait_for_log(&["\"request\":\"BYE\""]);
+    let log = server.log();
+    assert!(
+        !log.contains(token) && !log.contains(wrong),
+        "a token is in the log: {log}"
+    );
+    let lines = json_lines(&log);
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["result"] == "error").collect();
+    assert_eq!(errors.len(), 2, "{log}");
+    assert_eq!(errors[0]["request"], "LIST", "{log}");
+    assert_eq!(errors[0]["message"], "refused: authentication required");
+    assert_eq!(errors[1]["request"], "AUTH", "{log}");
+    assert_eq!(errors[1]["message"], "refused: no such token; closing");
+    assert!(errors[1].get("identity").is_none(), "{log}");
+    let ok = lines
+        .iter()
+        .find(|l| l["request"] == "AUTH" && l["result"] == "ok")
+        .unwrap_or_else(|| panic!("no accepted AUTH in {log}"));
+    assert_eq!(ok["identity"], "nightly", "{log}");
+    for line in &lines {
+        assert!(line["peer"].is_string(), "{line}");
+    }
+}
+
+#[test]
+fn lines_about_plain_text_sent_to_a_tls_server_have_their_peer_apart() {
+    let dirs = TempDir::new().unwrap();
+    let (root, state) = (dirs.path().join("root"), dirs.path().join("state"));
+    fs::create_dir_all(&root).unwrap();
+    let log_file = dirs.path().join("serve.log");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"));
+    serve
+        .args([
+            "serve",
+            "--tls",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+        ])
+        .arg(&root)
+        .env("XDG_STATE_HOME", &state)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(fs::File::create(&log_file).unwrap());
+    let mut child = Child(serve.spawn().expect("start ioe serve"));
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let addr: std::net::SocketAddr = first
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut raw = Raw::connect(addr);
+    let me = raw.stream().local_addr().unwrap().to_string();
+    raw.send(b"LIST\n");
+    assert!(raw.line().contains("TLS"));
+    let mut found = None;
+    common::wait_until(std::time::Duration::from_secs(10), || {
+        let text = fs::read_to_string(&log_file).unwrap_or_default();
+        found = text
+            .lines()
+            .find(|l| l.contains("plain text sent to a TLS server"))
+            .map(str::to_string);
+        found.is_some()
+    });
+    let line = found.expect("no log line about the plain text");
+    let value: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(value["peer"], me.as_str(), "{line}");
+    assert_eq!(
+        value["message"], "closed: plain text sent to a TLS server",
+        "{line}"
+    );
+    drop(stdout);
 }

@@ -240,11 +240,11 @@ fn connect_failures_and_bad_ports_are_caught() {
     assert_eq!(lines[1], refused);
     assert_eq!(
         lines[2],
-        "bad_argument: connect to `127.0.0.1`: port 0 is not between 1 and 65535"
+        "bad_argument: connect to `127.0.0.1`: port `0` is not a number from 1 to 65535"
     );
     assert_eq!(
         lines[3],
-        "bad_argument: connect to `127.0.0.1`: port 65536 is not between 1 and 65535"
+        "bad_argument: connect to `127.0.0.1`: port `65536` is not a number from 1 to 65535"
     );
     assert!(
         lines[4].starts_with(

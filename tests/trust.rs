@@ -324,7 +324,7 @@ fn a_bad_known_hosts_line_is_named() {
     assert_eq!(kind, "connect_failed");
     assert!(
         message.contains(&format!(
-            "the known-hosts file `{}` line 2: `SHA256:short` is not a SHA256:… fingerprint",
+            "the known-hosts file `{}` line 2: `SHA256:short` is not a valid SHA-256 fingerprint: it has 5 characters",
             env.known_hosts.display()
         )),
         "{message}"
@@ -341,11 +341,7 @@ fn a_host_that_would_break_the_known_hosts_file_is_not_trusted() {
     for host in ["tls://a b:1", "tls://x\nlocalhost:1"] {
         let run = env.ioe(&["trust", host, fp], &[]);
         assert_eq!(run.code, Some(1), "{run:?}");
-        assert!(
-            run.stderr
-                .contains("cannot be a line of the known-hosts file"),
-            "{run:?}"
-        );
+        assert!(run.stderr.contains("a host cannot hold"), "{run:?}");
         assert!(!env.known_hosts.exists(), "{host:?}");
     }
     let addr = format!("127.0.0.1:{}", server.port);
@@ -765,6 +761,15 @@ fn a_named_server_authenticates_with_its_token_file() {
         (Some(0), "nightly\n0\n"),
         "{run:?}"
     );
+    // the REPL says who the server takes it for
+    let run = env.ioe(&["repl", "--connect", "backup"], &[]);
+    assert!(
+        run.stdout.contains(&format!(
+            "connected to 127.0.0.1:{} over TLS as nightly",
+            server.port
+        )),
+        "{run:?}"
+    );
     // the file's token wins over IOE_TOKEN
     let mut command = Command::new(env!("CARGO_BIN_EXE_ioe"));
     command
@@ -844,9 +849,15 @@ fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
     let mut lines = run.stdout.lines();
     assert_eq!(lines.next(), Some(""), "{run:?}");
     let refused = lines.next().unwrap_or_default();
+    let file = env.tmp.path().join("config/ioe/servers.toml");
     assert!(
-        refused.contains("authentication required")
-            && refused.contains("a server from the servers file takes only its `token_file`"),
+        refused.contains(&format!(
+            "authentication required: `mirror` (127.0.0.1:{}) takes tokens",
+            server.port
+        )) && refused.contains(&format!(
+            "add `token_file = \"…\"` to `[mirror]` in {}",
+            file.display()
+        )) && refused.contains("a server from the servers file takes only its `token_file`"),
         "{run:?}"
     );
     // an address typed out still takes the variable (cron jobs)
@@ -971,4 +982,137 @@ fn relative_xdg_folders_are_ignored_as_the_spec_says() {
         fs::read_to_string(&env.known_hosts).unwrap(),
         format!("mirror:7070 {fp}\n")
     );
+}
+
+#[test]
+fn an_unknown_scheme_is_refused_everywhere_and_never_trusted() {
+    let env = Env::new();
+    fs::write(env.root.join("a.txt"), "x").unwrap();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let (port, fp) = (server.port, &server.fingerprint);
+    let forms = "write tls://host:port (TLS) or host:port (plain TCP)";
+    for (typed, why) in [
+        (format!("tsl://127.0.0.1:{port}"), "unknown scheme `tsl://`"),
+        (format!("tcp://127.0.0.1:{port}"), "unknown scheme `tcp://`"),
+        (
+            format!("https://127.0.0.1:{port}"),
+            "unknown scheme `https://`",
+        ),
+        (format!("tls:/127.0.0.1:{port}"), "a host cannot hold '/'"),
+    ] {
+        let (kind, message) = env.connect(&format!("connect(\"{typed}\")")).unwrap_err();
+        assert_eq!(kind, "bad_argument", "{typed}: {message}");
+        assert!(
+            message.contains(why) && message.contains(forms) && !message.contains('['),
+            "{typed}: {message}"
+        );
+        // `ioe trust` writes nothing
+        let run = env.ioe(&["trust", &typed, fp], &[]);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains(why), "{run:?}");
+        assert!(!env.known_hosts.exists(), "{typed}");
+    }
+    // `ioe repl --connect` refuses it too
+    let run = env.ioe(
+        &["repl", "--connect", &format!("tsl://127.0.0.1:{port}")],
+        &[],
+    );
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("unknown scheme `tsl://`"), "{run:?}");
+    // so does the servers file, naming itself
+    servers_file(
+        &env,
+        &format!("[backup]\naddress = \"tsl://127.0.0.1:{port}\"\n"),
+    );
+    let (kind, message) = env.connect("connect(\"backup\")").unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.contains("servers.toml") && message.contains("unknown scheme `tsl://`"),
+        "{message}"
+    );
+    // `TLS://` is the scheme in another case, as in URLs
+    assert_eq!(
+        env.connect(&format!(
+            "connect(\"TLS://127.0.0.1:{port}\", #{{fingerprint: \"{fp}\"}})"
+        )),
+        Ok("[\"a.txt\"]".into())
+    );
+    // the scheme before a host given apart from its port
+    assert_eq!(
+        env.ioe(&["trust", &format!("127.0.0.1:{port}"), fp], &[])
+            .code,
+        Some(0)
+    );
+    assert_eq!(
+        env.connect(&format!("connect(\"tls://127.0.0.1\", {port})")),
+        Ok("[\"a.txt\"]".into())
+    );
+    let (kind, message) = env
+        .connect(&format!("connect(\"tsl://127.0.0.1\", {port})"))
+        .unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(message.contains("unknown scheme `tsl://`"), "{message}");
+    assert_eq!(
+        fs::read_to_string(&env.known_hosts).unwrap(),
+        format!("127.0.0.1:{port} {fp}\n")
+    );
+}
+
+#[test]
+fn refusals_say_what_to_change_where() {
+    let env = Env::new();
+    let server = serve_tls(&env.root, &env.state("server"), "127.0.0.1:0", &[]);
+    let (port, fp) = (server.port, &server.fingerprint);
+    let file = env.tmp.path().join("config/ioe/servers.toml");
+    servers_file(&env, &format!("[backup]\naddress = \"127.0.0.1:{port}\"\n"));
+    // plain text to a TLS server: say how to ask for TLS
+    let (_, message) = env
+        .connect(&format!("connect(\"127.0.0.1:{port}\")"))
+        .unwrap_err();
+    assert!(
+        message.contains("this server requires TLS; closing")
+            && message.ends_with(&format!("connect with tls://127.0.0.1:{port}")),
+        "{message}"
+    );
+    let (_, message) = env.connect("connect(\"backup\")").unwrap_err();
+    assert!(
+        message.contains(&format!(
+            "add `tls://` to the `address` of `[backup]` in {} (`address = \"tls://127.0.0.1:{port}\"`)",
+            file.display()
+        )),
+        "{message}"
+    );
+    // a name the file lacks that is no host either
+    let (kind, message) = env.connect("connect(\"backpu\")").unwrap_err();
+    assert_eq!(kind, "connect_failed");
+    assert!(
+        message.contains("cannot resolve it")
+            && message.ends_with(&format!(
+                "(no server named `backpu` in {} either)",
+                file.display()
+            )),
+        "{message}"
+    );
+    // one character wrong in a fingerprint: which one
+    let wrong = format!("{}!{}", &fp[..10], &fp[11..]);
+    let run = env.ioe(&["trust", &format!("127.0.0.1:{port}"), &wrong], &[]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("is not a valid SHA-256 fingerprint: character 4 after `SHA256:`, '!'")
+            && run.stderr.contains("43 base64 characters"),
+        "{run:?}"
+    );
+    let short = &fp[..fp.len() - 1];
+    let (kind, message) = env
+        .connect(&format!(
+            "connect(\"tls://127.0.0.1:{port}\", #{{fingerprint: \"{short}\"}})"
+        ))
+        .unwrap_err();
+    assert_eq!(kind, "bad_argument");
+    assert!(
+        message.contains("it has 42 characters after `SHA256:`, not 43"),
+        "{message}"
+    );
+    assert!(!env.known_hosts.exists());
 }

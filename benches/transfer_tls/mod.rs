@@ -332,6 +332,7 @@ impl<'p> TlsBench<'p> {
                 token: Some(
                     Token::new(&self.token, "the bench's token").map_err(anyhow::Error::msg)?,
                 ),
+                ..ConnectOptions::default()
             }
         } else {
             ConnectOptions::default()

@@ -8,10 +8,9 @@
 //! followed by a comma; anything else is Rhai (`list()` and `read("a")` are
 //! script calls).
 
-use crate::addr::{AddrError, connect_addr, connect_host_port};
+use crate::addr::{AddrError, TLS_SCHEME, connect_addr, split_host_port, split_scheme};
 use crate::script::remote_folder;
 use crate::servers::could_be_name;
-use crate::session::{TLS_SCHEME, split_scheme};
 use std::fmt;
 
 /// One parsed command form.
@@ -160,16 +159,18 @@ fn connect(fields: Option<&str>) -> Result<String, UsageError> {
     let Some(fields) = fields else {
         return Err(usage());
     };
-    let (rest, tls) = split_scheme(fields);
-    let addr = match rest.rsplit_once(',') {
+    let addr = match fields.rsplit_once(',') {
         Some((host, _)) if host.contains(',') => return Err(usage()),
-        Some((host, port)) => connect_host_port(host.trim(), port.trim()),
-        None if !tls && could_be_name(rest) => connect_addr(rest).map(|_| rest.to_string()),
-        None => connect_addr(rest),
+        Some((host, port)) => split_host_port(host.trim(), port.trim()),
+        None => split_scheme(fields).and_then(|(rest, tls)| match rest {
+            _ if tls => connect_addr(rest).map(|addr| (addr, true)),
+            _ if could_be_name(rest) => connect_addr(rest).map(|_| (rest.to_string(), false)),
+            _ => connect_addr(rest).map(|addr| (addr, false)),
+        }),
     };
     match addr {
-        Ok(addr) if tls => Ok(format!("{TLS_SCHEME}{addr}")),
-        Ok(addr) => Ok(addr),
+        Ok((addr, true)) => Ok(format!("{TLS_SCHEME}{addr}")),
+        Ok((addr, false)) => Ok(addr),
         Err(AddrError::NoHost) => Err(usage()),
         Err(e) => Err(UsageError(e.to_string())),
     }

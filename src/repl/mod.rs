@@ -437,7 +437,13 @@ impl Repl {
                 } else {
                     ""
                 };
-                say!("connected to {addr}{tls}");
+                // the token's label, as the server named it in `OK <label>`
+                let identity = host
+                    .current_session()
+                    .and_then(|s| s.identity())
+                    .map(|label| format!(" as {label}"))
+                    .unwrap_or_default();
+                say!("connected to {addr}{tls}{identity}");
                 Ok(Next::Prompt)
             }
             Form::List(dir) => {

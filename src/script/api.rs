@@ -7,7 +7,7 @@
 
 use super::report::{BAD_ARGUMENT, from_client, throw};
 use super::{Registry, State};
-use crate::addr::{connect_addr, join_host_port};
+use crate::addr::connect_addr;
 use crate::auth::Token;
 use crate::digest::Algorithm;
 use crate::error::{Error, ErrorKind};
@@ -15,7 +15,7 @@ use crate::events::{self, Event, Events, Op};
 use crate::protocol::{Entry, Features};
 use crate::server::{Config, Server};
 use crate::session::{
-    ConnectOptions, Session, TlsOptions, TransferOptions, Transferred, split_scheme,
+    ConnectOptions, Origin, Session, TlsOptions, TransferOptions, Transferred, split_scheme,
 };
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::cell::RefCell;
@@ -123,20 +123,15 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
     });
     let st = Rc::clone(state);
     reg.func("connect", move |host: &str, port: INT| {
-        let port = u16::try_from(port)
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| {
-                throw(
-                    BAD_ARGUMENT,
-                    format!("connect to `{host}`: port {port} is not between 1 and 65535"),
-                )
-            })?;
+        // the same rule as `CONNECT,tls://host,port`
+        let (addr, tls) = crate::addr::split_host_port(host, &port.to_string())
+            .map_err(|e| throw(BAD_ARGUMENT, format!("connect to `{host}`: {e}")))?;
         let options = ConnectOptions {
-            tls: None,
+            tls: tls.then(TlsOptions::default),
             token: env_token(host)?,
+            origin: None,
         };
-        connect(&st, &join_host_port(host, port), options)
+        connect(&st, &addr, options)
     });
     let st = Rc::clone(state);
     // an embedded server takes no tokens
@@ -366,18 +361,23 @@ fn connect_to(
     mut options: Map,
 ) -> Fallible<ScriptSession> {
     let op = format!("connect to `{target}`");
-    let (addr, named_tls, token_file, named) = match named_server(target)? {
+    let (addr, named_tls, token_file, origin) = match named_server(target)? {
         Some(named) => {
             let tls = named.tls.then(|| TlsOptions {
                 fingerprint: named.fingerprint.clone(),
                 ca_file: named.ca_file.clone(),
             });
-            (named.addr, tls, named.token_file, true)
+            let origin = Origin {
+                name: named.name,
+                file: named.file,
+            };
+            (named.addr, tls, named.token_file, Some(origin))
         }
         None => {
-            let (text, tls) = split_scheme(target);
-            let addr = connect_addr(text).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?;
-            (addr, tls.then(TlsOptions::default), None, false)
+            let bad = |e| throw(BAD_ARGUMENT, format!("{op}: {e}"));
+            let (text, tls) = split_scheme(target).map_err(bad)?;
+            let addr = connect_addr(text).map_err(bad)?;
+            (addr, tls.then(TlsOptions::default), None, None)
         }
     };
     let token = token_option(target, &mut options)?;
@@ -389,10 +389,18 @@ fn connect_to(
         (None, Some(file)) => {
             Some(Token::from_file(&file).map_err(|e| throw(BAD_ARGUMENT, format!("{op}: {e}")))?)
         }
-        (None, None) if named => None,
+        (None, None) if origin.is_some() => None,
         (None, None) => env_token(target)?,
     };
-    connect(state, &addr, ConnectOptions { tls, token })
+    // a name that is no host either may be a typo of a section's name
+    let not_named =
+        (origin.is_none() && crate::servers::could_be_name(target) && !target.contains('.'))
+            .then(crate::servers::path)
+            .flatten()
+            .filter(|file| file.is_file())
+            .map(|file| format!(" (no server named `{target}` in {} either)", file.display()));
+    let options = ConnectOptions { tls, token, origin };
+    connect_noting(state, &addr, options, not_named)
 }
 
 /// The server named `target` in the servers file, if `target` could be a
@@ -439,15 +447,8 @@ fn connect_options(
                         format!("{op}: option `fingerprint` takes a string, not a {kind}"),
                     )
                 })?;
-                if !crate::known_hosts::is_fingerprint(&text) {
-                    return Err(throw(
-                        BAD_ARGUMENT,
-                        format!(
-                            "{op}: fingerprint `{text}` is not of the form SHA256:… \
-                             that `ioe serve --tls` prints"
-                        ),
-                    ));
-                }
+                crate::known_hosts::check_fingerprint(&text)
+                    .map_err(|why| throw(BAD_ARGUMENT, format!("{op}: {why}")))?;
                 fingerprint = Some(text);
             }
             "ca_file" => {
@@ -493,10 +494,25 @@ fn connect(
     addr: &str,
     options: ConnectOptions,
 ) -> Fallible<ScriptSession> {
+    connect_noting(state, addr, options, None)
+}
+
+/// [`connect`], with `unresolved` added to the message when the host's
+/// name cannot be resolved.
+fn connect_noting(
+    state: &Rc<RefCell<State>>,
+    addr: &str,
+    options: ConnectOptions,
+    unresolved: Option<String>,
+) -> Fallible<ScriptSession> {
     let cancel = state.borrow().cancel.clone();
     let mut session = match Session::connect_cancellable_with(addr, options.clone(), &cancel) {
         Err(e) if e.first_contact.is_some() => {
             trust_and_connect_again(state, addr, options, e).map_err(from_client)?
+        }
+        Err(mut e) if e.cause.starts_with("cannot resolve it") => {
+            e.cause.push_str(unresolved.as_deref().unwrap_or_default());
+            return Err(from_client(e));
         }
         result => result.map_err(from_client)?,
     };

@@ -3,7 +3,7 @@
 //! deadline for it, and what an accepted token grants the session (its
 //! label in the log, read-only access, a sub-folder as its root).
 
-use super::{Connection, Flow};
+use super::{Connection, Flow, Outcome};
 use crate::auth::{Access, Check, Reload, Token};
 use crate::protocol::{AUTH_FAILED, AUTH_REQUIRED, Extension, Request};
 use std::io;
@@ -25,10 +25,10 @@ impl Connection<'_> {
             return self.refuse_upload(&format!("WRITE {name}"), *size, AUTH_REQUIRED);
         }
         let line = request.to_line();
-        self.log(&format!(
-            "{} -> refused: {AUTH_REQUIRED}",
-            line.trim_end().replace(',', " ")
-        ));
+        self.log_error(
+            &line.trim_end().replace(',', " "),
+            &format!("refused: {AUTH_REQUIRED}"),
+        );
         self.reply_error(AUTH_REQUIRED)?;
         Ok(Flow::Continue)
     }
@@ -39,13 +39,13 @@ impl Connection<'_> {
     pub(super) fn authenticate(&mut self, token: &Token) -> io::Result<Flow> {
         let Some(tokens) = self.shared.config.auth.as_ref().map(Arc::clone) else {
             let refusal = "this server takes no tokens (it was started without --auth)";
-            self.log(&format!("AUTH -> {refusal}"));
+            self.log_error("AUTH", refusal);
             self.reply_error(refusal)?;
             return Ok(Flow::Continue);
         };
         if let Some(label) = &self.label {
             let refusal = format!("already authenticated as `{label}`");
-            self.log(&format!("AUTH -> {refusal}"));
+            self.log_error("AUTH", &refusal);
             self.reply_error(&refusal)?;
             return Ok(Flow::Continue);
         }
@@ -65,12 +65,12 @@ impl Connection<'_> {
         let grant = match check {
             Check::Granted(grant) => grant,
             Check::Refused => {
-                self.log("AUTH -> refused: no such token; closing");
+                self.log_error("AUTH", "refused: no such token; closing");
                 self.close_with_error(AUTH_FAILED);
                 return Ok(Flow::Close);
             }
             Check::Broken(why) => {
-                self.log(&format!("AUTH -> cannot check tokens: {why}; closing"));
+                self.log_error("AUTH", &format!("cannot check tokens: {why}; closing"));
                 self.close_with_error(
                     "the server cannot check tokens now (its token file is unreadable \
                      or malformed); closing",
@@ -82,10 +82,13 @@ impl Connection<'_> {
             match self.shared.root.sub(folder) {
                 Ok(root) => self.root = Arc::new(root),
                 Err(e) => {
-                    self.log(&format!(
-                        "AUTH [{}] -> the token's folder cannot be opened: {e}; closing",
-                        grant.label
-                    ));
+                    self.log_error(
+                        "AUTH",
+                        &format!(
+                            "the folder of the token `{}` cannot be opened: {e}; closing",
+                            grant.label
+                        ),
+                    );
                     self.close_with_error(
                         "the folder this token grants is not available on the server; closing",
                     );
@@ -97,7 +100,13 @@ impl Connection<'_> {
         self.label = Some(grant.label.clone());
         self.shared.authenticated(self.id);
         self.auth_by = None;
-        self.log(&format!("AUTH -> OK ({})", grant.describe()));
+        self.logged(
+            "AUTH",
+            Outcome::Ok {
+                text: &format!("OK ({})", grant.describe()),
+                bytes: 0,
+            },
+        );
         self.conn
             .write_all(format!("OK {}\n", grant.label).as_bytes())?;
         Ok(Flow::Continue)
@@ -112,11 +121,11 @@ impl Connection<'_> {
 
     /// Why a change is refused: the server, or this session's token, is
     /// read-only.
-    pub(super) fn read_only_reason(&self) -> &'static str {
-        if self.shared.config.read_only {
-            "server is read-only"
-        } else {
-            "this session's token is read-only"
+    pub(super) fn read_only_reason(&self) -> String {
+        match &self.label {
+            _ if self.shared.config.read_only => "server is read-only".to_string(),
+            Some(label) => format!("the token `{label}` is read-only"),
+            None => "this session's token is read-only".to_string(),
         }
     }
 }

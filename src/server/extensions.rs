@@ -109,7 +109,7 @@ impl Connection<'_> {
         act: impl FnOnce(&Root) -> Result<(), FsError>,
     ) -> io::Result<Flow> {
         let result = if self.read_only {
-            Err(self.read_only_reason().to_string())
+            Err(self.read_only_reason())
         } else {
             act(&self.root)
                 .map(|()| "OK\n".to_string())
