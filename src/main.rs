@@ -499,33 +499,35 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let handle = server.shutdown_handle()?;
     ioe::cancel::on_signals(move |_| handle.shutdown())
         .context("cannot install the signal handler")?;
-    // the address line is how scripts and tests learn a port chosen by the OS
-    writeln!(
-        std::io::stdout(),
-        "ioe: serving {} on {}",
+    // the address line is how scripts and tests learn a port chosen by the OS;
+    // the lines go out in one write, so a reader that takes the first and
+    // leaves (`ioe serve | head -1`) cannot fail a later one and stop the server
+    let mut started = format!(
+        "ioe: serving {} on {}\n",
         root.display(),
         server.local_addr()?
-    )
-    .context("cannot print the address being served on stdout")?;
+    );
     if let Some(identity) = &identity {
-        writeln!(
-            std::io::stdout(),
-            "ioe: TLS certificate {} fingerprint {}",
+        started += &format!(
+            "ioe: TLS certificate {} fingerprint {}\n",
             identity.source.display(),
             identity.fingerprint
-        )
-        .context("cannot print the certificate's fingerprint on stdout")?;
+        );
     }
     if let Some(tokens) = &tokens {
         let count = tokens.len();
         let plural = if count == 1 { "" } else { "s" };
-        writeln!(
-            std::io::stdout(),
-            "ioe: {count} token{plural} from {}, read again when it changes",
+        started += &format!(
+            "ioe: {count} token{plural} from {}, read again when it changes\n",
             tokens.path().display()
-        )
-        .context("cannot print the token file on stdout")?;
+        );
     }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(started.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot print the address being served on stdout")?;
+    drop(stdout);
     server.run()?;
     Ok(ExitCode::SUCCESS)
 }
