@@ -370,13 +370,7 @@ fn read(path: &Path) -> Result<(Stamp, String), String> {
     if !meta.is_file() {
         return Err(format!("the token file `{shown}` is not a regular file"));
     }
-    if meta.mode() & 0o002 != 0 {
-        return Err(format!(
-            "the token file `{shown}` is writable by other users (mode {:o}): anyone on \
-             this machine could add a token; `chmod o-w {shown}`",
-            meta.mode() & 0o777
-        ));
-    }
+    crate::files::refuse_if_others_write(&meta, "the token file", path, "could add a token")?;
     if meta.len() > MAX_FILE {
         return Err(format!(
             "the token file `{shown}` is {} bytes, over the 4 MiB a token file may be",
@@ -881,7 +875,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
         let err = TokenFile::load(&path).unwrap_err();
         assert!(
-            err.contains("is writable by other users (mode 666)") && err.contains("chmod o-w"),
+            err.contains("is writable by other users (mode 0666)") && err.contains("chmod o-w"),
             "{err}"
         );
         let fifo = dir.path().join("fifo");

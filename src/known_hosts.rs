@@ -158,7 +158,6 @@ pub fn read(file: &Path) -> Result<Vec<Known>> {
 fn read_checked(file: &Path, opened: &mut fs::File) -> Result<String> {
     let cannot = || format!("cannot read the known-hosts file `{}`", file.display());
     let meta = opened.metadata().with_context(cannot)?;
-    let mode = meta.mode() & 0o777;
     if meta.file_type().is_char_device() {
         // `IOE_KNOWN_HOSTS=/dev/null`, as ssh users write: no lines
         return Ok(String::new());
@@ -169,14 +168,13 @@ fn read_checked(file: &Path, opened: &mut fs::File) -> Result<String> {
             file.display()
         );
     }
-    if mode & 0o002 != 0 {
-        bail!(
-            "the known-hosts file `{}` is writable by other users (mode {mode:04o}): anyone \
-             on this machine could make ioe trust their server; `chmod o-w {}`",
-            file.display(),
-            file.display()
-        );
-    }
+    crate::files::refuse_if_others_write(
+        &meta,
+        "the known-hosts file",
+        file,
+        "could make ioe trust their server",
+    )
+    .map_err(anyhow::Error::msg)?;
     if meta.len() > MAX_FILE {
         bail!(
             "the known-hosts file `{}` is larger than 4 MiB ({} bytes), far more than a line \

@@ -16,6 +16,7 @@
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
 //! - [`events`]: what a job did, as JSON lines (`--events FILE`);
+//! - [`files`]: checks on the files trust is taken from (token, known hosts, servers, CA);
 //! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
 //!   known hosts, certificate authorities);
 //! - [`known_hosts`]: the file of servers trusted by fingerprint;
@@ -29,6 +30,7 @@ pub mod conn;
 pub mod digest;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod known_hosts;
 pub mod partial;
 pub mod progress;

@@ -15,12 +15,11 @@
 //! is the home folder. This module reads and checks the file; connecting is
 //! the script API's.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names another config file.
@@ -93,16 +92,14 @@ pub fn find(file: &Path, name: &str) -> Result<Option<Named>> {
                 .with_context(|| format!("cannot read the servers file `{}`", file.display()));
         }
     };
-    if let Ok(meta) = fs::metadata(file)
-        && meta.permissions().mode() & 0o002 != 0
-    {
-        bail!(
-            "the servers file `{}` is writable by other users (mode {:04o}): anyone on this \
-             machine could send a server's token elsewhere; `chmod o-w {}`",
-            file.display(),
-            meta.permissions().mode() & 0o777,
-            file.display()
-        );
+    if let Ok(meta) = fs::metadata(file) {
+        crate::files::refuse_if_others_write(
+            &meta,
+            "the servers file",
+            file,
+            "could send a server's token elsewhere",
+        )
+        .map_err(anyhow::Error::msg)?;
     }
     let mut entries: BTreeMap<String, Entry> = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
@@ -178,6 +175,7 @@ fn check_token_file(file: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const FP: &str = "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0";
 

@@ -270,17 +270,14 @@ fn system_verifier() -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
 
 /// A verifier trusting the certificates of the PEM file `file`.
 fn ca_file_verifier(file: &Path) -> Result<Arc<WebPkiServerVerifier>> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = fs::metadata(file)
-        && meta.permissions().mode() & 0o002 != 0
-    {
-        bail!(
-            "the CA file `{}` is writable by other users (mode {:04o}): anyone on this \
-             machine could add an authority and pose as any server; `chmod o-w {}`",
-            file.display(),
-            meta.permissions().mode() & 0o777,
-            file.display()
-        );
+    if let Ok(meta) = fs::metadata(file) {
+        crate::files::refuse_if_others_write(
+            &meta,
+            "the CA file",
+            file,
+            "could add an authority and pose as any server",
+        )
+        .map_err(anyhow::Error::msg)?;
     }
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
