@@ -750,3 +750,40 @@ fn lines_about_plain_text_sent_to_a_tls_server_have_their_peer_apart() {
     );
     drop(stdout);
 }
+
+#[test]
+fn a_repl_line_that_fails_by_itself_is_an_error_event_with_its_line() {
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &[
+            "repl",
+            "--no-progress",
+            "--keep-going",
+            "--events",
+            "events.ndjson",
+        ],
+        "STAT\nlet x = [1,\n",
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("usage: STAT,name"), "{run:#?}");
+    let events = events(&work.path().join("events.ndjson"));
+    let errors = of_type(&events, "error");
+    assert_eq!(errors.len(), 2, "{events:#?}");
+    assert_eq!(errors[0]["kind"], "script");
+    assert_eq!(errors[0]["message"], "usage: STAT,name");
+    assert_eq!(errors[0]["file"], "<stdin>");
+    assert_eq!(u64_of(&errors[0]["line"]), 1);
+    assert_eq!(errors[1]["kind"], "script");
+    assert!(
+        errors[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not finished"),
+        "{events:#?}"
+    );
+    assert_eq!(u64_of(&errors[1]["line"]), 2);
+    let end = of_type(&events, "job_end")[0];
+    assert_eq!(u64_of(&end["errors"]), 2);
+    assert_eq!(u64_of(&end["status"]), 1);
+}

@@ -20,12 +20,13 @@ pub mod table;
 
 use crate::cancel::{CancelToken, Signal, on_signals};
 use crate::error::{Error, ErrorKind};
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::progress::ProgressMode;
 use crate::protocol::{Entry, EntryKind, Features};
 use crate::script::push_pull;
 use crate::script::{
-    EXIT_INTERRUPTED, Host, HostOptions, ScriptSession, ServerHandle, Stop, folder_name, functions,
+    EXIT_INTERRUPTED, Host, HostOptions, SCRIPT, ScriptSession, ServerHandle, Stop, folder_name,
+    functions,
 };
 use crate::session::Session;
 use crate::sync::{Direction, SyncOptions};
@@ -168,15 +169,20 @@ struct Failure {
     text: String,
     /// The exit status it calls for in batch mode.
     status: u8,
+    /// For a failure of the line itself, its message for the `error`
+    /// event (no script call wrote one).
+    event: Option<String>,
 }
 
 impl Failure {
     /// A failure of the line itself, not of a script (a command form's
     /// usage, unfinished code): `error: message`, status 1.
     fn error(message: impl Into<String>) -> Failure {
+        let message = message.into();
         Failure {
-            text: format!("error: {}", message.into()),
+            text: format!("error: {message}"),
             status: 1,
+            event: Some(message),
         }
     }
 }
@@ -329,10 +335,12 @@ impl Repl {
                 }
             };
             let result = if entry.unfinished {
-                Err(Failure::error(
+                let failure = Failure::error(
                     "this code is not finished when the input ends \
                      (an open bracket, backtick string or comment)",
-                ))
+                );
+                self.line_failed(&failure, "<stdin>", entry.line);
+                Err(failure)
             } else {
                 // pad with blank lines so reports give the line in the input
                 let source = format!("{}{}", "\n".repeat(entry.line - 1), entry.text);
@@ -393,7 +401,28 @@ impl Repl {
             None => self.run_code(text, name),
         };
         self.busy.store(false, Ordering::SeqCst);
+        if let Err(failure) = &result {
+            // batch entries are padded with blank lines to their place
+            let line = text.chars().take_while(|&c| c == '\n').count() + 1;
+            self.line_failed(failure, name, line);
+        }
         result
+    }
+
+    /// The `error` event of a failure of the line itself (a command form's
+    /// usage, unfinished code), which no script call wrote.
+    fn line_failed(&self, failure: &Failure, file: &str, line: usize) {
+        let Some(message) = &failure.event else {
+            return;
+        };
+        let events = self.host.borrow().events();
+        crate::events::emit(events.as_ref(), || Event::Error {
+            kind: SCRIPT.to_string(),
+            message: message.clone(),
+            file: Some(file.to_string()),
+            line: Some(line),
+            name: None,
+        });
     }
 
     fn run_code(&mut self, text: &str, name: &str) -> Result<Next, Failure> {
@@ -414,6 +443,7 @@ impl Repl {
             Err(Stop::Failed(report)) => Err(Failure {
                 text: report.to_string(),
                 status: report.exit_code(&self.cancel),
+                event: None,
             }),
         }
     }
@@ -580,7 +610,11 @@ impl Repl {
                 failed.message
             ));
         }
-        Err(Failure { text, status: 1 })
+        Err(Failure {
+            text,
+            status: 1,
+            event: None,
+        })
     }
 
     /// Evaluates the script call a command form stands for. Failures show
@@ -596,12 +630,14 @@ impl Repl {
                 Failure {
                     text,
                     status: report.exit_code(&self.cancel),
+                    event: None,
                 }
             }
             // the calls commands stand for never call exit()
             Stop::Exit(exit) => Failure {
                 text: exit.message.unwrap_or_default(),
                 status: exit.code,
+                event: None,
             },
         })
     }
@@ -647,7 +683,11 @@ impl Repl {
         if e.kind == ErrorKind::NotConnected {
             text.push_str(" with CONNECT,host,port");
         }
-        Failure { text, status }
+        Failure {
+            text,
+            status,
+            event: None,
+        }
     }
 
     /// Closes the current session politely (BYE), if one is open,

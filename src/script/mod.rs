@@ -28,7 +28,8 @@ mod time;
 pub use api::{ScriptSession, ServerHandle};
 pub(crate) use api::{folder_name, remote_folder};
 pub use report::{
-    BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, Stop, kinds,
+    BAD_ARGUMENT, EXIT_INTERRUPTED, EXIT_UNUSABLE, Exit, Location, Phase, Report, SCRIPT, Stop,
+    kinds,
 };
 pub use run::{RunOptions, ScriptSource, run};
 
