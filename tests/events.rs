@@ -787,3 +787,29 @@ fn a_repl_line_that_fails_by_itself_is_an_error_event_with_its_line() {
     assert_eq!(u64_of(&end["errors"]), 2);
     assert_eq!(u64_of(&end["status"]), 1);
 }
+
+#[test]
+fn a_failed_repl_command_form_names_its_line_in_the_input() {
+    let server = TestServer::start();
+    let work = TempDir::new().unwrap();
+    let run = run_ioe(
+        work.path(),
+        &[
+            "repl",
+            "--no-progress",
+            "--keep-going",
+            "--events",
+            "events.ndjson",
+        ],
+        &format!("CONNECT,{}\n\nREAD,nope\nSTAT,gone\n", server.addr()),
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let events = events(&work.path().join("events.ndjson"));
+    let errors = of_type(&events, "error");
+    assert_eq!(errors.len(), 2, "{events:#?}");
+    for (error, line) in errors.iter().zip([3, 4]) {
+        assert_eq!(error["kind"], "not_found", "{error}");
+        assert_eq!(error["file"], "<stdin>", "{error}");
+        assert_eq!(u64_of(&error["line"]), line, "{error}");
+    }
+}

@@ -116,6 +116,7 @@ fn run_with(options: &Options, events: Option<Arc<Events>>) -> u8 {
         cancel,
         busy,
         progress: options.progress.enabled(),
+        place: None,
     };
     if io::stdin().is_terminal() {
         repl.interactive(options)
@@ -195,6 +196,9 @@ struct Repl {
     busy: Arc<AtomicBool>,
     /// Whether transfers draw progress bars.
     progress: bool,
+    /// The input name and line of the entry running (none for
+    /// `--connect`), for the `error` events of command forms.
+    place: Option<(String, usize)>,
 }
 
 impl Repl {
@@ -395,15 +399,17 @@ impl Repl {
     fn execute(&mut self, text: &str, name: &str) -> Result<Next, Failure> {
         self.cancel.reset();
         self.busy.store(true, Ordering::SeqCst);
+        // batch entries are padded with blank lines to their place
+        let line = text.chars().take_while(|&c| c == '\n').count() + 1;
+        self.place = Some((name.to_string(), line));
         let result = match forms::parse(text) {
             Some(Ok(form)) => self.run_form(form),
             Some(Err(usage)) => Err(Failure::error(usage.0)),
             None => self.run_code(text, name),
         };
         self.busy.store(false, Ordering::SeqCst);
+        self.place = None;
         if let Err(failure) = &result {
-            // batch entries are padded with blank lines to their place
-            let line = text.chars().take_while(|&c| c == '\n').count() + 1;
             self.line_failed(failure, name, line);
         }
         result
@@ -620,7 +626,15 @@ impl Repl {
     /// Evaluates the script call a command form stands for. Failures show
     /// the message alone: the user typed no Rhai, so no source position.
     fn call(&mut self, code: &str) -> Result<Dynamic, Failure> {
-        let result = self.host.borrow_mut().eval("<command>", code);
+        // under the entry's name, on its line, so that its `error` event
+        // names the place in the input
+        let result = match &self.place {
+            Some((name, line)) => {
+                let code = format!("{}{code}", "\n".repeat(line - 1));
+                self.host.borrow_mut().eval(name, &code)
+            }
+            None => self.host.borrow_mut().eval("<command>", code),
+        };
         result.map_err(|stop| match stop {
             Stop::Failed(report) => {
                 let mut text = report.headline();
@@ -660,9 +674,14 @@ impl Repl {
             )),
         };
         result.map_err(|e| {
-            if let Some(events) = self.host.borrow().events() {
-                events.client_error(e.kind, e.to_string(), None);
-            }
+            let events = self.host.borrow().events();
+            crate::events::emit(events.as_ref(), || Event::Error {
+                kind: e.kind.as_str().to_string(),
+                message: e.to_string(),
+                file: self.place.as_ref().map(|(name, _)| name.clone()),
+                line: self.place.as_ref().map(|&(_, line)| line),
+                name: None,
+            });
             self.client_failure(&e)
         })
     }

@@ -1077,7 +1077,9 @@ pub fn test_certificate() -> &'static TestCertificate {
 pub fn known_hosts() -> PathBuf {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ioe-test-tls");
+        // not in `ioe-test-tls`: made first, that folder would stop
+        // test_certificate() from renaming the certificate into place
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ioe-test-known-hosts");
         std::fs::create_dir_all(&dir).expect("a folder for the known-hosts file");
         let path = dir.join(format!("known_hosts-{}", std::process::id()));
         std::fs::write(&path, "").expect("start the known-hosts file");
