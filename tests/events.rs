@@ -813,3 +813,33 @@ fn a_failed_repl_command_form_names_its_line_in_the_input() {
         assert_eq!(u64_of(&error["line"]), line, "{error}");
     }
 }
+
+#[test]
+fn a_repl_input_line_that_is_not_utf8_is_an_error_event() {
+    let work = TempDir::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ioe"))
+        .args(["repl", "--no-progress", "--events", "events.ndjson"])
+        .current_dir(work.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ioe repl");
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"let a = 1;\nprint(\"\xff\");\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let events = events(&work.path().join("events.ndjson"));
+    let errors = of_type(&events, "error");
+    assert_eq!(errors.len(), 1, "{events:#?}");
+    assert_eq!(errors[0]["kind"], "script");
+    assert_eq!(errors[0]["file"], "<stdin>");
+    assert_eq!(u64_of(&errors[0]["line"]), 2);
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("not UTF-8"),
+        "{events:#?}"
+    );
+    assert_eq!(u64_of(&of_type(&events, "job_end")[0]["errors"]), 1);
+}

@@ -32,6 +32,11 @@ pub struct Entries<R> {
 }
 
 impl<R: BufRead> Entries<R> {
+    /// The number of the last line read (the one an error is about).
+    pub fn line(&self) -> usize {
+        self.number
+    }
+
     /// The next line without its line ending, `None` at the end; a line
     /// that is not UTF-8 text is an error naming its number.
     fn next_line(&mut self) -> io::Result<Option<String>> {

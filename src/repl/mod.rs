@@ -329,10 +329,13 @@ impl Repl {
             return failure.status;
         }
         let mut status = 0;
-        for entry in batch::entries(io::stdin().lock()) {
+        let mut entries = batch::entries(io::stdin().lock());
+        while let Some(entry) = entries.next() {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
+                    let failure = Failure::error(format!("cannot read standard input: {e}"));
+                    self.line_failed(&failure, "<stdin>", entries.line());
                     say_err!("ioe: cannot read standard input: {e}");
                     self.quit();
                     return 1;
