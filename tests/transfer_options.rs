@@ -62,6 +62,23 @@ fn resuming() -> TransferOptions {
 }
 
 /// The part files beside `dir`'s files.
+/// Ctrl-C (`cancel`) once a part file in `dir` holds some bytes: the relay
+/// counts bytes on the wire, which over TLS the client may still be
+/// decrypting when it holds the rest.
+fn cancel_once_bytes_are_on_disk(dir: &Path, cancel: &CancelToken) {
+    let on_disk = || {
+        parts(dir)
+            .first()
+            .is_some_and(|part| fs::metadata(part).is_ok_and(|m| m.len() > 0))
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(10), on_disk),
+        "no bytes reached a part file in {}",
+        dir.display()
+    );
+    cancel.cancel();
+}
+
 fn parts(dir: &Path) -> Vec<PathBuf> {
     let mut parts: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
@@ -286,7 +303,7 @@ fn a_download_stopped_by_ctrl_c_keeps_its_bytes_and_resumes() {
         Some(cancel.clone()),
     );
     relay.wait_held();
-    cancel.cancel();
+    cancel_once_bytes_are_on_disk(local.path(), &cancel);
     let e = client.join().unwrap();
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e}");
     assert!(
@@ -317,7 +334,7 @@ fn a_resume_starts_over_when_the_remote_file_changed_meanwhile() {
     let cancel = CancelToken::new();
     let client = cut_download(&relay, "v.bin", &target, 1024 * 1024, Some(cancel.clone()));
     relay.wait_held();
-    cancel.cancel();
+    cancel_once_bytes_are_on_disk(local.path(), &cancel);
     client.join().unwrap();
     drop(relay);
     assert_eq!(parts(local.path()).len(), 1);
@@ -355,7 +372,7 @@ fn a_resume_whose_kept_bytes_do_not_match_starts_again_from_zero_once() {
         Some(cancel.clone()),
     );
     relay.wait_held();
-    cancel.cancel();
+    cancel_once_bytes_are_on_disk(local.path(), &cancel);
     client.join().unwrap();
     drop(relay);
     assert_eq!(parts(local.path()).len(), 1);
