@@ -51,14 +51,7 @@ impl Dirs {
 
     /// Mints a token with `ioe token new --auth … --label LABEL EXTRA…`.
     fn mint(&self, label: &str, extra: &[&str]) -> String {
-        let tokens = self.tokens_arg();
-        let mut args = vec!["token", "new", "--auth", &tokens, "--label", label];
-        args.extend_from_slice(extra);
-        let run = run_ioe(&self.work, &args, "");
-        assert_eq!(run.code, Some(0), "{run:?}");
-        let token = run.stdout.trim().to_string();
-        assert!(token.starts_with("ioe_"), "{run:?}");
-        token
+        common::mint(&self.work, &self.tokens(), label, extra)
     }
 
     /// `ioe serve --auth tokens ARGS…`, logging.

@@ -460,10 +460,7 @@ fn the_server_logs_one_json_object_per_request_and_timestamps_its_text_log() {
     assert_eq!(run.code, Some(0), "{run:#?}");
     server.wait_for_log(&["\"request\":\"BYE\""]);
     let log = server.log();
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let lines = json_lines(&log);
     let request = |name: &str| {
         lines
             .iter()
@@ -599,15 +596,9 @@ fn a_token_s_label_is_the_identity_in_the_connect_event_and_the_server_s_json_lo
     fs::create_dir_all(&root).unwrap();
     fs::create_dir_all(&work).unwrap();
     put(&root, "a.bin", b"seven b");
-    let tokens = work.join("tokens");
-    let tokens = tokens.to_str().unwrap();
-    let minted = run_ioe(
-        &work,
-        &["token", "new", "--auth", tokens, "--label", "nightly"],
-        "",
-    );
-    assert_eq!(minted.code, Some(0), "{minted:#?}");
-    let token = minted.stdout.trim();
+    let tokens_file = work.join("tokens");
+    let token = &common::mint(&work, &tokens_file, "nightly", &[]);
+    let tokens = tokens_file.to_str().unwrap();
     let server = ServeProcess::start_logging(&root, &["--auth", tokens, "--log-format", "json"]);
     let code = format!(
         "connect(\"{}\", #{{token: \"{token}\"}}); read(\"a.bin\"); bye();",
@@ -623,10 +614,7 @@ fn a_token_s_label_is_the_identity_in_the_connect_event_and_the_server_s_json_lo
     server.wait_for_log(&["\"request\":\"BYE\""]);
     let log = server.log();
     assert!(!log.contains(token), "the token is in the log: {log}");
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let lines = json_lines(&log);
     let read = lines
         .iter()
         .find(|l| l["request"] == "READ a.bin")
@@ -648,15 +636,9 @@ fn failed_logins_and_requests_before_auth_are_requests_with_result_error_in_the_
     let (root, work) = (dirs.path().join("root"), dirs.path().join("work"));
     fs::create_dir_all(&root).unwrap();
     fs::create_dir_all(&work).unwrap();
-    let tokens = work.join("tokens");
-    let tokens = tokens.to_str().unwrap();
-    let minted = run_ioe(
-        &work,
-        &["token", "new", "--auth", tokens, "--label", "nightly"],
-        "",
-    );
-    assert_eq!(minted.code, Some(0), "{minted:#?}");
-    let token = minted.stdout.trim();
+    let tokens_file = work.join("tokens");
+    let token = &common::mint(&work, &tokens_file, "nightly", &[]);
+    let tokens = tokens_file.to_str().unwrap();
     let server = ServeProcess::start_logging(&root, &["--auth", tokens, "--log-format", "json"]);
     let wrong = "ioe_0000000000000000000000000000000000000000000000000";
     let mut raw = Raw::connect(server.addr());

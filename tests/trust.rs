@@ -724,21 +724,10 @@ fn a_named_server_authenticates_with_its_token_file() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let tokens = env.tmp.path().join("tokens");
-    let minted = env.ioe(
-        &[
-            "token",
-            "new",
-            "--auth",
-            tokens.to_str().unwrap(),
-            "--label",
-            "nightly",
-        ],
-        &[],
-    );
-    assert_eq!(minted.code, Some(0), "{minted:?}");
+    let token = common::mint(&env.work, &tokens, "nightly", &[]);
     let token_file = env.tmp.path().join("config/ioe/backup.token");
     fs::create_dir_all(token_file.parent().unwrap()).unwrap();
-    fs::write(&token_file, minted.stdout.trim()).unwrap();
+    fs::write(&token_file, &token).unwrap();
     fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
     let server = serve_tls(
         &env.root,
@@ -803,18 +792,7 @@ fn a_named_server_authenticates_with_its_token_file() {
 fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
     let env = Env::new();
     let tokens = env.tmp.path().join("tokens");
-    let minted = env.ioe(
-        &[
-            "token",
-            "new",
-            "--auth",
-            tokens.to_str().unwrap(),
-            "--label",
-            "for-the-other-server",
-        ],
-        &[],
-    );
-    assert_eq!(minted.code, Some(0), "{minted:?}");
+    let token = common::mint(&env.work, &tokens, "for-the-other-server", &[]);
     // this server's admin would learn the token meant for another server
     let server = serve_tls(
         &env.root,
@@ -835,7 +813,7 @@ fn a_named_server_without_a_token_file_is_not_sent_ioe_token() {
             .args(["run", "--no-progress", "-e", code])
             .current_dir(&env.work)
             .envs(env.vars())
-            .env("IOE_TOKEN", minted.stdout.trim())
+            .env("IOE_TOKEN", &token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -839,6 +839,19 @@ pub fn run_ioe(dir: &Path, args: &[&str], stdin: &str) -> Run {
     finish(child, feeder)
 }
 
+/// Mints a token into the token file `tokens` with `ioe token new --auth
+/// TOKENS --label LABEL EXTRA…` (run in `dir`) and returns it.
+pub fn mint(dir: &Path, tokens: &Path, label: &str, extra: &[&str]) -> String {
+    let tokens = tokens.to_str().expect("a UTF-8 path");
+    let mut args = vec!["token", "new", "--auth", tokens, "--label", label];
+    args.extend_from_slice(extra);
+    let run = run_ioe(dir, &args, "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let token = run.stdout.trim().to_string();
+    assert!(token.starts_with("ioe_"), "{run:?}");
+    token
+}
+
 /// Waits at most [`RUN_TIMEOUT`] for `child` to exit and collects its output.
 pub fn finish(mut child: Child, feeder: std::thread::JoinHandle<()>) -> Run {
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
