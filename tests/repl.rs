@@ -621,16 +621,31 @@ fn tab_completion_over_tls_uses_the_sessions_pinned_fingerprint() {
     let identity = ioe::tls::server_identity(Some((&cert, &key)), keys.path()).unwrap();
     let fingerprint = identity.fingerprint.clone();
     let server = TestServer::start_with(|config| config.tls = Some(identity.config));
+    // the side connection that lists for Tab speaks TLS with the same pin
+    connect_then_tab_completes_the_report(
+        &Folders::new(),
+        &server,
+        &format!(
+            "connect(\"{}\", #{{tls: true, fingerprint: \"{fingerprint}\"}}); ()",
+            server.addr()
+        ),
+    );
+}
+
+/// Puts `report-2026.pdf` (3 bytes) on `server`, runs `connect_code` in a
+/// new REPL, and checks that Tab completes `READ,rep` to it and the READ
+/// brings it: the side connection Tab lists with reached the server the
+/// way the session did.
+fn connect_then_tab_completes_the_report(
+    folders: &Folders,
+    server: &TestServer,
+    connect_code: &str,
+) {
     put(server.root(), "report-2026.pdf", b"pdf");
-    let folders = Folders::new();
     let mut repl = folders.repl(&[]);
     repl.prompt(None);
-    repl.line(&format!(
-        "connect(\"{}\", #{{tls: true, fingerprint: \"{fingerprint}\"}}); ()",
-        server.addr()
-    ));
+    repl.line(connect_code);
     repl.prompt(Some(server.addr()));
-    // the side connection that lists for Tab speaks TLS with the same pin
     repl.keys("READ,rep\t");
     repl.expect("report-2026.pdf");
     repl.line("");
@@ -651,22 +666,16 @@ fn tab_completion_on_a_server_with_tokens_authenticates_with_the_sessions_token(
     let token = ioe::auth::add(&file, &grant).unwrap();
     let tokens = ioe::auth::TokenFile::load(&file).unwrap();
     let server = TestServer::start_with(|config| config.auth = Some(std::sync::Arc::new(tokens)));
-    put(server.root(), "report-2026.pdf", b"pdf");
     let folders = Folders::new();
-    let mut repl = folders.repl(&[]);
-    repl.prompt(None);
-    repl.line(&format!(
-        "connect(\"{}\", #{{token: \"{token}\"}}); ()",
-        server.addr()
-    ));
-    repl.prompt(Some(server.addr()));
     // the side connection that lists for Tab sends the same token
-    repl.keys("READ,rep\t");
-    repl.expect("report-2026.pdf");
-    repl.line("");
-    repl.expect("received `report-2026.pdf` (3 bytes)");
-    repl.prompt(Some(server.addr()));
-    assert_eq!(repl.quit(), 0);
+    connect_then_tab_completes_the_report(
+        &folders,
+        &server,
+        &format!(
+            "connect(\"{}\", #{{token: \"{token}\"}}); ()",
+            server.addr()
+        ),
+    );
     // the line with the token was kept out of the history file
     let saved = fs::read_to_string(folders.state.path().join("ioe/history")).unwrap();
     assert!(saved.contains("READ,report-2026.pdf"), "{saved}");
