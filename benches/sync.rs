@@ -21,7 +21,7 @@
 mod common;
 
 use anyhow::{Context, Result, bail, ensure};
-use common::ServeChild;
+use common::{ServeChild, check_same};
 use ioe::Session;
 use ioe::sync::{DEFAULT_PARALLEL, Direction, SyncOptions, SyncReport, sync};
 use std::collections::BTreeMap;
@@ -855,38 +855,6 @@ fn fill_file(path: &Path, size: u64, seed: u64) -> io::Result<()> {
         left -= n;
     }
     Ok(())
-}
-
-/// Fails unless the two files hold the same bytes.
-fn check_same(a: &Path, b: &Path) -> Result<()> {
-    let open = |p: &Path| File::open(p).with_context(|| format!("cannot open `{}`", p.display()));
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
-    loop {
-        let na = read_full(&mut fa, &mut ba)?;
-        let nb = read_full(&mut fb, &mut bb)?;
-        ensure!(
-            ba[..na] == bb[..nb],
-            "`{}` differs from `{}`",
-            b.display(),
-            a.display()
-        );
-        if na == 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// Makes the folders created in `dir` spread over the disk instead of

@@ -37,7 +37,7 @@ mod common;
 mod tls_rows;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use common::ServeChild;
+use common::{ServeChild, check_same};
 use ioe::Session;
 use ioe::digest::{self, Algorithm};
 use ioe::session::{TransferOptions, Transferred};
@@ -1213,41 +1213,6 @@ fn check_size(path: &Path, size: u64) -> Result<()> {
         path.display()
     );
     Ok(())
-}
-
-/// Fails unless the two files hold the same bytes.
-fn check_same(a: &Path, b: &Path) -> Result<()> {
-    let open = |p: &Path| File::open(p).with_context(|| format!("cannot open `{}`", p.display()));
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; BUFFER], vec![0u8; BUFFER]);
-    let mut offset = 0u64;
-    loop {
-        let na = read_full(&mut fa, &mut ba)?;
-        let nb = read_full(&mut fb, &mut bb)?;
-        if ba[..na] != bb[..nb] {
-            bail!(
-                "`{}` differs from `{}` after byte {offset}",
-                b.display(),
-                a.display()
-            );
-        }
-        if na == 0 {
-            return Ok(());
-        }
-        offset += na as u64;
-    }
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 fn mb_per_s(bytes: u64, time: Duration) -> f64 {

@@ -1,8 +1,9 @@
 //! What the benchmarks share: an `ioe serve` child process to measure
-//! against.
+//! against, and the check that what arrived is what was sent.
 
-use anyhow::{Context, Result};
-use std::io::{BufRead, BufReader};
+use anyhow::{Context, Result, bail};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -48,4 +49,42 @@ impl Drop for ServeChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How much of each file [`check_same`] compares at a time.
+const CHUNK: usize = 1024 * 1024;
+
+/// Fails unless the two files hold the same bytes.
+pub fn check_same(a: &Path, b: &Path) -> Result<()> {
+    let open = |p: &Path| File::open(p).with_context(|| format!("cannot open `{}`", p.display()));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut fa, &mut ba)?;
+        let nb = read_full(&mut fb, &mut bb)?;
+        if ba[..na] != bb[..nb] {
+            bail!(
+                "`{}` differs from `{}` after byte {offset}",
+                b.display(),
+                a.display()
+            );
+        }
+        if na == 0 {
+            return Ok(());
+        }
+        offset += na as u64;
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
