@@ -144,7 +144,11 @@ pub struct Server {
 /// share.
 struct Shared {
     config: Config,
-    root: Arc<Root>,
+    /// The whole served folder: where a connection starts, what a token's
+    /// sub-folder is opened under, what the sweeper cleans. Requests go
+    /// through their connection's own root (`Connection::root`), which a
+    /// sub-folder token narrows, never through this one.
+    served: Arc<Root>,
     stopping: AtomicBool,
     /// Set by a second shutdown request: the grace period ends at once.
     hurry: AtomicBool,
@@ -285,7 +289,7 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 config,
-                root,
+                served: root,
                 stopping: AtomicBool::new(false),
                 hurry: AtomicBool::new(false),
                 cut_off: AtomicBool::new(false),
@@ -456,7 +460,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 conn,
                 peer,
                 id,
-                root: Arc::clone(&thread_shared.root),
+                root: Arc::clone(&thread_shared.served),
                 read_only: config.read_only,
                 label: None,
                 auth_by: config
@@ -613,7 +617,7 @@ fn sweeper(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
         .name("ioe-sweep".into())
         .spawn(move || {
             while !shared.stopping.load(Ordering::SeqCst) {
-                let swept = shared.root.sweep(older_than, &shared.stopping);
+                let swept = shared.served.sweep(older_than, &shared.stopping);
                 if swept.files > 0 {
                     let plural = if swept.files == 1 { "" } else { "s" };
                     shared.log(format_args!(

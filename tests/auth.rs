@@ -206,6 +206,17 @@ fn a_sub_folder_token_is_confined_to_it() {
     assert!(raw.line().starts_with("ERROR: "));
     raw.send(b"STAT,../../secret.txt\n");
     assert!(raw.line().starts_with("ERROR: "));
+    // HASH resolves names in the sub-folder too: a name of the root's own is
+    // not found there, and the sub-folder's file is the one digested
+    raw.send(b"HASH,sha256,secret.txt\n");
+    assert!(raw.line().starts_with("ERROR: "), "a digest from outside");
+    raw.send(b"HASH,sha256,a.jpg\n");
+    let digest = ioe::digest::hash_reader(
+        ioe::digest::Algorithm::Sha256,
+        fs::File::open(photos.join("a.jpg")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw.line(), format!("OK sha256 {digest}\n"));
     // an upload lands inside the sub-folder, under the name given
     assert_eq!(raw.upload("new.jpg", b"new"), "OK 3\n");
     assert_eq!(fs::read(photos.join("new.jpg")).unwrap(), b"new");

@@ -79,7 +79,7 @@ impl Connection<'_> {
             }
         };
         if let Some(folder) = &grant.folder {
-            match self.shared.root.sub(folder) {
+            match self.shared.served.sub(folder) {
                 Ok(root) => self.root = Arc::new(root),
                 Err(e) => {
                     self.log_error(

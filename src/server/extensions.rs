@@ -129,11 +129,7 @@ impl Connection<'_> {
                 known.join(", ")
             ));
         };
-        let (file, _) = self
-            .shared
-            .root
-            .open_file(name)
-            .map_err(|e| e.to_string())?;
+        let (file, _) = self.root.open_file(name).map_err(|e| e.to_string())?;
         let stamp = |file: &std::fs::File| {
             file.metadata()
                 .map(|meta| FileStamp::of(&meta))
