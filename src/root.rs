@@ -76,7 +76,6 @@ impl fmt::Display for FsError {
     }
 }
 
-/// An I/O error as words, without the path some libraries add to it.
 /// When `path` — a file the server keeps for itself, such as its private
 /// key or token file — lies inside the served folder `root`, where clients
 /// could read or replace it: both resolved, for the message. Links are
@@ -115,6 +114,7 @@ fn resolved(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// An I/O error as words, without the path some libraries add to it.
 fn io_text(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code).to_string(),

@@ -223,10 +223,7 @@ impl Shared {
     /// One line on stderr, unless quiet. A log that cannot be written (its
     /// reader went away) is skipped: serving matters more than logging.
     fn log(&self, args: std::fmt::Arguments<'_>) {
-        if !self.config.quiet {
-            let line = log::message(self.config.log_format, None, &args.to_string());
-            let _ = writeln!(io::stderr().lock(), "{line}");
-        }
+        self.log_line(|format| log::message(format, None, &args.to_string()));
     }
 
     /// One line about the client at `peer` (its `peer` field in the JSON
