@@ -815,17 +815,9 @@ impl Connection<'_> {
         let request = match protocol::parse_request(line) {
             Ok(request) => request,
             Err(bad) => {
-                // a mistyped `AUTH` must not put its token in the log (the
-                // reason quotes the line too)
-                let (shown, refused) = if crate::auth::holds_token(&String::from_utf8_lossy(line)) {
-                    let shown = "a line holding a token".to_string();
-                    let refused = "refused (not logged)".to_string();
-                    (shown, refused)
-                } else {
-                    let shown = protocol::printable(line);
-                    let refused = format!("refused: {}", bad.message);
-                    (shown, refused)
-                };
+                // a token in the line is kept out by the log itself
+                let shown = protocol::printable(line);
+                let refused = format!("refused: {}", bad.message);
                 return Ok(match bad.then {
                     AfterError::Continue => {
                         self.log_error(&shown, &refused);

@@ -769,12 +769,10 @@ fn start_tls(
                     first_contact: matches!(refusal, crate::tls::Refusal::Unknown { .. })
                         .then(|| refusal.shown().to_string()),
                 }),
-                None if conn::is_timeout(&e) || e.kind() == io::ErrorKind::TimedOut => {
-                    Err(plain(format!(
-                        "the TLS handshake did not complete within {} s",
-                        limit.as_secs()
-                    )))
-                }
+                None if conn::is_timeout(&e) => Err(plain(format!(
+                    "the TLS handshake did not complete within {} s",
+                    limit.as_secs()
+                ))),
                 None => Err(plain(format!(
                     "TLS handshake failed: {e} (is the server started with `--tls`?)"
                 ))),

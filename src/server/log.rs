@@ -5,6 +5,7 @@
 //! their outcome, bytes and duration; other happenings (a connection
 //! closed, a client refused) as a message.
 
+use crate::auth::holds_token;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -98,6 +99,18 @@ pub(crate) fn request(
         Outcome::Ok { text, bytes } => ("ok", text, bytes),
         Outcome::Error(text) => ("error", text, 0),
     };
+    // a token typed where a request or name goes (`AUTH ioe_…`,
+    // `STAT,ioe_…`) never reaches the log, nor the reason that quotes it
+    let request = if holds_token(request) {
+        "a line holding a token"
+    } else {
+        request
+    };
+    let message = match (holds_token(message), result) {
+        (false, _) => message,
+        (true, "ok") => "(not logged)",
+        (true, _) => "refused (not logged)",
+    };
     match format {
         LogFormat::Text => format!(
             "{} {} {request} -> {message}",
@@ -119,6 +132,11 @@ pub(crate) fn request(
 
 /// A line that is not a request's: about `who`, or server-wide.
 pub(crate) fn message(format: LogFormat, who: Option<Who<'_>>, message: &str) -> String {
+    let message = if holds_token(message) {
+        "a line holding a token (not logged)"
+    } else {
+        message
+    };
     match (format, who) {
         (LogFormat::Text, Some(who)) => {
             format!("{} {} {message}", crate::events::now(), who.text())
