@@ -586,12 +586,7 @@ impl Repl {
             Direction::Push => (from, to),
             Direction::Pull => (to, from),
         };
-        let verb = if direction == Direction::Push {
-            "push"
-        } else {
-            "pull"
-        };
-        let op = format!("{verb} `{from}` to `{to}`");
+        let op = push_pull::operation(direction, from, to);
         let progress = self.progress;
         let options = SyncOptions {
             events: self.host.borrow().events(),

@@ -74,8 +74,8 @@ pub(crate) fn register(reg: &mut Registry<'_>, state: &Rc<RefCell<State>>) {
 }
 
 /// `push `from` to `to``: how failures of the call name it.
-fn operation(direction: Direction, from: &str, to: &str) -> String {
-    format!("{} `{from}` to `{to}`", verb(direction))
+pub(crate) fn operation(direction: Direction, from: &str, to: &str) -> String {
+    format!("{} `{from}` to `{to}`", direction.verb())
 }
 
 /// One script call: the options read, the sync run with the progress bar,
@@ -121,7 +121,7 @@ pub(crate) fn run(
 ) -> Result<SyncReport> {
     let counters = Arc::new(Counters::default());
     options.progress = Some(Arc::clone(&counters));
-    let meter = TreeMeter::start(progress && !options.dry_run, verb(direction), counters);
+    let meter = TreeMeter::start(progress && !options.dry_run, direction.verb(), counters);
     session.set_progress(false);
     let report = sync::sync(session, direction, local, remote, &options);
     session.set_progress(progress);
@@ -137,7 +137,7 @@ pub(crate) fn run(
 /// The `skip`, `delete` and `error` events of a sync that ran (the copies
 /// and retries were written as they happened).
 fn report_events(events: &Events, direction: Direction, report: &SyncReport) {
-    let sync = verb(direction);
+    let sync = direction.verb();
     for skipped in &report.skipped {
         events.emit(&Event::Skip {
             sync,
@@ -325,7 +325,7 @@ fn result_map(report: &SyncReport) -> Map {
 /// made 1 folder, deleted 2, skipped 10, 0 failed, in 0.4 s`, and why
 /// deletes were held back if they were; a dry run says what it would do.
 pub(crate) fn summary(direction: Direction, dry_run: bool, report: &SyncReport) -> String {
-    let verb = verb(direction);
+    let verb = direction.verb();
     let count = |n: usize, one: &str, many: &str| match n {
         1 => format!("1 {one}"),
         n => format!("{n} {many}"),
@@ -375,10 +375,3 @@ pub(crate) fn left_out(report: &SyncReport) -> impl Iterator<Item = &sync::Skipp
 
 /// The reasons of the skips that mean "already there and the same".
 const UNCHANGED: &[&str] = &["same size and mtime", "same size", "same digest", "exists"];
-
-fn verb(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Push => "push",
-        Direction::Pull => "pull",
-    }
-}

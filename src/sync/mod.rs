@@ -38,6 +38,16 @@ pub enum Direction {
     Pull,
 }
 
+impl Direction {
+    /// `push` or `pull`, as scripts, messages and events name it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Direction::Push => "push",
+            Direction::Pull => "pull",
+        }
+    }
+}
+
 /// What counts as unchanged (the file is then not copied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {

@@ -229,10 +229,7 @@ impl Shared<'_> {
             return;
         };
         events::emit(self.options.events.as_ref(), || Event::Retry {
-            sync: match self.direction {
-                Direction::Push => "push",
-                Direction::Pull => "pull",
-            },
+            sync: self.direction.verb(),
             name: job.name.clone(),
             attempt: job.attempts,
             kind: error.kind.as_str(),
