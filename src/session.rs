@@ -351,15 +351,10 @@ impl Session {
                 ))
             }
             Status::Error(message) if protocol::announces_close(&message) => {
-                self.conn = None;
-                Err(Error::new(
-                    ErrorKind::ConnectFailed,
-                    op,
-                    format!(
-                        "server said: {message} (the session is now closed){}",
-                        self.tls_hint(&message)
-                    ),
-                ))
+                // the refusal of any request, as a failed connect
+                let mut refused = self.refusal(op, &message);
+                refused.kind = ErrorKind::ConnectFailed;
+                Err(refused)
             }
             Status::Error(_) => Ok(()),
             Status::Size(_) => Err(self.broken(op, "a size where `OK <identity>` was expected")),
