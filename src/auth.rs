@@ -401,30 +401,12 @@ pub fn mint() -> Result<String, String> {
 /// at the same time. A file replaced while waiting for the lock (a
 /// revoke) is opened again.
 fn open_locked(path: &Path) -> Result<File, String> {
-    let cannot = |e: io::Error| format!("cannot open the token file `{}`: {e}", path.display());
-    for _ in 0..10 {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(cannot)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| cannot(e.into()))?;
-        let held = file.metadata().map_err(cannot)?;
-        let now = fs::metadata(path);
-        if now.is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino()) {
-            if held.len() == 0 {
-                file.write_all(HEADER.as_bytes()).map_err(cannot)?;
-            }
-            return Ok(file);
-        }
+    let mut file = crate::files::open_locked(path, 0o600, "the token file")?;
+    let cannot = |e: io::Error| format!("cannot write the token file `{}`: {e}", path.display());
+    if file.metadata().map_err(cannot)?.len() == 0 {
+        file.write_all(HEADER.as_bytes()).map_err(cannot)?;
     }
-    Err(format!(
-        "the token file `{}` keeps being replaced; try again",
-        path.display()
-    ))
+    Ok(file)
 }
 
 /// The text of a locked file, which must parse.

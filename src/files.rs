@@ -2,8 +2,8 @@
 //! known-hosts file, the servers file, a CA file — so that each refuses the
 //! same careless set-up with the same words.
 
-use std::fs::Metadata;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, Metadata};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Refuses `what` (`the token file`) at `path` when other users may write
@@ -24,6 +24,35 @@ pub fn refuse_if_others_write(
     Err(format!(
         "{what} `{shown}` is writable by other users (mode {mode:04o}): anyone on this \
          machine {they_could}; `chmod o-w {shown}`"
+    ))
+}
+
+/// Opens `what` (`the token file`) at `path` for reading and appending,
+/// made with `mode` if missing, under an exclusive `flock`; opened again
+/// (up to 10 times) when another process replaced the file by a rename
+/// while this one waited for the lock, since the lock of a replaced file
+/// guards nothing. Never waits to open (a FIFO cannot hang it).
+pub fn open_locked(path: &Path, mode: u32, what: &str) -> Result<File, String> {
+    let cannot = |e: std::io::Error| format!("cannot open {what} `{}`: {e}", path.display());
+    for _ in 0..10 {
+        let file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(mode)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .map_err(cannot)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| cannot(e.into()))?;
+        let held = file.metadata().map_err(cannot)?;
+        if fs::metadata(path).is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino()) {
+            return Ok(file);
+        }
+    }
+    Err(format!(
+        "{what} `{}` keeps being replaced; try again",
+        path.display()
     ))
 }
 

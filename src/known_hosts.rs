@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names another known-hosts file.
@@ -207,28 +207,7 @@ fn open_locked(file: &Path) -> Result<fs::File> {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
     }
-    let cannot = || format!("cannot open the known-hosts file `{}`", file.display());
-    for _ in 0..10 {
-        let opened = fs::File::options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(file)
-            .with_context(cannot)?;
-        rustix::fs::flock(&opened, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(io::Error::from)
-            .with_context(cannot)?;
-        let held = opened.metadata().with_context(cannot)?;
-        if fs::metadata(file).is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino()) {
-            return Ok(opened);
-        }
-    }
-    bail!(
-        "the known-hosts file `{}` keeps being replaced; try again",
-        file.display()
-    )
+    crate::files::open_locked(file, 0o644, "the known-hosts file").map_err(anyhow::Error::msg)
 }
 
 /// What [`add`] did.
