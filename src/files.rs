@@ -1,6 +1,7 @@
-//! Checks on the small files `ioe` takes trust from — the token file, the
-//! known-hosts file, the servers file, a CA file — so that each refuses the
-//! same careless set-up with the same words.
+//! The small files `ioe` takes trust from — the token file, the
+//! known-hosts file, the servers file, a CA file: one check refuses the same
+//! careless set-up of each with the same words, and one lock guards the two
+//! that `ioe` itself changes.
 
 use std::fs::{self, File, Metadata};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};

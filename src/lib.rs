@@ -16,7 +16,7 @@
 //! - [`script`]: Rhai scripts on top of sessions (`ioe run`, the REPL's engine);
 //! - [`repl`]: `ioe repl`, command forms and Rhai code at a prompt or from a pipe;
 //! - [`events`]: what a job did, as JSON lines (`--events FILE`);
-//! - [`files`]: checks on the files trust is taken from (token, known hosts, servers, CA);
+//! - [`files`]: the files trust is taken from (token, known hosts, servers, CA): checks, locking;
 //! - [`tls`]: certificates, fingerprints and the client's trust (pinned,
 //!   known hosts, certificate authorities);
 //! - [`known_hosts`]: the file of servers trusted by fingerprint;
